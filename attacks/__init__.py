@@ -1,0 +1,1 @@
+"""Built-in privacy attacks. Importing this package registers them in `suite.registry.checks`."""

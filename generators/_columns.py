@@ -1,0 +1,60 @@
+"""Small per-column helpers the simple generators share."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from suite.metadata import DATETIME, NUMERICAL, Metadata
+
+
+def kind(metadata: Metadata, column: str) -> str:
+    """`numerical`, `datetime` or `categorical` (every other sdtype is drawn as a category)."""
+    sdtype = metadata.sdtype(column)
+    return sdtype if sdtype in (NUMERICAL, DATETIME) else "categorical"
+
+
+def as_numbers(values: pd.Series) -> np.ndarray:
+    """Float values of a numerical or datetime column (datetimes as nanoseconds), NaN for missing."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        out = values.to_numpy(dtype="datetime64[ns]", na_value=np.datetime64("NaT")).astype("int64").astype(float)
+        out[values.isna().to_numpy()] = np.nan
+        return out
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def decimals(values: np.ndarray, limit: int = 6) -> int | None:
+    """The fewest decimals that represent every value exactly, or None if more than `limit`."""
+    finite = values[np.isfinite(values)]
+    for d in range(limit + 1):
+        if np.allclose(finite, np.round(finite, d), rtol=0, atol=10.0 ** -(d + 3)):
+            return d
+    return None
+
+
+def restore(values: np.ndarray, like: pd.Series) -> pd.Series:
+    """Numbers drawn for a column, turned back into that column's dtype (integers rounded)."""
+    if pd.api.types.is_datetime64_any_dtype(like):
+        out = pd.Series(pd.to_datetime(np.where(np.isnan(values), np.nan, np.round(values)), unit="ns"))
+        tz = getattr(like.dtype, "tz", None)
+        return out.dt.tz_localize("UTC").dt.tz_convert(tz) if tz is not None else out.astype(like.dtype)
+    if pd.api.types.is_integer_dtype(like.dtype):
+        rounded = np.round(values)
+        if np.isnan(rounded).any():
+            return pd.Series(rounded).astype("Int64" if not pd.api.types.is_extension_array_dtype(like.dtype) else like.dtype)
+        return pd.Series(rounded).astype(like.dtype)
+    if pd.api.types.is_bool_dtype(like.dtype):
+        return pd.Series(values).astype(like.dtype)
+    return pd.Series(values).astype(like.dtype)
+
+
+def with_missing(values: pd.Series, rate: float, rng: np.random.Generator) -> pd.Series:
+    """The values with a share `rate` of them, drawn at random, set to missing."""
+    if rate <= 0:
+        return values
+    mask = rng.random(len(values)) < rate
+    if not pd.api.types.is_extension_array_dtype(values.dtype) and pd.api.types.is_integer_dtype(values.dtype):
+        values = values.astype("float64")
+    values = values.copy()
+    values[mask] = None
+    return values

@@ -1,0 +1,103 @@
+"""Calibration generators: known answers that prove the checks work.
+
+`identity` returns training rows (every privacy check must block it), `holdout` returns real
+rows no generator saw (what "no leakage" looks like), and `uniform` draws each column
+independently and uniformly over its observed domain (private, and useless).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from generators._columns import as_numbers, kind, restore, with_missing
+from suite.metadata import Metadata
+from suite.registry import generators
+
+
+def _draw_rows(rows: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """`n` rows of `rows`: each row once in random order, then again at random when n is larger."""
+    m = len(rows)
+    order = rng.permutation(m)
+    idx = order[:n] if n <= m else np.concatenate([order, rng.integers(0, m, n - m)])
+    return rows.iloc[idx].reset_index(drop=True)
+
+
+@generators.register("identity")
+class IdentityGenerator:
+    """Returns the training rows themselves: a release that every privacy check must block."""
+
+    name: ClassVar[str] = "identity"
+    #: Which part of the split the runner fits this generator on.
+    fit_on: ClassVar[str] = "train"
+
+    def __init__(self) -> None:
+        pass
+
+    def fit(self, train: pd.DataFrame, metadata: Metadata) -> IdentityGenerator:
+        self.rows_ = train.copy()
+        return self
+
+    def sample(self, n: int, *, seed: int) -> pd.DataFrame:
+        return _draw_rows(self.rows_, n, np.random.default_rng(seed))
+
+
+@generators.register("holdout")
+class HoldoutGenerator(IdentityGenerator):
+    """Returns real rows from the reference half of the holdout: the "no leakage" baseline.
+
+    The runner fits it on the reference rows, which are disjoint from both the training rows
+    and the control rows that the checks compare against.
+    """
+
+    name: ClassVar[str] = "holdout"
+    fit_on: ClassVar[str] = "reference"
+
+
+@generators.register("uniform")
+class UniformGenerator:
+    """Each column drawn independently and uniformly over its observed domain.
+
+    Numbers and dates are uniform between the column's minimum and maximum; categories are
+    equally likely; missing values keep the column's missing share.
+    """
+
+    name: ClassVar[str] = "uniform"
+
+    def __init__(self) -> None:
+        pass
+
+    def fit(self, train: pd.DataFrame, metadata: Metadata) -> UniformGenerator:
+        self.columns_: dict[str, tuple[str, object, float]] = {}
+        self.dtypes_ = train.dtypes.copy()
+        self.template_ = train.iloc[:0].copy()
+        for column in train.columns:
+            values = train[column]
+            missing = float(values.isna().mean())
+            if kind(metadata, column) == "categorical":
+                domain: object = values.dropna().unique()
+            else:
+                numbers = as_numbers(values)
+                finite = numbers[np.isfinite(numbers)]
+                domain = (float(finite.min()), float(finite.max())) if len(finite) else (np.nan, np.nan)
+            self.columns_[column] = (kind(metadata, column), domain, missing)
+        return self
+
+    def sample(self, n: int, *, seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        out = {}
+        for column, (k, domain, missing) in self.columns_.items():
+            like = self.template_[column]
+            if k == "categorical":
+                values = np.asarray(domain, dtype=object)
+                drawn = pd.Series(values[rng.integers(0, len(values), n)] if len(values) else [None] * n, dtype=like.dtype)
+            else:
+                low, high = domain  # type: ignore[misc]
+                numbers = rng.uniform(low, high, n) if np.isfinite(low) else np.full(n, np.nan)
+                if pd.api.types.is_integer_dtype(like.dtype):
+                    numbers = rng.integers(int(low), int(high) + 1, n).astype(float)
+                drawn = restore(numbers, like)
+            out[column] = with_missing(drawn, missing, rng)
+        return pd.DataFrame(out)

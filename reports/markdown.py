@@ -1,0 +1,61 @@
+"""report.md: verdicts and the gate table, short enough for a pull-request comment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from suite.io import write_text_atomic
+from suite.scorecard import MeasurementRecord, Scorecard
+
+_MARK = {"pass": "pass", "fail": "**FAIL**", "error": "**ERROR**", "missing": "**MISSING**", "ungated": "-"}
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def _row(m: MeasurementRecord, with_repeat: bool) -> str:
+    ci = "" if m.ci is None else f"[{m.ci[0]:.4g}, {m.ci[1]:.4g}]"
+    threshold = "" if m.threshold is None else str(m.threshold)
+    cells = [m.name, *( [str(m.repeat + 1)] if with_repeat else []), _number(m.value), ci, _number(m.baseline), threshold, _MARK[m.status.value], m.meaning or m.reason]
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def render_markdown(scorecard: Scorecard) -> str:
+    sc = scorecard
+    repeats = sc.scenario["spec"].get("repeats", 1) > 1
+    lines = [
+        f"# Release gate: {_cell(sc.scenario['name'])}",
+        "",
+        f"{'Every verdict is as expected.' if sc.summary.all_as_expected else 'Some verdicts are NOT as expected: ' + ', '.join(sc.summary.unexpected)}",
+        "",
+        f"Data: {sc.dataset['rows']} rows ({sc.dataset['train_rows']} train, {sc.dataset['control_rows']} holdout control, "
+        f"{sc.dataset['reference_rows']} holdout reference); sha256 `{sc.dataset['sha256'][:16]}…`. "
+        f"Columns never shown to a generator: {', '.join(sc.metadata['dropped_columns']) or 'none'}.",
+        "",
+        "| generator | verdict | expected | as expected |",
+        "|---|---|---|---|",
+    ]
+    for g in sc.generators:
+        lines.append(f"| {_cell(g.name)} | **{g.verdict}** | {g.expected} | {'yes' if g.as_expected else '**NO**'} |")
+    for g in sc.generators:
+        lines += ["", f"## {_cell(g.name)}: {g.verdict}", ""]
+        if g.reasons:
+            lines += ["Blocked because:", ""] + [f"- {_cell(r)}" for r in g.reasons] + [""]
+        level = f"{sc.scenario['spec'].get('confidence', 0.95):.0%} interval"
+        header = ["measurement", *(["repeat"] if repeats else []), "value", level, "baseline", "threshold", "status", "meaning"]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        ordered = sorted(g.measurements, key=lambda m: (not m.status.blocks, m.status.value == "ungated", m.name, m.repeat))
+        lines += [_row(m, repeats) for m in ordered]
+    lines += ["", f"Scorecard schema {sc.schema_version}; created {sc.created}; split seed {sc.provenance['split_seed']}, seeds {sc.provenance['seeds']}.", ""]
+    return "\n".join(lines)
+
+
+def write_markdown(scorecard: Scorecard, run_dir: Path) -> Path:
+    path = Path(run_dir) / "report.md"
+    write_text_atomic(path, render_markdown(scorecard))
+    return path

@@ -1,0 +1,120 @@
+"""Command line: `run`, `validate` and `list`.
+
+Exit codes: 0 every generator's verdict equals its expectation; 1 some verdict does not
+(a generator blocked that was expected to be released, or a canary released); 2 bad input or
+usage. With several scenarios the worst code wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from suite.errors import ConfigError
+
+OK, GATE_FAILED, BAD_INPUT = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="suite", description="Release gate for synthetic health data.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="fit, attack, measure and judge; write a run folder per scenario")
+    run.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO")
+    run.add_argument("--out", type=Path, default=None, help="folder for run folders (default: the scenario's `output`)")
+    run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    validate = sub.add_parser("validate", help="check scenarios without running them")
+    validate.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO")
+    sub.add_parser("list", help="list registered generators and checks")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    os.environ.setdefault("SDV_DISABLE_ANALYTICS", "1")
+    warnings.showwarning = _show_warning
+    try:
+        if args.command == "list":
+            return _list()
+        if args.command == "validate":
+            return max(_validate(path) for path in args.scenarios)
+        return max(_run(path, out=args.out, quiet=args.quiet) for path in args.scenarios)
+    except ConfigError as exc:
+        _error(exc, args.debug)
+        return BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _error(exc: BaseException, debug: bool) -> None:
+    if debug:
+        traceback.print_exception(exc)
+    print(f"error: {exc}", file=sys.stderr)
+
+
+def _load(path: Path):  # noqa: ANN202
+    from suite.plan import resolve
+    from suite.scenario import load_scenario
+
+    scenario, resolved = load_scenario(path)
+    return resolve(scenario, resolved)
+
+
+def _validate(path: Path) -> int:
+    try:
+        plan = _load(path)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return BAD_INPUT
+    names = ", ".join(c.spec.name for c in plan.checks)
+    print(f"{path}: valid ({len(plan.generators)} generator(s); checks: {names})")
+    return OK
+
+
+def _run(path: Path, *, out: Path | None, quiet: bool) -> int:
+    from reports import verdict_table, write_json, write_markdown
+    from suite.runner import Progress, run
+
+    try:
+        plan = _load(path)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return BAD_INPUT
+    try:
+        result = run(plan, out=out, progress=Progress(enabled=not quiet))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return BAD_INPUT
+    write_json(result.scorecard, result.run_dir)
+    write_markdown(result.scorecard, result.run_dir)
+    print(verdict_table(result.scorecard))
+    print(f"run folder: {result.run_dir}")
+    return OK if result.scorecard.summary.all_as_expected else GATE_FAILED
+
+
+def _list() -> int:
+    from suite.registry import checks, generators
+
+    for registry in (generators, checks):
+        print(f"{registry.kind}s:")
+        for name in registry.names():
+            cls = registry.get(name)
+            doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+            print(f"  {name:<22} {registry.source(name):<10} {doc}")
+        for name, problem in registry.broken().items():
+            print(f"  {name:<22} BROKEN     {problem}")
+    return OK

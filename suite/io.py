@@ -1,0 +1,82 @@
+"""File input and output: tables in, atomic files and fresh run folders out."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from suite.errors import ConfigError
+
+TABLE_SUFFIXES = {".csv": "CSV", ".tsv": "TSV", ".parquet": "Parquet", ".pq": "Parquet", ".xlsx": "Excel", ".xls": "Excel"}
+
+
+def read_table(path: Path, *, sheet: str | int | None = None) -> pd.DataFrame:
+    """Read a CSV, TSV, Parquet or Excel file into a new frame; the file is only read."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        accepted = ", ".join(sorted(TABLE_SUFFIXES))
+        raise ConfigError(f"unsupported table format {suffix or '(no suffix)'!r}; accepted: {accepted}", source=str(path))
+    if not path.is_file():
+        raise ConfigError("dataset file not found; fix `dataset.path` (relative paths start at the scenario file)", source=str(path))
+    try:
+        if suffix in (".csv", ".tsv"):
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", low_memory=False)
+        elif suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_excel(path, sheet_name=0 if sheet is None else sheet)
+    except PermissionError:
+        raise ConfigError("dataset file is not readable; check its permissions", source=str(path)) from None
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise ConfigError(f"could not read as {TABLE_SUFFIXES[suffix]}: {exc}", source=str(path)) from None
+    return frame
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_frame(frame: pd.DataFrame) -> str:
+    """A content hash of a frame (values, column names and order)."""
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def new_run_dir(root: Path, name: str) -> Path:
+    """Create a fresh run folder `root/<name>-<UTC time>[-k]`; an existing folder is never reused."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for k in range(1000):
+        candidate = root / (f"{name}-{stamp}" if k == 0 else f"{name}-{stamp}-{k}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise ConfigError(f"could not create a fresh run folder under {root}")

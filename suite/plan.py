@@ -1,0 +1,108 @@
+"""Resolve a scenario against the registries: every configuration error is found here, before any fit."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib.util
+import inspect
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ConfigDict, ValidationError, create_model
+
+from suite.errors import ConfigError
+from suite.policy import Threshold, effective_policy
+from suite.registry import RegistryError, checks, generators
+from suite.scenario import GeneratorSpec, Scenario, Spec, format_loc
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered class with its validated parameters."""
+
+    spec: Spec
+    cls: type
+    params: dict[str, Any]
+
+    def build(self) -> Any:
+        return self.cls(**self.params)
+
+
+@dataclass(frozen=True)
+class Plan:
+    scenario: Scenario
+    path: Path
+    generators: list[Component]
+    checks: list[Component]
+    policy: dict[str, Threshold]
+
+
+def resolve(scenario: Scenario, path: Path) -> Plan:
+    """Check names, parameters, optional packages and policy keys; collect every problem at once."""
+    problems: list[str] = []
+    gens = [_component(generators, g, ("generators", i), problems) for i, g in enumerate(scenario.generators)]
+    specs = [Spec(name=n) for n in checks.names()] if scenario.checks == "all" else list(scenario.checks)
+    chks = [_component(checks, c, ("checks", i), problems) for i, c in enumerate(specs)]
+    produced = [p for c in chks if c is not None for p in c.cls.measures]
+    for name in scenario.policy:
+        if not any(fnmatch.fnmatchcase(name, p) for p in produced):
+            close = difflib.get_close_matches(name, produced, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            problems.append(f"policy.{name}: no selected check produces this measurement; {hint}produced: {', '.join(produced) or 'none'}")
+    if not scenario.dataset.path.is_file():
+        problems.append(f"dataset.path: file not found: {scenario.dataset.path} (relative paths start at the scenario file)")
+    if scenario.dataset.metadata is not None and not scenario.dataset.metadata.is_file():
+        problems.append(f"dataset.metadata: file not found: {scenario.dataset.metadata} (omit the key to infer the metadata)")
+    if problems:
+        raise ConfigError("; ".join(problems), source=str(path))
+    return Plan(
+        scenario=scenario,
+        path=path,
+        generators=[g for g in gens if g is not None],
+        checks=[c for c in chks if c is not None],
+        policy=effective_policy(scenario.policy, produced),
+    )
+
+
+def _component(registry: Any, spec: Spec | GeneratorSpec, loc: tuple[Any, ...], problems: list[str]) -> Component | None:
+    where = format_loc(loc)
+    try:
+        cls = registry.get(spec.name)
+    except RegistryError as exc:
+        problems.append(f"{where}.name: {exc}")
+        return None
+    missing = [m for m in getattr(cls, "requires", ()) if importlib.util.find_spec(m) is None]
+    if missing:
+        problems.append(f"{where}: {spec.name} needs the package(s) {', '.join(missing)}; install them with pip")
+        return None
+    try:
+        params = _validate_params(cls, spec.params)
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = format_loc((*loc, "params", *err["loc"]))
+            if err["type"] == "extra_forbidden":
+                accepted = ", ".join(_parameters(cls)) or "none"
+                problems.append(f"{field}: {spec.name} has no parameter {err['loc'][-1]!r}; accepted: {accepted}")
+            else:
+                problems.append(f"{field}: {err['msg']} (got {err.get('input')!r})")
+        return None
+    return Component(spec=spec, cls=cls, params=params)
+
+
+def _parameters(cls: type) -> dict[str, inspect.Parameter]:
+    return {n: p for n, p in inspect.signature(cls.__init__).parameters.items() if n != "self"}
+
+
+def _validate_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """Validate `params` against the constructor's signature and type hints with pydantic."""
+    hints = typing.get_type_hints(cls.__init__)
+    fields = {
+        name: (hints.get(name, Any), ... if p.default is inspect.Parameter.empty else p.default)
+        for name, p in _parameters(cls).items()
+    }
+    model = create_model(f"{cls.__name__}Params", __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True), **fields)
+    validated = model.model_validate(params)
+    return {name: getattr(validated, name) for name in params}

@@ -1,0 +1,205 @@
+"""Run a resolved plan: fit, sample, check and judge every generator, then build the scorecard."""
+
+from __future__ import annotations
+
+import fnmatch
+import platform
+import sys
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, TextIO
+
+import pandas as pd
+
+from suite.dataset import PreparedData, prepare
+from suite.io import new_run_dir, sha256_file
+from suite.metadata import Roles, write_metadata
+from suite.plan import Component, Plan
+from suite.policy import judge
+from suite.registry import checks as check_registry
+from suite.registry import generators as generator_registry
+from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard, Summary
+from suite.seeding import seeded
+from suite.types import Context, Goal, Measurement
+
+_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "sdv", "sdmetrics", "anonymeter", "torch", "pydantic")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    scorecard: Scorecard
+    run_dir: Path
+
+
+class Progress:
+    """One line per step on a stream (stderr by default): scenario, generator, stage."""
+
+    def __init__(self, stream: TextIO | None = None, enabled: bool = True) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            print(message, file=self.stream, flush=True)
+
+
+def run(plan: Plan, *, out: Path | None = None, progress: Progress | None = None) -> RunResult:
+    """Execute the plan and write the scorecard's inputs into a fresh run folder."""
+    say = progress or Progress(enabled=False)
+    sc = plan.scenario
+    say(f"[{sc.name}] loading {sc.dataset.path.name}")
+    roles = Roles(**sc.dataset.roles.model_dump())
+    data = prepare(sc.dataset.path, metadata_path=sc.dataset.metadata, roles=roles, holdout=sc.split.holdout, seed=sc.split.seed, sheet=sc.dataset.sheet)
+    say(
+        f"[{sc.name}] {data.fingerprint['rows']} rows: train {len(data.train)}, holdout control {len(data.control)}, "
+        f"holdout reference {len(data.reference)}; dropped before any generator: {', '.join(data.dropped) or 'none'}"
+    )
+    run_dir = new_run_dir(out if out is not None else sc.output, sc.name)
+    metadata_file = run_dir / ("metadata.inferred.json" if data.metadata_inferred else "metadata.json")
+    write_metadata(data.full_metadata, metadata_file)
+    records = [_run_generator(plan, g, i, data, say) for i, g in enumerate(plan.generators)]
+    scorecard = Scorecard(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        scenario={
+            "name": sc.name,
+            "path": str(plan.path),
+            "sha256": sha256_file(plan.path),
+            "spec": sc.model_dump(mode="json"),
+        },
+        dataset=data.fingerprint,
+        metadata={"inferred": data.metadata_inferred, "file": metadata_file.name, "dropped_columns": list(data.dropped), "columns": {c: s["sdtype"] for c, s in data.metadata.columns.items()}},
+        policy=plan.policy,
+        provenance=_provenance(plan),
+        summary=_summary(records),
+        generators=records,
+    )
+    return RunResult(scorecard=scorecard, run_dir=run_dir)
+
+
+def _run_generator(plan: Plan, component: Component, index: int, data: PreparedData, say: Progress) -> GeneratorRecord:
+    sc = plan.scenario
+    spec = sc.generators[index]
+    key = spec.key
+    n = sc.sample_size or len(data.train)
+    fit_on = getattr(component.cls, "fit_on", "train")
+    fit_data = data.reference if fit_on == "reference" else data.train
+    records: list[MeasurementRecord] = []
+    seconds: Counter[str] = Counter()
+    for repeat in range(sc.repeats):
+        seed = sc.seed + repeat
+        tag = f"[{sc.name}] {key} ({index + 1}/{len(plan.generators)})" + (f" repeat {repeat + 1}/{sc.repeats}" if sc.repeats > 1 else "")
+        measurements: list[Measurement] = []
+        try:
+            say(f"{tag}: fit on {len(fit_data)} rows")
+            start = time.perf_counter()
+            with seeded(seed):
+                generator = component.build().fit(fit_data.copy(), data.metadata)
+            seconds["fit"] += time.perf_counter() - start
+            say(f"{tag}: sample {n} rows")
+            start = time.perf_counter()
+            synthetic = _conform(generator.sample(n, seed=seed), data.train, n)
+            seconds["sample"] += time.perf_counter() - start
+        except Exception as exc:  # the generator failed: every check errors, the gate blocks
+            error = f"generator failed: {type(exc).__name__}: {exc}"
+            say(f"{tag}: {error}")
+            for check in plan.checks:
+                measurements += _error_measurements(check, error)
+        else:
+            ctx = Context(
+                train=data.train, holdout=data.control, synthetic=synthetic, metadata=data.metadata, seed=seed,
+                confidence=sc.confidence, train_entities=data.train_entities, holdout_entities=data.control_entities,
+            )
+            for check in plan.checks:
+                say(f"{tag}: {check.spec.name}")
+                start = time.perf_counter()
+                measurements += _evaluate(check, ctx)
+                seconds[f"check.{check.spec.name}"] += time.perf_counter() - start
+        by_name = {m.name: m for m in measurements}
+        for j in judge(measurements, plan.policy):
+            records.append(MeasurementRecord.build(by_name.get(j.measurement), j, repeat))
+    blocking = [r for r in records if r.status.blocks]
+    verdict = "block" if blocking else "release"
+    prefix = (lambda r: f"repeat {r.repeat + 1}: ") if sc.repeats > 1 else (lambda r: "")
+    reasons = list(dict.fromkeys(prefix(r) + r.reason for r in blocking))
+    say(f"[{sc.name}] {key}: {verdict}" + (f" ({len(reasons)} reason(s))" if reasons else ""))
+    return GeneratorRecord(
+        name=key,
+        generator=spec.name,
+        params=component.params,
+        source=generator_registry.source(spec.name),
+        verdict=verdict,
+        expected=spec.expect,
+        as_expected=verdict == spec.expect,
+        reasons=reasons,
+        measurements=records,
+        seconds={k: round(v, 3) for k, v in seconds.items()},
+    )
+
+
+def _conform(synthetic: pd.DataFrame, train: pd.DataFrame, n: int) -> pd.DataFrame:
+    """Check a generator's output against the contract: n rows, the training columns."""
+    if not isinstance(synthetic, pd.DataFrame):
+        raise TypeError(f"sample() returned {type(synthetic).__name__}, not a DataFrame")
+    missing = [c for c in train.columns if c not in synthetic.columns]
+    extra = [c for c in synthetic.columns if c not in train.columns]
+    if missing or extra:
+        raise ValueError(f"sample() returned the wrong columns (missing {missing}, unexpected {extra})")
+    if len(synthetic) != n:
+        raise ValueError(f"sample({n}) returned {len(synthetic)} rows")
+    return synthetic[list(train.columns)].reset_index(drop=True)
+
+
+def _evaluate(check: Component, ctx: Context) -> list[Measurement]:
+    """Run one check; an exception or an undeclared measurement name becomes an error that blocks."""
+    try:
+        measurements = list(check.build().evaluate(ctx))
+    except Exception as exc:
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return _error_measurements(check, f"{check.spec.name} raised {detail}")
+    patterns = check.cls.measures
+    out = []
+    for m in measurements:
+        if not any(fnmatch.fnmatchcase(m.name, p) for p in patterns):
+            out.append(Measurement.from_error(m.name, m.goal, f"{check.spec.name} produced {m.name!r}, which its `measures` does not declare"))
+        else:
+            out.append(m)
+    return out
+
+
+def _error_measurements(check: Component, error: str) -> list[Measurement]:
+    names = [p for p in check.cls.measures if not any(ch in p for ch in "*?[")] or [f"{check.spec.name}.error"]
+    return [Measurement.from_error(name, Goal.MINIMIZE, error) for name in names]
+
+
+def _summary(records: list[GeneratorRecord]) -> Summary:
+    counts = Counter(m.status.value for r in records for m in r.measurements)
+    return Summary(
+        all_as_expected=all(r.as_expected for r in records),
+        released=[r.name for r in records if r.verdict == "release"],
+        blocked=[r.name for r in records if r.verdict == "block"],
+        unexpected=[r.name for r in records if not r.as_expected],
+        status_counts=dict(sorted(counts.items())),
+    )
+
+
+def _provenance(plan: Plan) -> dict[str, Any]:
+    versions = {}
+    for package in ("synth-release-gate", *_PACKAGES):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+        "generators": {c.spec.name: generator_registry.source(c.spec.name) for c in plan.generators},
+        "checks": {c.spec.name: check_registry.source(c.spec.name) for c in plan.checks},
+        "split_seed": plan.scenario.split.seed,
+        "seeds": [plan.scenario.seed + r for r in range(plan.scenario.repeats)],
+    }

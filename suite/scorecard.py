@@ -1,0 +1,93 @@
+"""The scorecard: the versioned JSON every report and `suite compare` read.
+
+Documented field by field in docs/scorecard.md; bump SCHEMA_VERSION on any breaking change.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, field_serializer
+
+from suite.policy import Judgement, Status, Threshold
+from suite.types import Measurement
+
+SCHEMA_VERSION = "1.0"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MeasurementRecord(_Model):
+    name: str
+    repeat: int
+    value: float | None
+    ci: tuple[float, float] | None
+    goal: Literal["minimize", "maximize"]
+    baseline: float | None = None
+    threshold: Threshold | None
+    status: Status
+    passed: bool | None
+    reason: str
+    meaning: str = ""
+    error: str | None = None
+    details: dict[str, Any] = {}
+
+    @field_serializer("value", "baseline")
+    def _finite(self, v: float | None) -> float | None:
+        return v if v is not None and math.isfinite(v) else None
+
+    @classmethod
+    def build(cls, m: Measurement | None, j: Judgement, repeat: int) -> MeasurementRecord:
+        """Join a measurement and its judgement (a missing measurement has none)."""
+        passed = None if j.status is Status.UNGATED else j.status is Status.PASS
+        return cls(
+            name=j.measurement,
+            repeat=repeat,
+            value=None if m is None else m.value,
+            ci=None if m is None or m.ci is None else (float(m.ci[0]), float(m.ci[1])),
+            goal="minimize" if m is None else m.goal.value,
+            baseline=None if m is None else m.baseline,
+            threshold=j.threshold,
+            status=j.status,
+            passed=passed,
+            reason=j.reason,
+            meaning="" if m is None else m.meaning,
+            error=None if m is None else m.error,
+            details={} if m is None else dict(m.details),
+        )
+
+
+class GeneratorRecord(_Model):
+    name: str
+    generator: str
+    params: dict[str, Any]
+    source: str
+    verdict: Literal["release", "block"]
+    expected: Literal["release", "block"]
+    as_expected: bool
+    reasons: list[str]
+    measurements: list[MeasurementRecord]
+    seconds: dict[str, float] = {}
+
+
+class Summary(_Model):
+    all_as_expected: bool
+    released: list[str]
+    blocked: list[str]
+    unexpected: list[str]
+    status_counts: dict[str, int]
+
+
+class Scorecard(_Model):
+    schema_version: str = SCHEMA_VERSION
+    created: str
+    scenario: dict[str, Any]
+    dataset: dict[str, Any]
+    metadata: dict[str, Any]
+    policy: dict[str, Threshold]
+    provenance: dict[str, Any]
+    summary: Summary
+    generators: list[GeneratorRecord]

@@ -1,0 +1,97 @@
+"""Core value types and protocols shared by generators, checks and the runner.
+
+Kept free of heavy imports: only the standard library, numpy and pandas.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Self
+
+    from suite.metadata import Metadata
+
+
+class Goal(str, Enum):
+    """Which direction of a measurement is better."""
+
+    MINIMIZE = "minimize"  # risks, shares of copies
+    MAXIMIZE = "maximize"  # fidelity, utility
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One number a check produced, with what is needed to judge and explain it."""
+
+    name: str
+    value: float
+    goal: Goal
+    ci: tuple[float, float] | None = None
+    baseline: float | None = None
+    meaning: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def conservative(self) -> float:
+        """The end of the interval that is worse for the goal (the value when there is none)."""
+        if self.ci is None:
+            return self.value
+        low, high = self.ci
+        return high if self.goal is Goal.MINIMIZE else low
+
+    @property
+    def failed(self) -> bool:
+        """True when the check errored or produced no usable number."""
+        return self.error is not None or not math.isfinite(self.value)
+
+    @classmethod
+    def from_error(cls, name: str, goal: Goal, error: str) -> Measurement:
+        """A measurement standing for a check that could not run: it blocks the release."""
+        return cls(name=name, value=float("nan"), goal=goal, error=error)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a check may need, built once per (generator, repeat).
+
+    `holdout` is the control half of the holdout: real records that no generator saw and that
+    the `holdout` calibration generator never returns. `train_entities` and
+    `holdout_entities` give the entity of each row when the data has an entity column.
+    """
+
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    synthetic: pd.DataFrame
+    metadata: Metadata
+    seed: int
+    confidence: float = 0.95
+    train_entities: pd.Series | None = None
+    holdout_entities: pd.Series | None = None
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Learns a table and samples a synthetic one with the same columns and dtypes."""
+
+    name: ClassVar[str]
+
+    def fit(self, train: pd.DataFrame, metadata: Metadata) -> Self: ...
+
+    def sample(self, n: int, *, seed: int) -> pd.DataFrame: ...
+
+
+@runtime_checkable
+class Check(Protocol):
+    """An attack or a metric: turns a Context into measurements."""
+
+    name: ClassVar[str]
+    measures: ClassVar[tuple[str, ...]]
+
+    def evaluate(self, ctx: Context) -> list[Measurement]: ...

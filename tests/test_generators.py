@@ -1,0 +1,34 @@
+"""Every registered generator honours the contract of suite.testing.check_generator on real data."""
+
+from __future__ import annotations
+
+import pytest
+
+from suite.dataset import prepare
+from suite.metadata import Roles
+from suite.registry import generators
+from suite.testing import check_generator
+from tests.conftest import METADATA, ROLES
+
+
+@pytest.fixture(scope="module")
+def data(small_csv):
+    return prepare(small_csv, metadata_path=METADATA, roles=Roles.from_dict(ROLES), holdout=0.3, seed=0)
+
+
+@pytest.mark.parametrize("name", generators.names())
+def test_generator_contract(name, data):
+    check_generator(generators.get(name), data.train, data.metadata)
+
+
+def test_uniform_covers_the_domain_and_marginals_keep_shapes(data):
+    train = data.train
+    uni = generators.get("uniform")().fit(train, data.metadata).sample(5000, seed=0)
+    marg = generators.get("marginals")().fit(train, data.metadata).sample(5000, seed=0)
+    assert uni["age"].min() >= train["age"].min() and uni["age"].max() <= train["age"].max()
+    # uniform spreads evenly over the range; the real ages (children's hospital) are skewed
+    assert abs(uni["age"].median() - (train["age"].min() + train["age"].max()) / 2) < 5
+    assert abs(marg["age"].median() - train["age"].median()) < 2
+    assert set(uni["clinic_name"].dropna()) <= set(train["clinic_name"].dropna())
+    share = train["payor_group"].isna().mean()
+    assert abs(marg["payor_group"].isna().mean() - share) < 0.03

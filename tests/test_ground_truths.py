@@ -1,0 +1,80 @@
+"""The calibration generators get the verdicts ARCHITECTURE.md promises, on the shipped data."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import IDENTIFIERS, METADATA
+
+
+def _generator(scorecard, name):
+    return next(g for g in scorecard.generators if g.name == name)
+
+
+def _measurement(scorecard, generator, name):
+    return next(m for m in _generator(scorecard, generator).measurements if m.name == name)
+
+
+def test_quickstart_exits_zero_with_every_verdict_as_expected(quickstart_run):
+    code, _, scorecard = quickstart_run
+    assert code == 0
+    assert scorecard.summary.all_as_expected
+    verdicts = {g.name: g.verdict for g in scorecard.generators}
+    assert verdicts == {"marginals": "release", "sdv.gaussian_copula": "release", "holdout": "release", "identity": "block", "uniform": "block"}
+
+
+@pytest.mark.parametrize("name", ["collisions.excess", "dcr.share_closer_to_train"])
+def test_identity_is_blocked_by_each_privacy_check(quickstart_run, name):
+    m = _measurement(quickstart_run[2], "identity", name)
+    assert m.status == "fail"
+    assert m.value > 0.9  # nearly every synthetic row is a training row
+
+
+def test_identity_collisions_are_whole_copies(quickstart_run):
+    scorecard = quickstart_run[2]
+    assert _measurement(scorecard, "identity", "collisions.rate").value == 1.0
+    assert _measurement(scorecard, "identity", "dcr.median_distance_to_train").value == 0.0
+
+
+@pytest.mark.parametrize("generator", ["uniform", "holdout", "marginals", "sdv.gaussian_copula"])
+@pytest.mark.parametrize("name", ["collisions.excess", "dcr.share_closer_to_train"])
+def test_non_copying_generators_pass_privacy_checks(quickstart_run, generator, name):
+    m = _measurement(quickstart_run[2], generator, name)
+    assert m.status == "pass", m.reason
+
+
+def test_holdout_sits_at_the_no_leakage_level(quickstart_run):
+    m = _measurement(quickstart_run[2], "holdout", "dcr.share_closer_to_train")
+    assert m.ci[0] <= 0.5 + 0.02 and m.ci[1] >= 0.5 - 0.02
+    assert abs(m.value - 0.5) < 0.03
+
+
+def test_uniform_fails_fidelity_and_holdout_scores_highest(quickstart_run):
+    scorecard = quickstart_run[2]
+    uniform = _measurement(scorecard, "uniform", "fidelity.quality")
+    assert uniform.status == "fail"
+    scores = {g.name: _measurement(scorecard, g.name, "fidelity.quality").value for g in scorecard.generators if g.name != "identity"}
+    assert max(scores, key=scores.get) == "holdout"
+    assert min(scores, key=scores.get) == "uniform"
+    assert _generator(scorecard, "uniform").reasons == [uniform.reason]
+
+
+def test_run_folder_holds_scorecard_report_and_metadata(quickstart_run):
+    _, run_dir, scorecard = quickstart_run
+    assert sorted(p.name for p in run_dir.iterdir()) == ["metadata.json", "report.md", "scorecard.json"]
+    assert scorecard.schema_version == "1.0"
+    assert scorecard.metadata["dropped_columns"] == IDENTIFIERS
+    for g in scorecard.generators:
+        for m in g.measurements:
+            assert m.goal in ("minimize", "maximize")
+            assert (m.passed is None) == (m.status == "ungated")
+
+
+def test_no_identifier_value_appears_in_any_output(quickstart_run, covid):
+    _, run_dir, _ = quickstart_run
+    text = "\n".join(p.read_text() for p in run_dir.iterdir())
+    names = set(covid["fake_last_name"].dropna()) | {n for n in covid["fake_first_name"].dropna() if len(n) >= 5}
+    leaked = sorted(n for n in names if n in text)
+    assert not leaked, f"identifier values in outputs: {leaked[:5]}"
+    assert "subject_id" in text  # named as a dropped column, never its values
+    assert METADATA.exists()

@@ -1,0 +1,371 @@
+"""Tests of suite.neighbors (Gower encoding, distance matrix and nearest-neighbour search)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from suite.neighbors import Encoded, GowerEncoder, gower_matrix, nearest
+
+_REPO_DATA = Path(__file__).parent.parent / "data" / "covid_testing.parquet"
+# Temporary fallback while the repository copy is being added: shared/ beside the checkout.
+_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "covid_testing.parquet"
+
+NUMERICAL = ["pan_day", "age", "ct_result", "col_rec_tat", "rec_ver_tat"]
+CATEGORICAL = [
+    "gender", "clinic_name", "result", "demo_group", "drive_thru_ind", "orderset",
+    "payor_group", "patient_class",
+]
+COLUMNS = [
+    "gender", "pan_day", "clinic_name", "result", "demo_group", "age", "drive_thru_ind",
+    "ct_result", "orderset", "payor_group", "patient_class", "col_rec_tat", "rec_ver_tat",
+]
+
+
+@pytest.fixture(scope="module")
+def covid() -> pd.DataFrame:
+    path = _REPO_DATA if _REPO_DATA.exists() else _SHARED_DATA
+    frame = pd.read_parquet(path, columns=COLUMNS)
+    assert len(frame) == 15_524
+    for col in ("ct_result", "payor_group", "patient_class"):
+        assert frame[col].isna().any(), col
+    return frame
+
+
+def _encoder() -> GowerEncoder:
+    return GowerEncoder(numerical=NUMERICAL, categorical=CATEGORICAL)
+
+
+def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    return frame.sample(n=n, random_state=seed).reset_index(drop=True)
+
+
+def _reference_matrix(x: pd.DataFrame, y: pd.DataFrame, numerical: list[str],
+                      categorical: list[str]) -> np.ndarray:
+    """Gower's rule, one pair and one column at a time, straight from the frames."""
+    ranges = {}
+    for col in numerical:
+        values = [float(v) for v in pd.concat([x[col], y[col]]) if not pd.isna(v)]
+        ranges[col] = (max(values) - min(values)) if values else 0.0
+    xs, ys = x.to_dict("records"), y.to_dict("records")
+    out = np.empty((len(xs), len(ys)))
+    for a, row_x in enumerate(xs):
+        for b, row_y in enumerate(ys):
+            total, weight = 0.0, 0
+            for col in numerical:
+                u, v = row_x[col], row_y[col]
+                if pd.isna(u) or pd.isna(v):
+                    continue
+                weight += 1
+                if ranges[col] > 0:
+                    total += abs(float(u) - float(v)) / ranges[col]
+            for col in categorical:
+                u, v = row_x[col], row_y[col]
+                weight += 1
+                if pd.isna(u) and pd.isna(v):
+                    continue
+                if pd.isna(u) or pd.isna(v) or u != v:
+                    total += 1.0
+            out[a, b] = total / weight if weight else 1.0
+    return out
+
+
+# --------------------------------------------------------------------------- agreement
+
+
+def test_matches_gower_package_without_missing_values(covid: pd.DataFrame) -> None:
+    gower = pytest.importorskip("gower")
+    complete = covid.dropna(subset=COLUMNS)
+    x = _sample(complete, 300, seed=1)
+    y = _sample(complete, 200, seed=2)
+    # gower 0.1.2 computes the ranges over the union of both tables (it concatenates them),
+    # and its ranges are right only for columns whose maximum is non-zero.
+    union = pd.concat([x, y])
+    assert (union[NUMERICAL].max() != 0).all()
+    # Unequal row counts on purpose: with equal counts gower 0.1.2 assumes X is Y and
+    # mirrors the upper triangle, which is wrong for two different tables.
+    cat_features = [col in CATEGORICAL for col in COLUMNS]
+    expected = gower.gower_matrix(x, y, cat_features=cat_features)
+
+    enc = _encoder().fit(x, y)
+    ours = gower_matrix(enc.transform(x), enc.transform(y))
+    assert ours.shape == (300, 200)
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-6)
+    # not trivially equal: the matrix has a real spread of values
+    assert ours.min() < 0.05 and ours.max() > 0.5
+
+
+def test_matches_plain_reference_with_missing_values(covid: pd.DataFrame) -> None:
+    rng = np.random.default_rng(3)
+    with_missing = covid[covid["ct_result"].isna()].sample(n=20, random_state=3)
+    x = pd.concat([_sample(covid, 130, seed=4), with_missing]).reset_index(drop=True)
+    y = _sample(covid, 120, seed=5)
+    x, y = x.copy(), y.copy()
+    # extra holes in other numerical columns, so that pairs miss different columns
+    for frame in (x, y):
+        for col in ("age", "pan_day", "rec_ver_tat"):
+            frame.loc[rng.random(len(frame)) < 0.1, col] = np.nan
+    assert x["payor_group"].isna().any() and y["patient_class"].isna().any()
+
+    enc = _encoder().fit(x, y)
+    ours = gower_matrix(enc.transform(x), enc.transform(y))
+    expected = _reference_matrix(x, y, NUMERICAL, CATEGORICAL)
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_all_missing_pair_is_at_distance_one() -> None:
+    x = pd.DataFrame({"a": [1.0, np.nan, np.nan, 4.0], "b": [np.nan, 2.0, np.nan, 8.0]})
+    y = pd.DataFrame({"a": [np.nan, 2.0, 3.0], "b": [5.0, np.nan, 6.0]})
+    enc = GowerEncoder(numerical=["a", "b"]).fit(x, y)
+    ours = gower_matrix(enc.transform(x), enc.transform(y))
+    expected = _reference_matrix(x, y, ["a", "b"], [])
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)
+    assert ours[0, 0] == 1.0  # a only in x, b only in y: nothing comparable
+    assert ours[2, 0] == 1.0  # x row entirely missing
+    assert ours[0, 1] == pytest.approx(1 / 3)  # only a is comparable: |1 - 2| / 3
+    dist, idx = nearest(enc.transform(x), enc.transform(y), k=3, memory_mb=0.001)
+    np.testing.assert_array_equal(dist, np.sort(ours, axis=1))
+    assert (dist[2] == 1.0).all() and list(idx[2]) == [0, 1, 2]
+    # missing values on one side only (the query rows are complete), either way round
+    complete = enc.transform(x.iloc[[3, 3]])
+    d = gower_matrix(complete, enc.transform(x))
+    np.testing.assert_allclose(d, [[1.0, 1.0, 1.0, 0.0]] * 2, rtol=1e-12)
+    np.testing.assert_allclose(gower_matrix(enc.transform(x), complete), d.T, rtol=1e-12)
+    np.testing.assert_allclose(gower_matrix(complete, enc.transform(y)),
+                               [[0.5, 2 / 3, (1 / 3 + 2 / 6) / 2]] * 2, rtol=1e-12)
+
+
+def test_no_columns_at_all() -> None:
+    frame = pd.DataFrame({"unused": [1, 2, 3]})
+    e = GowerEncoder().fit(frame).transform(frame)
+    assert e.numerical.shape == (3, 0) and e.categorical.shape == (3, 0) and len(e) == 3
+    np.testing.assert_array_equal(gower_matrix(e, e), np.ones((3, 3)))
+    dist, idx = nearest(e, e, k=2)
+    np.testing.assert_array_equal(dist, 1.0)
+    np.testing.assert_array_equal(idx, [[0, 1]] * 3)
+
+
+# --------------------------------------------------------------------------- nearest
+
+
+def _expected_topk(matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(matrix, axis=1, kind="stable")[:, :k]  # ties: lower index first
+    return np.take_along_axis(matrix, order, axis=1), order
+
+
+@pytest.mark.parametrize("k", [1, 3, 40])
+def test_nearest_equals_full_matrix_at_any_memory_budget(covid: pd.DataFrame, k: int) -> None:
+    x = _sample(covid, 250, seed=6)
+    y = _sample(covid, 300, seed=7)
+    enc = _encoder().fit(y)
+    qx, ry = enc.transform(x), enc.transform(y)
+    matrix = gower_matrix(qx, ry)
+    exp_d, exp_i = _expected_topk(matrix, k)
+    if k == 1:
+        np.testing.assert_array_equal(exp_i[:, 0], matrix.argmin(axis=1))
+    results = {}
+    # 0.001 MB: tiles of 1 query row x ~30 reference rows; 0.01 MB: 1 x ~300; default: 1 tile
+    for memory_mb in (0.001, 0.01, 256.0):
+        dist, idx = nearest(qx, ry, k=k, memory_mb=memory_mb)
+        assert dist.shape == idx.shape == (250, k)
+        assert dist.dtype == np.float64 and idx.dtype == np.int64
+        np.testing.assert_array_equal(idx, exp_i)
+        np.testing.assert_allclose(dist, exp_d, rtol=1e-12, atol=0)
+        assert (np.diff(dist, axis=1) >= 0).all()
+        results[memory_mb] = (dist, idx)
+    for dist, idx in results.values():
+        np.testing.assert_array_equal(dist, results[256.0][0])
+        np.testing.assert_array_equal(idx, results[256.0][1])
+
+
+def test_ties_prefer_the_lower_index(covid: pd.DataFrame) -> None:
+    y = _sample(covid, 120, seed=8)
+    twice = pd.concat([y, y], ignore_index=True)  # every record has an exact copy at +120
+    enc = _encoder().fit(twice)
+    q, r = enc.transform(y), enc.transform(twice)
+    for memory_mb in (0.001, 256.0):
+        dist, idx = nearest(q, r, k=2, memory_mb=memory_mb)
+        assert (dist == 0.0).all()
+        first, second = idx[:, 0], idx[:, 1]
+        # the record itself, or an identical one of lower index, then the next copy
+        assert (first <= np.arange(120)).all()
+        assert (second > first).all()
+        np.testing.assert_array_equal(gower_matrix(q, r)[np.arange(120), second], 0.0)
+    # many ties at every rank: the order must still be (distance, index), across tiles
+    exp_d, exp_i = _expected_topk(gower_matrix(q, r), 20)
+    for memory_mb in (0.001, 0.01, 256.0):
+        dist, idx = nearest(q, r, k=20, memory_mb=memory_mb)
+        np.testing.assert_array_equal(idx, exp_i)
+        np.testing.assert_array_equal(dist, exp_d)
+
+
+def test_exclude_self(covid: pd.DataFrame) -> None:
+    table = covid.dropna(subset=COLUMNS).drop_duplicates().sample(n=300, random_state=9)
+    enc = _encoder().fit(table)
+    t = enc.transform(table)
+    matrix = gower_matrix(t, t)
+    np.fill_diagonal(matrix, np.inf)
+    assert matrix.min() > 0  # no two records at distance 0
+    rows = np.arange(300)
+    two_d, two_i = nearest(t, t, k=2)
+    np.testing.assert_array_equal(two_i[:, 0], rows)  # with itself included, itself first
+    four_d, four_i = nearest(t, t, k=4)
+    for memory_mb in (0.001, 256.0):
+        dist, idx = nearest(t, t, k=1, exclude_self=True, memory_mb=memory_mb)
+        assert (idx[:, 0] != rows).all()
+        np.testing.assert_array_equal(idx[:, 0], two_i[:, 1])
+        np.testing.assert_array_equal(dist[:, 0], two_d[:, 1])
+        np.testing.assert_array_equal(idx[:, 0], matrix.argmin(axis=1))
+        dist3, idx3 = nearest(t, t, k=3, exclude_self=True, memory_mb=memory_mb)
+        assert (idx3 != rows[:, None]).all()
+        np.testing.assert_array_equal(idx3, four_i[:, 1:])
+        np.testing.assert_array_equal(dist3, four_d[:, 1:])
+
+
+def test_empty_query_and_bad_arguments(covid: pd.DataFrame) -> None:
+    y = _sample(covid, 10, seed=10)
+    enc = _encoder().fit(y)
+    r = enc.transform(y)
+    dist, idx = nearest(enc.transform(y.iloc[:0]), r, k=3)
+    assert dist.shape == (0, 3) and idx.shape == (0, 3) and idx.dtype == np.int64
+    with pytest.raises(ValueError, match=r"k=11 .* only 10 rows"):
+        nearest(r, r, k=11)
+    with pytest.raises(ValueError, match="exclude_self"):
+        nearest(r, r, k=10, exclude_self=True)
+    with pytest.raises(ValueError, match="at least 1"):
+        nearest(r, r, k=0)
+    other = GowerEncoder(numerical=["age"]).fit(y).transform(y)
+    with pytest.raises(ValueError, match="numerical columns"):
+        nearest(other, r)
+
+
+def test_missing_column_is_a_clear_error(covid: pd.DataFrame) -> None:
+    y = _sample(covid, 10, seed=11)
+    with pytest.raises(ValueError, match="'no_such_column'"):
+        GowerEncoder(numerical=["age", "no_such_column"]).fit(y)
+    enc = _encoder().fit(y)
+    with pytest.raises(ValueError, match="'clinic_name'"):
+        enc.transform(y.drop(columns="clinic_name"))
+    with pytest.raises(ValueError, match="both numerical and categorical"):
+        GowerEncoder(numerical=["age"], categorical=["age"]).fit(y)
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def test_inputs_are_not_mutated(covid: pd.DataFrame) -> None:
+    x = _sample(covid, 200, seed=12)
+    y = _sample(covid, 150, seed=13)
+    y["when"] = pd.date_range("2020-03-01", periods=150, freq="h", tz="America/New_York")
+    y.loc[3, "when"] = pd.NaT
+    x["when"] = pd.date_range("2020-03-02", periods=200, freq="h", tz="America/New_York")
+    for frame in (x, y):
+        frame["clinic_name"] = frame["clinic_name"].astype("category")
+        frame["age"] = frame["age"].round().astype("Int64")
+    x.loc[0, "age"] = pd.NA
+
+    def fingerprint(frame: pd.DataFrame) -> tuple:
+        hashes = pd.util.hash_pandas_object(frame, index=True).to_numpy().copy()
+        return hashes, list(frame.columns), list(map(str, frame.dtypes))
+
+    before = fingerprint(x), fingerprint(y)
+    enc = GowerEncoder(numerical=NUMERICAL + ["when"], categorical=CATEGORICAL).fit(x, y)
+    q, r = enc.transform(x), enc.transform(y)
+    nearest(q, r, k=2, memory_mb=0.01)
+    gower_matrix(q, r)
+    after = fingerprint(x), fingerprint(y)
+    for (h0, c0, d0), (h1, c1, d1) in zip(before, after):
+        np.testing.assert_array_equal(h0, h1)
+        assert c0 == c1 and d0 == d1
+
+
+def test_unseen_and_missing_categories() -> None:
+    fit_frame = pd.DataFrame({"c": ["a", "b", None, "a"]})
+    enc = GowerEncoder(categorical=["c"]).fit(fit_frame)
+    assert list(enc.categories_["c"]) == ["a", "b"]
+    new = pd.DataFrame({"c": ["a", "z", "z", None, "y", np.nan, pd.NA]})
+    q = enc.transform(new)
+    assert q.categorical.dtype == np.int32 and q.categorical.shape == (7, 1)
+    d = gower_matrix(q, enc.transform(fit_frame))
+    expected = np.array([
+        [0, 1, 1, 0],  # a
+        [1, 1, 1, 1],  # z: unseen, matches nothing seen at fit time
+        [1, 1, 1, 1],
+        [1, 1, 0, 1],  # missing matches missing only
+        [1, 1, 1, 1],  # y
+        [1, 1, 0, 1],  # NaN and pd.NA are missing too
+        [1, 1, 0, 1],
+    ], dtype=float)
+    np.testing.assert_array_equal(d, expected)
+    within = gower_matrix(q, q)
+    assert within[1, 2] == 0.0  # z == z
+    assert within[1, 4] == 1.0  # z != y
+    assert within[3, 5] == within[3, 6] == 0.0  # None == NaN == pd.NA
+    # equal unseen values match across separate transform calls, different ones do not
+    other = enc.transform(pd.DataFrame({"c": ["y", "z", "w"]}))
+    np.testing.assert_array_equal(gower_matrix(other, q)[:, [1, 4]], [[1, 0], [0, 1], [1, 1]])
+
+
+def test_datetime_columns_are_numerical() -> None:
+    naive = pd.Series(pd.to_datetime(["2021-01-01", "2021-01-03", None, "2021-01-11"]))
+    frame = pd.DataFrame({"t": naive})
+    enc = GowerEncoder(numerical=["t"]).fit(frame)
+    assert enc.range_[0] == pytest.approx(10 * 86400e9)  # ten days in nanoseconds
+    enc_t = enc.transform(frame)
+    assert np.isnan(enc_t.numerical[2, 0])
+    d = gower_matrix(enc_t, enc_t)
+    assert d[0, 1] == pytest.approx(0.2) and d[0, 3] == pytest.approx(1.0)
+    assert d[2, 0] == 1.0  # nothing comparable
+
+    # tz-aware: compared as instants (in UTC), also across time zones
+    aware = pd.DataFrame({"t": naive.dt.tz_localize("UTC").dt.tz_convert("Asia/Tokyo")})
+    enc_aware = GowerEncoder(numerical=["t"]).fit(aware)
+    np.testing.assert_allclose(enc_aware.transform(aware).numerical, enc_t.numerical)
+    np.testing.assert_array_equal(enc_aware.range_, enc.range_)
+    paris = pd.DataFrame({"t": aware["t"].dt.tz_convert("Europe/Paris")})
+    np.testing.assert_array_equal(
+        gower_matrix(enc_aware.transform(paris), enc_aware.transform(aware)), d)
+    # other resolutions than nanoseconds
+    seconds = pd.DataFrame({"t": naive.astype("datetime64[s]")})
+    np.testing.assert_allclose(enc.transform(seconds).numerical, enc_t.numerical)
+
+
+def test_nullable_types() -> None:
+    frame = pd.DataFrame({
+        "n": pd.array([1, 5, pd.NA, 3], dtype="Int64"),
+        "f": pd.array([0.5, pd.NA, 1.5, 1.0], dtype="Float64"),
+        "b": pd.array([True, False, pd.NA, True], dtype="boolean"),
+        "flag": pd.array([True, pd.NA, pd.NA, False], dtype="boolean"),
+        "plain_bool": [True, False, False, True],
+    })
+    enc = GowerEncoder(numerical=["n", "f", "b"], categorical=["flag", "plain_bool"]).fit(frame)
+    e = enc.transform(frame)
+    assert e.numerical.dtype == np.float64
+    np.testing.assert_allclose(e.numerical[:, 0], [0, 1, np.nan, 0.5])
+    np.testing.assert_allclose(e.numerical[:, 1], [0, np.nan, 1, 0.5])
+    np.testing.assert_allclose(e.numerical[:, 2], [1, 0, np.nan, 1])
+    plain = pd.DataFrame({
+        "n": [1.0, 5.0, np.nan, 3.0], "f": [0.5, np.nan, 1.5, 1.0],
+        "b": [1.0, 0.0, np.nan, 1.0], "flag": [True, None, None, False],
+        "plain_bool": [True, False, False, True],
+    })
+    expected = _reference_matrix(plain, plain, ["n", "f", "b"], ["flag", "plain_bool"])
+    np.testing.assert_allclose(gower_matrix(e, e), expected, rtol=1e-12, atol=1e-12)
+    d = gower_matrix(e, e)
+    assert d[1, 2] == 0.0  # only flag (NA == NA) and plain_bool are comparable, both equal
+    assert d[0, 3] == pytest.approx((0.5 + 0.5 + 0 + 1 + 0) / 5)
+    np.testing.assert_array_equal(np.diag(gower_matrix(e, e)), 0.0)
+
+
+def test_zero_range_column_and_encoded_shape(covid: pd.DataFrame) -> None:
+    frame = pd.DataFrame({"const": [2.0, 2.0, np.nan], "x": [0.0, 1.0, 2.0], "c": list("aab")})
+    enc = GowerEncoder(numerical=["const", "x"], categorical=["c"]).fit(frame)
+    e = enc.transform(pd.DataFrame({"const": [7.0, 2.0], "x": [0.0, 0.0], "c": ["a", "a"]}))
+    assert isinstance(e, Encoded) and len(e) == 2
+    np.testing.assert_array_equal(e.numerical[:, 0], [0.0, 0.0])
+    assert gower_matrix(e, e)[0, 1] == 0.0
+    assert math.isclose(gower_matrix(e, enc.transform(frame))[0, 2], (0 + 1 + 1) / 2)
