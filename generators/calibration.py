@@ -101,3 +101,36 @@ class UniformGenerator:
                 drawn = restore(numbers, like)
             out[column] = with_missing(drawn, missing, rng)
         return pd.DataFrame(out)
+
+
+@generators.register("noisy_copy")
+class NoisyCopyGenerator:
+    """Training rows with small noise on every number and date: a near copy to be blocked.
+
+    Each numerical or datetime value moves by a normal draw with standard deviation `noise`
+    times the column's standard deviation (rounded back to integers where the column holds
+    integers); categories and missing values stay as they were. No row is an exact copy
+    in its numbers, so only distance and membership checks can catch it.
+    """
+
+    name: ClassVar[str] = "noisy_copy"
+
+    def __init__(self, *, noise: float = 0.05) -> None:
+        self.noise = noise
+
+    def fit(self, train: pd.DataFrame, metadata: Metadata) -> NoisyCopyGenerator:
+        self.rows_ = train.copy()
+        self.scales_ = {}
+        for column in train.columns:
+            if kind(metadata, column) != "categorical":
+                numbers = as_numbers(train[column])
+                self.scales_[column] = float(np.nanstd(numbers)) if np.isfinite(numbers).any() else 0.0
+        return self
+
+    def sample(self, n: int, *, seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        rows = _draw_rows(self.rows_, n, rng)
+        for column, scale in self.scales_.items():
+            numbers = as_numbers(rows[column]) + rng.normal(0.0, self.noise * scale, n)
+            rows[column] = restore(numbers, rows[column]).to_numpy()
+        return rows

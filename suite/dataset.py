@@ -7,7 +7,7 @@ splits by entity into train | control | reference. The input file is only read.
 
 from __future__ import annotations
 
-import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,10 @@ from suite.metadata import BOOLEAN, DATETIME, ID, NUMERICAL, Metadata, Roles, in
 #: The smallest control or reference part the checks can work with.
 MIN_PART_ROWS = 20
 _PERSONAL_SDTYPES = {"first_name", "last_name", "name", "email", "phone_number", "ssn", "address", "street_address"}
+
+
+class DataWarning(UserWarning):
+    """Something in the data that may leak or mislead, but does not stop the run."""
 
 
 @dataclass(frozen=True)
@@ -142,8 +146,12 @@ def prepare(
     dropped = tuple(dict.fromkeys([*roles.identifiers, *([roles.entity] if roles.entity else []), *ids]))
     personal = [c for c in frame.columns if metadata.sdtype(c) in _PERSONAL_SDTYPES and c not in dropped]
     if personal:
-        print(f"warning: {path}: column(s) {personal} look like personal data but are not declared identifiers; "
-              "they will reach the generators. Add them to dataset.roles.identifiers if they identify people.", file=sys.stderr)
+        warnings.warn(
+            f"{path}: column(s) {personal} look like personal data but are not declared identifiers; they will reach "
+            "the generators. Add them to dataset.roles.identifiers if they identify people.",
+            DataWarning,
+            stacklevel=2,
+        )
     kept = [c for c in frame.columns if c not in dropped]
     if not kept:
         raise ConfigError("every column is an identifier, the entity or an id; nothing is left to synthesise", source=str(path))

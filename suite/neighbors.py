@@ -18,6 +18,8 @@ Distance rule (Gower 1971, with his rule for missing values).  For rows x, y::
   time) has ``d_j = 0`` (and ``w_j = 1`` when both values are present).
 * categorical column: ``d_j = 0`` for equal codes, else 1, and ``w_j = 1`` always.  A missing
   value is a level of its own: missing == missing matches, missing vs a value does not.
+* values outside the fitted range give ``d_j > 1``: ranges come from the data given to
+  ``GowerEncoder.fit`` (normally the real data), as is usual for privacy checks.
 * if ``sum_j w_j == 0`` (every column is numerical and missing on one side) the distance is
   **1.0**: when nothing is known about a pair, nothing shows the two records to be close, and
   a privacy check must not report such a pair as a (distance 0) copy.
@@ -274,7 +276,8 @@ class _Kernel:
                           for j in range(self.p_num) if self.r_nan_pos[j].size}
         self.r_miss = self.r_nan.sum(axis=0).astype(np.float64)  # (m,)
         self.r_cat = np.ascontiguousarray(reference.categorical.T)  # (p_cat, m)
-        self.cnt_dtype = np.uint8 if self.p_cat <= 255 else np.uint16
+        self.cnt_dtype = (np.uint8 if self.p_cat <= 0xFF
+                          else np.uint16 if self.p_cat <= 0xFFFF else np.uint32)
         self.any_nan = bool(self.q_nan.any() or self.r_nan.any())
 
     def tile(self, i0: int, i1: int, j0: int, j1: int, bufs: _Buffers,

@@ -57,7 +57,7 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
     if scenario.dataset.metadata is not None and not scenario.dataset.metadata.is_file():
         problems.append(f"dataset.metadata: file not found: {scenario.dataset.metadata} (omit the key to infer the metadata)")
     if problems:
-        raise ConfigError("; ".join(problems), source=str(path))
+        raise ConfigError.of(problems, source=str(path))
     return Plan(
         scenario=scenario,
         path=path,

@@ -69,11 +69,16 @@ class Scenario(_Model):
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     output: Path = Path("runs")
 
-    @field_validator("checks")
+    @field_validator("checks", mode="before")
     @classmethod
-    def _checks_as_specs(cls, value: Any) -> Any:
+    def _checks_shape(cls, value: Any) -> Any:
         if value == "all":
             return value
+        if not isinstance(value, list):
+            raise ValueError("expected `all` or a list of check names or {name, params} entries")
+        for i, item in enumerate(value):
+            if not isinstance(item, (str, dict)):
+                raise ValueError(f"item {i}: expected a check name or {{name, params}} (got {item!r})")
         return [Spec(name=v) if isinstance(v, str) else v for v in value]
 
     @model_validator(mode="after")
@@ -111,7 +116,7 @@ def load_scenario(path: Path | str) -> tuple[Scenario, Path]:
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, root), source=str(path)) from None
+        raise ConfigError.of(_describe(exc, root), source=str(path)) from None
     base = path.resolve().parent
     dataset = scenario.dataset.model_copy(
         update={
@@ -152,10 +157,14 @@ def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def _describe(exc: ValidationError, root: yaml.Node | None) -> str:
+#: Names pydantic puts in an error's location for the branch of a union; not fields of the file.
+_UNION_TAGS = {"str", "int", "float", "Spec", "GeneratorSpec"}
+
+
+def _describe(exc: ValidationError, root: yaml.Node | None) -> list[str]:
     lines = []
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in {"str", "Spec", "function-after[_checks_as_specs(), union[literal['all'],list[union[str,Spec]]]]"}))
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS)))
         field = format_loc(loc) or "(top level)"
         line = _line_of(root, loc)
         where = f"line {line}: " if line else ""
@@ -165,10 +174,12 @@ def _describe(exc: ValidationError, root: yaml.Node | None) -> str:
             message = f"unknown key {loc[-1]!r}" + (f"; accepted keys: {', '.join(allowed)}" if allowed else "")
         elif err["type"] == "missing":
             message = "required field is missing"
+        elif err["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
         elif "input" in err and err["type"] not in {"model_type"}:
             message += f" (got {err['input']!r})"
         lines.append(f"{where}{field}: {message}")
-    return "; ".join(dict.fromkeys(lines))
+    return lines
 
 
 def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:

@@ -20,7 +20,10 @@ def test_quickstart_exits_zero_with_every_verdict_as_expected(quickstart_run):
     assert code == 0
     assert scorecard.summary.all_as_expected
     verdicts = {g.name: g.verdict for g in scorecard.generators}
-    assert verdicts == {"marginals": "release", "sdv.gaussian_copula": "release", "holdout": "release", "identity": "block", "uniform": "block"}
+    assert verdicts == {
+        "marginals": "release", "sdv.gaussian_copula": "release", "holdout": "release",
+        "identity": "block", "noisy_copy": "block", "uniform": "block",
+    }
 
 
 @pytest.mark.parametrize("name", ["collisions.excess", "dcr.share_closer_to_train"])
@@ -28,6 +31,14 @@ def test_identity_is_blocked_by_each_privacy_check(quickstart_run, name):
     m = _measurement(quickstart_run[2], "identity", name)
     assert m.status == "fail"
     assert m.value > 0.9  # nearly every synthetic row is a training row
+
+
+def test_near_copy_escapes_collisions_but_not_dcr(quickstart_run):
+    scorecard = quickstart_run[2]
+    assert _measurement(scorecard, "noisy_copy", "collisions.excess").status == "pass"
+    dcr = _measurement(scorecard, "noisy_copy", "dcr.share_closer_to_train")
+    assert dcr.status == "fail" and dcr.ci[0] > 0.65
+    assert _generator(scorecard, "noisy_copy").reasons == [dcr.reason]
 
 
 def test_identity_collisions_are_whole_copies(quickstart_run):
@@ -53,7 +64,8 @@ def test_uniform_fails_fidelity_and_holdout_scores_highest(quickstart_run):
     scorecard = quickstart_run[2]
     uniform = _measurement(scorecard, "uniform", "fidelity.quality")
     assert uniform.status == "fail"
-    scores = {g.name: _measurement(scorecard, g.name, "fidelity.quality").value for g in scorecard.generators if g.name != "identity"}
+    copies = {"identity", "noisy_copy"}
+    scores = {g.name: _measurement(scorecard, g.name, "fidelity.quality").value for g in scorecard.generators if g.name not in copies}
     assert max(scores, key=scores.get) == "holdout"
     assert min(scores, key=scores.get) == "uniform"
     assert _generator(scorecard, "uniform").reasons == [uniform.reason]
