@@ -41,7 +41,9 @@ def restore(values: np.ndarray, like: pd.Series) -> pd.Series:
     if pd.api.types.is_integer_dtype(like.dtype):
         rounded = np.round(values)
         if np.isnan(rounded).any():
-            return pd.Series(rounded).astype("Int64" if not pd.api.types.is_extension_array_dtype(like.dtype) else like.dtype)
+            return pd.Series(rounded).astype(
+                "Int64" if not pd.api.types.is_extension_array_dtype(like.dtype) else like.dtype
+            )
         return pd.Series(rounded).astype(like.dtype)
     if pd.api.types.is_bool_dtype(like.dtype):
         return pd.Series(values).astype(like.dtype)

@@ -92,7 +92,9 @@ class UniformGenerator:
             like = self.template_[column]
             if k == "categorical":
                 values = np.asarray(domain, dtype=object)
-                drawn = pd.Series(values[rng.integers(0, len(values), n)] if len(values) else [None] * n, dtype=like.dtype)
+                drawn = pd.Series(
+                    values[rng.integers(0, len(values), n)] if len(values) else [None] * n, dtype=like.dtype
+                )
             else:
                 low, high = domain  # type: ignore[misc]
                 numbers = rng.uniform(low, high, n) if np.isfinite(low) else np.full(n, np.nan)

@@ -70,7 +70,9 @@ class MarginalsGenerator:
             like = self.template_[column]
             if entry["kind"] == "categorical":
                 cats = entry["categories"]
-                drawn = pd.Series(cats[rng.choice(len(cats), size=n, p=entry["p"])] if len(cats) else [None] * n, dtype=like.dtype)
+                drawn = pd.Series(
+                    cats[rng.choice(len(cats), size=n, p=entry["p"])] if len(cats) else [None] * n, dtype=like.dtype
+                )
             else:
                 values, edges, p = entry["values"], entry["edges"], entry["p"]
                 if not len(p):

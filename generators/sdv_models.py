@@ -18,7 +18,9 @@ from suite.seeding import seeded
 def _sdv_metadata(metadata: Metadata) -> Any:
     from sdv.metadata import Metadata as SDVMetadata
 
-    return SDVMetadata.load_from_dict({"tables": {"table": metadata.to_sdv_dict()}, "relationships": [], "METADATA_SPEC_VERSION": "V1"})
+    return SDVMetadata.load_from_dict(
+        {"tables": {"table": metadata.to_sdv_dict()}, "relationships": [], "METADATA_SPEC_VERSION": "V1"}
+    )
 
 
 class _SDVGenerator:

@@ -24,13 +24,17 @@ def row_keys(frame: pd.DataFrame, metadata: Metadata) -> np.ndarray:
         values = frame[column]
         if column in metadata.continuous:
             if pd.api.types.is_datetime64_any_dtype(values):
-                numbers = values.to_numpy(dtype="datetime64[ns]", na_value=np.datetime64("NaT")).astype("int64").astype(float)
+                numbers = (
+                    values.to_numpy(dtype="datetime64[ns]", na_value=np.datetime64("NaT")).astype("int64").astype(float)
+                )
                 numbers[values.isna().to_numpy()] = np.nan
             else:
                 numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             canonical[column] = numbers
         else:
-            canonical[column] = values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else str(v))
+            canonical[column] = (
+                values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else str(v))
+            )
     return pd.util.hash_pandas_object(pd.DataFrame(canonical), index=False).to_numpy()
 
 
@@ -78,15 +82,27 @@ class CollisionsMetric:
         }
         return [
             Measurement(
-                "collisions.rate", rate_t, Goal.MINIMIZE, baseline=expected, details=details,
+                "collisions.rate",
+                rate_t,
+                Goal.MINIMIZE,
+                baseline=expected,
+                details=details,
                 meaning="share of synthetic rows that equal a training row in every column",
             ),
             Measurement(
-                "collisions.holdout_rate", rate_c, Goal.MINIMIZE, details=details,
+                "collisions.holdout_rate",
+                rate_c,
+                Goal.MINIMIZE,
+                details=details,
                 meaning="share of synthetic rows that equal a holdout row (never seen): the chance level",
             ),
             Measurement(
-                "collisions.excess", value, Goal.MINIMIZE, ci=ci, baseline=0.0, details=details,
+                "collisions.excess",
+                value,
+                Goal.MINIMIZE,
+                ci=ci,
+                baseline=0.0,
+                details=details,
                 meaning="share of synthetic rows copied from training beyond what chance explains",
             ),
         ]

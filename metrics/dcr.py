@@ -60,7 +60,9 @@ class DCRMetric:
         prior = len(train) / (len(train) + len(control))
         closer = np.where(d_train < d_control, 1.0, np.where(d_train > d_control, 0.0, prior))
         raw = float(closer.mean())
-        ci = bootstrap_ci(closer, lambda s: size_corrected_share(s[..., 0].mean(axis=-1), prior), rng=rng, confidence=ctx.confidence)
+        ci = bootstrap_ci(
+            closer, lambda s: size_corrected_share(s[..., 0].mean(axis=-1), prior), rng=rng, confidence=ctx.confidence
+        )
         top = float(max(d_train.max(initial=0.0), d_unseen.max(initial=0.0), 1e-12))
         edges = np.linspace(0.0, top, _BINS + 1)
         quantiles = lambda d: dict(zip(("p05", "p50", "p95"), np.quantile(d, [0.05, 0.5, 0.95]).tolist()))  # noqa: E731
@@ -81,12 +83,27 @@ class DCRMetric:
         median_ci = bootstrap_ci(d_train, lambda s: np.median(s[..., 0], axis=-1), rng=rng, confidence=ctx.confidence)
         return [
             Measurement(
-                "dcr.share_closer_to_train", size_corrected_share(raw, prior), Goal.MINIMIZE, ci=ci, baseline=0.5, details=details,
-                meaning="share of synthetic rows nearer a training row than a holdout row, size-corrected (0.5 = no leakage, 1 = copies)",
+                "dcr.share_closer_to_train",
+                size_corrected_share(raw, prior),
+                Goal.MINIMIZE,
+                ci=ci,
+                baseline=0.5,
+                details=details,
+                meaning=(
+                    "share of synthetic rows nearer a training row than a holdout row, "
+                    "size-corrected (0.5 = no leakage, 1 = copies)"
+                ),
             ),
             Measurement(
-                "dcr.median_distance_to_train", float(np.median(d_train)), Goal.MAXIMIZE, ci=median_ci,
-                baseline=float(np.median(d_unseen)), details=details,
-                meaning="median Gower distance from a synthetic row to its closest training row; baseline: the same for unseen real rows",
+                "dcr.median_distance_to_train",
+                float(np.median(d_train)),
+                Goal.MAXIMIZE,
+                ci=median_ci,
+                baseline=float(np.median(d_unseen)),
+                details=details,
+                meaning=(
+                    "median Gower distance from a synthetic row to its closest training row; "
+                    "baseline: the same for unseen real rows"
+                ),
             ),
         ]

@@ -34,22 +34,32 @@ class FidelityMetric:
         shape_scores = {str(r["Column"]): float(r["Score"]) for _, r in shapes.iterrows()}
         worst_pairs = pairs.sort_values("Score").head(10)
         pair_scores = [
-            {"columns": [str(r["Column 1"]), str(r["Column 2"])], "metric": str(r["Metric"]), "score": float(r["Score"])}
+            {
+                "columns": [str(r["Column 1"]), str(r["Column 2"])],
+                "metric": str(r["Metric"]),
+                "score": float(r["Score"]),
+            }
             for _, r in worst_pairs.iterrows()
         ]
         return [
             Measurement(
-                "fidelity.quality", float(report.get_score()), Goal.MAXIMIZE,
+                "fidelity.quality",
+                float(report.get_score()),
+                Goal.MAXIMIZE,
                 details={"properties": {k: float(v) for k, v in properties.items()}},
                 meaning="sdmetrics quality score: mean of column shapes and column pair trends (1 = identical)",
             ),
             Measurement(
-                "fidelity.column_shapes", float(properties["Column Shapes"]), Goal.MAXIMIZE,
+                "fidelity.column_shapes",
+                float(properties["Column Shapes"]),
+                Goal.MAXIMIZE,
                 details={"by_column": shape_scores},
                 meaning="how well each column's distribution is kept (KS / total variation complement)",
             ),
             Measurement(
-                "fidelity.column_pairs", float(properties["Column Pair Trends"]), Goal.MAXIMIZE,
+                "fidelity.column_pairs",
+                float(properties["Column Pair Trends"]),
+                Goal.MAXIMIZE,
                 details={"worst_pairs": pair_scores},
                 meaning="how well correlations and contingency tables between column pairs are kept",
             ),

@@ -21,7 +21,16 @@ def _number(value: float | None) -> str:
 def _row(m: MeasurementRecord, with_repeat: bool) -> str:
     ci = "" if m.ci is None else f"[{m.ci[0]:.4g}, {m.ci[1]:.4g}]"
     threshold = "" if m.threshold is None else str(m.threshold)
-    cells = [m.name, *( [str(m.repeat + 1)] if with_repeat else []), _number(m.value), ci, _number(m.baseline), threshold, _MARK[m.status.value], m.meaning or m.reason]
+    cells = [
+        m.name,
+        *([str(m.repeat + 1)] if with_repeat else []),
+        _number(m.value),
+        ci,
+        _number(m.baseline),
+        threshold,
+        _MARK[m.status.value],
+        m.meaning or m.reason,
+    ]
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
@@ -31,9 +40,12 @@ def render_markdown(scorecard: Scorecard) -> str:
     lines = [
         f"# Release gate: {_cell(sc.scenario['name'])}",
         "",
-        f"{'Every verdict is as expected.' if sc.summary.all_as_expected else 'Some verdicts are NOT as expected: ' + ', '.join(sc.summary.unexpected)}",
+        "Every verdict is as expected."
+        if sc.summary.all_as_expected
+        else "Some verdicts are NOT as expected: " + ", ".join(sc.summary.unexpected),
         "",
-        f"Data: {sc.dataset['rows']} rows ({sc.dataset['train_rows']} train, {sc.dataset['control_rows']} holdout control, "
+        f"Data: {sc.dataset['rows']} rows ({sc.dataset['train_rows']} train, "
+        f"{sc.dataset['control_rows']} holdout control, "
         f"{sc.dataset['reference_rows']} holdout reference); sha256 `{sc.dataset['sha256'][:16]}…`. "
         f"Columns never shown to a generator: {', '.join(sc.metadata['dropped_columns']) or 'none'}.",
         "",
@@ -47,11 +59,27 @@ def render_markdown(scorecard: Scorecard) -> str:
         if g.reasons:
             lines += ["Blocked because:", ""] + [f"- {_cell(r)}" for r in g.reasons] + [""]
         level = f"{sc.scenario['spec'].get('confidence', 0.95):.0%} interval"
-        header = ["measurement", *(["repeat"] if repeats else []), "value", level, "baseline", "threshold", "status", "meaning"]
+        header = [
+            "measurement",
+            *(["repeat"] if repeats else []),
+            "value",
+            level,
+            "baseline",
+            "threshold",
+            "status",
+            "meaning",
+        ]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        ordered = sorted(g.measurements, key=lambda m: (not m.status.blocks, m.status.value == "ungated", m.name, m.repeat))
+        ordered = sorted(
+            g.measurements, key=lambda m: (not m.status.blocks, m.status.value == "ungated", m.name, m.repeat)
+        )
         lines += [_row(m, repeats) for m in ordered]
-    lines += ["", f"Scorecard schema {sc.schema_version}; created {sc.created}; split seed {sc.provenance['split_seed']}, seeds {sc.provenance['seeds']}.", ""]
+    lines += [
+        "",
+        f"Scorecard schema {sc.schema_version}; created {sc.created}; "
+        f"split seed {sc.provenance['split_seed']}, seeds {sc.provenance['seeds']}.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -43,7 +43,9 @@ class PreparedData:
     fingerprint: dict
 
 
-def load_dataset(path: Path, *, metadata_path: Path | None, roles: Roles, sheet: str | int | None = None) -> tuple[pd.DataFrame, Metadata, bool]:
+def load_dataset(
+    path: Path, *, metadata_path: Path | None, roles: Roles, sheet: str | int | None = None
+) -> tuple[pd.DataFrame, Metadata, bool]:
     """Read the table and its metadata (or infer it), apply the roles and check them against the data."""
     frame = read_table(path, sheet=sheet)
     source = str(path)
@@ -61,10 +63,17 @@ def load_dataset(path: Path, *, metadata_path: Path | None, roles: Roles, sheet:
     md_source = str(metadata_path) if metadata_path else "inferred metadata"
     not_in_data = [c for c in metadata.columns if c not in frame.columns]
     if not_in_data:
-        raise ConfigError(f"metadata names column(s) {not_in_data} that the table {path.name} lacks; remove them from the metadata or fix the names", source=md_source)
+        raise ConfigError(
+            f"metadata names column(s) {not_in_data} that the table {path.name} lacks; "
+            "remove them from the metadata or fix the names",
+            source=md_source,
+        )
     not_in_md = [c for c in frame.columns if c not in metadata.columns]
     if not_in_md:
-        raise ConfigError(f"the table has column(s) {not_in_md} that the metadata does not describe; add them with an sdtype", source=md_source)
+        raise ConfigError(
+            f"the table has column(s) {not_in_md} that the metadata does not describe; add them with an sdtype",
+            source=md_source,
+        )
     unknown = [c for c in metadata.roles.columns() if c not in frame.columns]
     if unknown:
         close = {c: _closest(c, list(frame.columns)) for c in unknown}
@@ -113,7 +122,9 @@ def _coerce(frame: pd.DataFrame, metadata: Metadata, source: str) -> pd.DataFram
     return pd.DataFrame(out, index=frame.index)
 
 
-def split_indices(n_rows: int, *, holdout: float, seed: int, groups: pd.Series | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split_indices(
+    n_rows: int, *, holdout: float, seed: int, groups: pd.Series | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row positions of train, control and reference.
 
     The holdout share of entities (rows when there is no entity) is drawn with `seed` and cut
@@ -154,7 +165,9 @@ def prepare(
         )
     kept = [c for c in frame.columns if c not in dropped]
     if not kept:
-        raise ConfigError("every column is an identifier, the entity or an id; nothing is left to synthesise", source=str(path))
+        raise ConfigError(
+            "every column is an identifier, the entity or an id; nothing is left to synthesise", source=str(path)
+        )
     entities = frame[roles.entity] if roles.entity else None
     train_idx, control_idx, reference_idx = split_indices(len(frame), holdout=holdout, seed=seed, groups=entities)
     for label, idx in (("control", control_idx), ("reference", reference_idx)):
@@ -165,7 +178,9 @@ def prepare(
                 source=str(path),
             )
     if len(train_idx) < MIN_PART_ROWS:
-        raise ConfigError(f"split.holdout {holdout} leaves only {len(train_idx)} training rows; lower it", source=str(path))
+        raise ConfigError(
+            f"split.holdout {holdout} leaves only {len(train_idx)} training rows; lower it", source=str(path)
+        )
     data = frame[kept]
     part = lambda idx: data.iloc[idx].reset_index(drop=True)  # noqa: E731
     ent = lambda idx: None if entities is None else entities.iloc[idx].reset_index(drop=True)  # noqa: E731

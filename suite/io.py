@@ -5,14 +5,21 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
 from suite.errors import ConfigError
 
-TABLE_SUFFIXES = {".csv": "CSV", ".tsv": "TSV", ".parquet": "Parquet", ".pq": "Parquet", ".xlsx": "Excel", ".xls": "Excel"}
+TABLE_SUFFIXES = {
+    ".csv": "CSV",
+    ".tsv": "TSV",
+    ".parquet": "Parquet",
+    ".pq": "Parquet",
+    ".xlsx": "Excel",
+    ".xls": "Excel",
+}
 
 
 def read_table(path: Path, *, sheet: str | int | None = None) -> pd.DataFrame:
@@ -21,9 +28,13 @@ def read_table(path: Path, *, sheet: str | int | None = None) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         accepted = ", ".join(sorted(TABLE_SUFFIXES))
-        raise ConfigError(f"unsupported table format {suffix or '(no suffix)'!r}; accepted: {accepted}", source=str(path))
+        raise ConfigError(
+            f"unsupported table format {suffix or '(no suffix)'!r}; accepted: {accepted}", source=str(path)
+        )
     if not path.is_file():
-        raise ConfigError("dataset file not found; fix `dataset.path` (relative paths start at the scenario file)", source=str(path))
+        raise ConfigError(
+            "dataset file not found; fix `dataset.path` (relative paths start at the scenario file)", source=str(path)
+        )
     try:
         if suffix in (".csv", ".tsv"):
             frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", low_memory=False)
@@ -71,7 +82,7 @@ def new_run_dir(root: Path, name: str) -> Path:
     """Create a fresh run folder `root/<name>-<UTC time>[-k]`; an existing folder is never reused."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for k in range(1000):
         candidate = root / (f"{name}-{stamp}" if k == 0 else f"{name}-{stamp}-{k}")
         try:

@@ -128,23 +128,34 @@ def read_metadata(path: Path) -> Metadata:
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError("metadata file not found; fix `dataset.metadata` or omit it to infer one", source=str(path)) from None
+        raise ConfigError(
+            "metadata file not found; fix `dataset.metadata` or omit it to infer one", source=str(path)
+        ) from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", source=str(path)) from None
+        raise ConfigError(
+            f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", source=str(path)
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError("expected a JSON object with a `columns` mapping", source=str(path))
     table = raw
     if "tables" in raw:
         tables = raw["tables"]
         if not isinstance(tables, dict) or len(tables) != 1:
-            raise ConfigError("`tables` must hold exactly one table; this suite evaluates one table at a time", source=str(path))
+            raise ConfigError(
+                "`tables` must hold exactly one table; this suite evaluates one table at a time", source=str(path)
+            )
         table = next(iter(tables.values()))
     columns = table.get("columns")
     if not isinstance(columns, dict) or not columns:
-        raise ConfigError("`columns` is missing or empty; give {name: {\"sdtype\": ...}} for every column", source=str(path))
+        raise ConfigError(
+            '`columns` is missing or empty; give {name: {"sdtype": ...}} for every column', source=str(path)
+        )
     for name, spec in columns.items():
         if not isinstance(spec, dict) or "sdtype" not in spec:
-            raise ConfigError(f"columns.{name}: every column needs an `sdtype` (numerical, datetime, categorical, boolean, id, ...)", source=str(path))
+            raise ConfigError(
+                f"columns.{name}: every column needs an `sdtype` (numerical, datetime, categorical, boolean, id, ...)",
+                source=str(path),
+            )
     return Metadata(
         columns={c: dict(s) for c, s in columns.items()},
         primary_key=table.get("primary_key"),

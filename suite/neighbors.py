@@ -32,9 +32,10 @@ threads) stay under ``memory_mb``; only inputs, outputs and O(n + m) helper arra
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Hashable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -91,9 +92,7 @@ def _to_float(series: pd.Series, name: str) -> np.ndarray:
         else:
             out = series.to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"numerical column {name!r} (dtype {series.dtype}) cannot be read as numbers: {exc}"
-        ) from exc
+        raise ValueError(f"numerical column {name!r} (dtype {series.dtype}) cannot be read as numbers: {exc}") from exc
     out = np.array(out, dtype=np.float64, copy=True)
     out[~np.isfinite(out)] = np.nan  # +-inf carry no usable distance: treat as missing
     return out
@@ -234,8 +233,7 @@ def _check_pair(query: Encoded, reference: Encoded) -> None:
         raise TypeError("query and reference must be Encoded (see GowerEncoder.transform)")
     if query.numerical.shape[1] != reference.numerical.shape[1]:
         raise ValueError(
-            f"query has {query.numerical.shape[1]} numerical columns, reference has "
-            f"{reference.numerical.shape[1]}"
+            f"query has {query.numerical.shape[1]} numerical columns, reference has {reference.numerical.shape[1]}"
         )
     if query.categorical.shape[1] != reference.categorical.shape[1]:
         raise ValueError(
@@ -272,16 +270,13 @@ class _Kernel:
         # reference missing values, per numerical column: sorted positions (for sparse
         # zeroing) and a 0/1 presence row (for dense masking)
         self.r_nan_pos = [np.flatnonzero(row) for row in self.r_nan]
-        self.r_present = {j: (~self.r_nan[j]).astype(np.float64)
-                          for j in range(self.p_num) if self.r_nan_pos[j].size}
+        self.r_present = {j: (~self.r_nan[j]).astype(np.float64) for j in range(self.p_num) if self.r_nan_pos[j].size}
         self.r_miss = self.r_nan.sum(axis=0).astype(np.float64)  # (m,)
         self.r_cat = np.ascontiguousarray(reference.categorical.T)  # (p_cat, m)
-        self.cnt_dtype = (np.uint8 if self.p_cat <= 0xFF
-                          else np.uint16 if self.p_cat <= 0xFFFF else np.uint32)
+        self.cnt_dtype = np.uint8 if self.p_cat <= 0xFF else np.uint16 if self.p_cat <= 0xFFFF else np.uint32
         self.any_nan = bool(self.q_nan.any() or self.r_nan.any())
 
-    def tile(self, i0: int, i1: int, j0: int, j1: int, bufs: _Buffers,
-             out: np.ndarray | None = None) -> np.ndarray:
+    def tile(self, i0: int, i1: int, j0: int, j1: int, bufs: _Buffers, out: np.ndarray | None = None) -> np.ndarray:
         c, w = i1 - i0, j1 - j0
         size = c * w
         acc = bufs.acc[:size].reshape(c, w) if out is None else out
@@ -295,12 +290,12 @@ class _Kernel:
             if self.cnt_dtype is np.uint8:
                 np.not_equal(qc[:, 0:1], rc[0], out=cnt.view(np.bool_))
                 for j in range(1, self.p_cat):
-                    np.not_equal(qc[:, j:j + 1], rc[j], out=mask)
+                    np.not_equal(qc[:, j : j + 1], rc[j], out=mask)
                     np.add(cnt, mask.view(np.uint8), out=cnt)
             else:
                 cnt.fill(0)
                 for j in range(self.p_cat):
-                    np.not_equal(qc[:, j:j + 1], rc[j], out=mask)
+                    np.not_equal(qc[:, j : j + 1], rc[j], out=mask)
                     np.add(cnt, mask, out=cnt, casting="unsafe")
             np.copyto(acc, cnt, casting="unsafe")
         else:
@@ -312,7 +307,7 @@ class _Kernel:
         qn = self.q_num[i0:i1]
         r_has = np.zeros(self.p_num, dtype=bool)
         for j in range(self.p_num):
-            np.subtract(qn[:, j:j + 1], self.r_num[j, j0:j1], out=tmp)
+            np.subtract(qn[:, j : j + 1], self.r_num[j, j0:j1], out=tmp)
             np.abs(tmp, out=tmp)
             pos = self.r_nan_pos[j]
             if pos.size:
@@ -386,8 +381,9 @@ def _select(d: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
     return v[pick], flat[pick] - r[pick] * w
 
 
-def _merge(best_d: np.ndarray, best_i: np.ndarray, new_d: np.ndarray, new_i: np.ndarray,
-           k: int) -> tuple[np.ndarray, np.ndarray]:
+def _merge(
+    best_d: np.ndarray, best_i: np.ndarray, new_d: np.ndarray, new_i: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Merge two (value, index)-sorted candidate lists; every new index exceeds every old one."""
     all_d = np.concatenate((best_d, new_d), axis=1)
     all_i = np.concatenate((best_i, new_i), axis=1)
@@ -419,9 +415,12 @@ def _plan(n: int, m: int, k: int, memory_mb: float, kernel: _Kernel) -> tuple[in
     return rows, cols, threads
 
 
-def nearest(query: Encoded, reference: Encoded, *, k: int = 1, memory_mb: float = 256.0,
-            exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """k nearest reference rows of every query row under Gower distance: (distances (n,k) float64 ascending, indices (n,k) int64).
+def nearest(
+    query: Encoded, reference: Encoded, *, k: int = 1, memory_mb: float = 256.0, exclude_self: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest reference rows of every query row under Gower distance.
+
+    Returns (distances (n, k) float64 ascending, indices (n, k) int64).
 
     Ties are broken by the lower reference index, so results do not depend on ``memory_mb``.
     ``exclude_self=True`` means query and reference are the same table: row i never gets
@@ -438,10 +437,7 @@ def nearest(query: Encoded, reference: Encoded, *, k: int = 1, memory_mb: float 
         raise ValueError(f"memory_mb must be positive, got {memory_mb}")
     if exclude_self:
         if n != m:
-            raise ValueError(
-                f"exclude_self=True needs query and reference to be the same table, got "
-                f"{n} and {m} rows"
-            )
+            raise ValueError(f"exclude_self=True needs query and reference to be the same table, got {n} and {m} rows")
         if k > m - 1:
             raise ValueError(
                 f"k={k} neighbours requested but the reference has only {m - 1} rows "

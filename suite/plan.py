@@ -51,11 +51,18 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
         if not any(fnmatch.fnmatchcase(name, p) for p in produced):
             close = difflib.get_close_matches(name, produced, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            problems.append(f"policy.{name}: no selected check produces this measurement; {hint}produced: {', '.join(produced) or 'none'}")
+            problems.append(
+                f"policy.{name}: no selected check produces this measurement; "
+                f"{hint}produced: {', '.join(produced) or 'none'}"
+            )
     if not scenario.dataset.path.is_file():
-        problems.append(f"dataset.path: file not found: {scenario.dataset.path} (relative paths start at the scenario file)")
+        problems.append(
+            f"dataset.path: file not found: {scenario.dataset.path} (relative paths start at the scenario file)"
+        )
     if scenario.dataset.metadata is not None and not scenario.dataset.metadata.is_file():
-        problems.append(f"dataset.metadata: file not found: {scenario.dataset.metadata} (omit the key to infer the metadata)")
+        problems.append(
+            f"dataset.metadata: file not found: {scenario.dataset.metadata} (omit the key to infer the metadata)"
+        )
     if problems:
         raise ConfigError.of(problems, source=str(path))
     return Plan(
@@ -67,7 +74,9 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
     )
 
 
-def _component(registry: Any, spec: Spec | GeneratorSpec, loc: tuple[Any, ...], problems: list[str]) -> Component | None:
+def _component(
+    registry: Any, spec: Spec | GeneratorSpec, loc: tuple[Any, ...], problems: list[str]
+) -> Component | None:
     where = format_loc(loc)
     try:
         cls = registry.get(spec.name)
@@ -103,6 +112,8 @@ def _validate_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:
         name: (hints.get(name, Any), ... if p.default is inspect.Parameter.empty else p.default)
         for name, p in _parameters(cls).items()
     }
-    model = create_model(f"{cls.__name__}Params", __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True), **fields)
+    model = create_model(
+        f"{cls.__name__}Params", __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True), **fields
+    )
     validated = model.model_validate(params)
     return {name: getattr(validated, name) for name in params}

@@ -10,7 +10,7 @@ import fnmatch
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -35,11 +35,14 @@ class Threshold(BaseModel):
         return self.max is not None or self.min is not None
 
     def __str__(self) -> str:
-        parts = [f"min {self.min:g}" if self.min is not None else "", f"max {self.max:g}" if self.max is not None else ""]
+        parts = [
+            f"min {self.min:g}" if self.min is not None else "",
+            f"max {self.max:g}" if self.max is not None else "",
+        ]
         return ", ".join(p for p in parts if p) or "not gated"
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     ERROR = "error"
@@ -87,7 +90,15 @@ def judge(measurements: Iterable[Measurement], policy: Mapping[str, Threshold]) 
         out.append(_judge_one(m, threshold))
     for name, threshold in policy.items():
         if name not in seen and threshold.gates:
-            out.append(Judgement(name, Status.MISSING, None, threshold, f"{name}: no measurement arrived for this threshold ({threshold})"))
+            out.append(
+                Judgement(
+                    name,
+                    Status.MISSING,
+                    None,
+                    threshold,
+                    f"{name}: no measurement arrived for this threshold ({threshold})",
+                )
+            )
     return out
 
 
@@ -96,7 +107,9 @@ def _judge_one(m: Measurement, threshold: Threshold | None) -> Judgement:
         return Judgement(m.name, Status.ERROR, None, threshold, f"{m.name}: the check failed ({m.error})")
     observed = m.conservative()
     if not math.isfinite(observed):
-        return Judgement(m.name, Status.ERROR, None, threshold, f"{m.name}: the check returned {observed}, not a number")
+        return Judgement(
+            m.name, Status.ERROR, None, threshold, f"{m.name}: the check returned {observed}, not a number"
+        )
     if threshold is None or not threshold.gates:
         return Judgement(m.name, Status.UNGATED, observed, threshold, f"{m.name}: reported, not gated")
     which = "value" if m.ci is None else ("upper interval bound" if m.goal is Goal.MINIMIZE else "lower interval bound")

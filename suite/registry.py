@@ -51,17 +51,26 @@ class Registry(Generic[T]):
 
     def _add(self, name: str, cls: T, source: str) -> None:
         if not NAME_PATTERN.match(name):
-            raise RegistryError(f"{self.kind} name {name!r} must be lowercase words joined by dots or underscores, like 'sdv.gaussian_copula'")
+            raise RegistryError(
+                f"{self.kind} name {name!r} must be lowercase words joined by dots or underscores, "
+                "like 'sdv.gaussian_copula'"
+            )
         if name in self._classes:
-            raise RegistryError(f"{self.kind} {name!r} is registered twice ({self._sources[name]} and {source}); rename one")
+            raise RegistryError(
+                f"{self.kind} {name!r} is registered twice ({self._sources[name]} and {source}); rename one"
+            )
         if getattr(cls, "name", None) != name:
-            raise RegistryError(f"{self.kind} class {cls.__qualname__} must have `name = {name!r}` to be registered as {name!r}")
+            raise RegistryError(
+                f"{self.kind} class {cls.__qualname__} must have `name = {name!r}` to be registered as {name!r}"
+            )
         missing = [m for m in self._methods if not callable(getattr(cls, m, None))]
         if missing:
             raise RegistryError(f"{self.kind} {name!r} ({cls.__qualname__}) lacks {', '.join(missing)}")
         for param in inspect.signature(cls.__init__).parameters.values():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                raise RegistryError(f"{self.kind} {name!r}: __init__ may not take *args or **kwargs; name every parameter")
+                raise RegistryError(
+                    f"{self.kind} {name!r}: __init__ may not take *args or **kwargs; name every parameter"
+                )
         self._classes[name] = cls
         self._sources[name] = source
 

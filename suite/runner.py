@@ -9,7 +9,7 @@ import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TextIO
@@ -54,7 +54,14 @@ def run(plan: Plan, *, out: Path | None = None, progress: Progress | None = None
     sc = plan.scenario
     say(f"[{sc.name}] loading {sc.dataset.path.name}")
     roles = Roles(**sc.dataset.roles.model_dump())
-    data = prepare(sc.dataset.path, metadata_path=sc.dataset.metadata, roles=roles, holdout=sc.split.holdout, seed=sc.split.seed, sheet=sc.dataset.sheet)
+    data = prepare(
+        sc.dataset.path,
+        metadata_path=sc.dataset.metadata,
+        roles=roles,
+        holdout=sc.split.holdout,
+        seed=sc.split.seed,
+        sheet=sc.dataset.sheet,
+    )
     say(
         f"[{sc.name}] {data.fingerprint['rows']} rows: train {len(data.train)}, holdout control {len(data.control)}, "
         f"holdout reference {len(data.reference)}; dropped before any generator: {', '.join(data.dropped) or 'none'}"
@@ -64,7 +71,7 @@ def run(plan: Plan, *, out: Path | None = None, progress: Progress | None = None
     write_metadata(data.full_metadata, metadata_file)
     records = [_run_generator(plan, g, i, data, say) for i, g in enumerate(plan.generators)]
     scorecard = Scorecard(
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         scenario={
             "name": sc.name,
             "path": str(plan.path),
@@ -72,7 +79,12 @@ def run(plan: Plan, *, out: Path | None = None, progress: Progress | None = None
             "spec": sc.model_dump(mode="json"),
         },
         dataset=data.fingerprint,
-        metadata={"inferred": data.metadata_inferred, "file": metadata_file.name, "dropped_columns": list(data.dropped), "columns": {c: s["sdtype"] for c, s in data.metadata.columns.items()}},
+        metadata={
+            "inferred": data.metadata_inferred,
+            "file": metadata_file.name,
+            "dropped_columns": list(data.dropped),
+            "columns": {c: s["sdtype"] for c, s in data.metadata.columns.items()},
+        },
         policy=plan.policy,
         provenance=_provenance(plan),
         summary=_summary(records),
@@ -92,7 +104,9 @@ def _run_generator(plan: Plan, component: Component, index: int, data: PreparedD
     seconds: Counter[str] = Counter()
     for repeat in range(sc.repeats):
         seed = sc.seed + repeat
-        tag = f"[{sc.name}] {key} ({index + 1}/{len(plan.generators)})" + (f" repeat {repeat + 1}/{sc.repeats}" if sc.repeats > 1 else "")
+        tag = f"[{sc.name}] {key} ({index + 1}/{len(plan.generators)})" + (
+            f" repeat {repeat + 1}/{sc.repeats}" if sc.repeats > 1 else ""
+        )
         measurements: list[Measurement] = []
         try:
             say(f"{tag}: fit on {len(fit_data)} rows")
@@ -111,8 +125,14 @@ def _run_generator(plan: Plan, component: Component, index: int, data: PreparedD
                 measurements += _error_measurements(check, error)
         else:
             ctx = Context(
-                train=data.train, holdout=data.control, synthetic=synthetic, metadata=data.metadata, seed=seed,
-                confidence=sc.confidence, train_entities=data.train_entities, holdout_entities=data.control_entities,
+                train=data.train,
+                holdout=data.control,
+                synthetic=synthetic,
+                metadata=data.metadata,
+                seed=seed,
+                confidence=sc.confidence,
+                train_entities=data.train_entities,
+                holdout_entities=data.control_entities,
             )
             for check in plan.checks:
                 say(f"{tag}: {check.spec.name}")
@@ -165,7 +185,11 @@ def _evaluate(check: Component, ctx: Context) -> list[Measurement]:
     out = []
     for m in measurements:
         if not any(fnmatch.fnmatchcase(m.name, p) for p in patterns):
-            out.append(Measurement.from_error(m.name, m.goal, f"{check.spec.name} produced {m.name!r}, which its `measures` does not declare"))
+            out.append(
+                Measurement.from_error(
+                    m.name, m.goal, f"{check.spec.name} produced {m.name!r}, which its `measures` does not declare"
+                )
+            )
         else:
             out.append(m)
     return out

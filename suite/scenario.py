@@ -112,7 +112,9 @@ def load_scenario(path: Path | str) -> tuple[Scenario, Path]:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}malformed YAML ({problem})", source=str(path)) from None
     if not isinstance(raw, dict):
-        raise ConfigError("a scenario is a YAML mapping with at least `name`, `dataset` and `generators`", source=str(path))
+        raise ConfigError(
+            "a scenario is a YAML mapping with at least `name`, `dataset` and `generators`", source=str(path)
+        )
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:

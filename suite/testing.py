@@ -1,7 +1,7 @@
 """Contract checks any generator or check must pass; third-party packages call them in their CI.
 
-    from suite.testing import check_generator
-    check_generator(MyGenerator, train, metadata)
+from suite.testing import check_generator
+check_generator(MyGenerator, train, metadata)
 """
 
 from __future__ import annotations
@@ -31,9 +31,13 @@ def check_constructor(cls: type) -> None:
     fitted = [k for k in vars(instance) if k.endswith("_")]
     assert not fitted, f"{cls.__name__}.__init__ sets fitted state {fitted}"
     for name, default in params.items():
-        assert getattr(instance, name) is default or getattr(instance, name) == default, f"{cls.__name__} does not store {name!r} unchanged"
+        assert getattr(instance, name) is default or getattr(instance, name) == default, (
+            f"{cls.__name__} does not store {name!r} unchanged"
+        )
     clone = cls(**{n: getattr(instance, n) for n in params})
-    assert {n: getattr(clone, n) for n in params} == {n: getattr(instance, n) for n in params}, f"{cls.__name__}: params do not survive cloning"
+    assert {n: getattr(clone, n) for n in params} == {n: getattr(instance, n) for n in params}, (
+        f"{cls.__name__}: params do not survive cloning"
+    )
 
 
 def check_generator(cls: type, train: pd.DataFrame, metadata: Metadata, *, n: int = 200) -> None:
@@ -61,15 +65,21 @@ def check_check(cls: type, ctx: Context) -> list[Measurement]:
     check_constructor(cls)
     before = [sha256_frame(f) for f in (ctx.train, ctx.holdout, ctx.synthetic)]
     measurements = cls().evaluate(ctx)
-    assert [sha256_frame(f) for f in (ctx.train, ctx.holdout, ctx.synthetic)] == before, f"{cls.__name__} modified its inputs"
+    assert [sha256_frame(f) for f in (ctx.train, ctx.holdout, ctx.synthetic)] == before, (
+        f"{cls.__name__} modified its inputs"
+    )
     assert measurements, f"{cls.__name__} produced no measurement"
     for m in measurements:
         assert isinstance(m, Measurement), f"{cls.__name__} returned {type(m).__name__}, not a Measurement"
-        assert any(fnmatch.fnmatchcase(m.name, p) for p in cls.measures), f"{m.name!r} is not among {cls.__name__}.measures"
+        assert any(fnmatch.fnmatchcase(m.name, p) for p in cls.measures), (
+            f"{m.name!r} is not among {cls.__name__}.measures"
+        )
         assert m.name.startswith(cls.name + "."), f"{m.name!r} must start with the check's name {cls.name!r}"
         assert m.error is not None or math.isfinite(m.value), f"{m.name} is {m.value} without an error"
         if m.ci is not None:
             assert m.ci[0] <= m.ci[1], f"{m.name}: interval {m.ci} is reversed"
     again = cls().evaluate(ctx)
-    assert [(m.name, m.value, m.ci) for m in again] == [(m.name, m.value, m.ci) for m in measurements], f"{cls.__name__} is not reproducible"
+    assert [(m.name, m.value, m.ci) for m in again] == [(m.name, m.value, m.ci) for m in measurements], (
+        f"{cls.__name__} is not reproducible"
+    )
     return measurements

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import pandas as pd
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from suite.metadata import Metadata
 
 
-class Goal(str, Enum):
+class Goal(StrEnum):
     """Which direction of a measurement is better."""
 
     MINIMIZE = "minimize"  # risks, shares of copies

@@ -31,7 +31,9 @@ def test_malformed_yaml_names_the_line(tmp_path):
 
 def test_unknown_generator_is_named_with_a_suggestion(tmp_path, small_csv):
     path = write_scenario(tmp_path, small_csv, generators=[{"name": "marginal"}])
-    _assert_config_error(_suite("validate", str(path)), "generators[0].name", "unknown generator 'marginal'", "did you mean 'marginals'")
+    _assert_config_error(
+        _suite("validate", str(path)), "generators[0].name", "unknown generator 'marginal'", "did you mean 'marginals'"
+    )
 
 
 def test_unknown_key_lists_the_accepted_ones_and_the_line(tmp_path, small_csv):
@@ -44,7 +46,9 @@ def test_unknown_key_lists_the_accepted_ones_and_the_line(tmp_path, small_csv):
 
 def test_wrong_threshold_key_is_rejected(tmp_path, small_csv):
     path = write_scenario(tmp_path, small_csv, policy={"dcr.share_closer_to_trian": {"max": 0.6}})
-    _assert_config_error(_suite("validate", str(path)), "policy.dcr.share_closer_to_trian", "did you mean 'dcr.share_closer_to_train'")
+    _assert_config_error(
+        _suite("validate", str(path)), "policy.dcr.share_closer_to_trian", "did you mean 'dcr.share_closer_to_train'"
+    )
 
 
 def test_threshold_for_an_unselected_check_is_rejected(tmp_path, small_csv):
@@ -57,7 +61,10 @@ def test_bad_parameter_type_and_unknown_parameter(tmp_path, small_csv):
     path = write_scenario(tmp_path, small_csv, generators=gens)
     _assert_config_error(
         _suite("validate", str(path)),
-        "generators[0].params.bins", "'many'", "generators[1].params.epochs", "uniform has no parameter 'epochs'",
+        "generators[0].params.bins",
+        "'many'",
+        "generators[1].params.epochs",
+        "uniform has no parameter 'epochs'",
     )
 
 

@@ -9,7 +9,9 @@ from metrics.collisions import CollisionsMetric, row_keys
 from suite.metadata import Metadata
 from suite.types import Context
 
-MD = Metadata(columns={"age": {"sdtype": "numerical"}, "sex": {"sdtype": "categorical"}, "code": {"sdtype": "categorical"}})
+MD = Metadata(
+    columns={"age": {"sdtype": "numerical"}, "sex": {"sdtype": "categorical"}, "code": {"sdtype": "categorical"}}
+)
 
 
 def test_row_keys_ignore_dtypes_and_treat_missing_as_equal():
@@ -22,10 +24,16 @@ def test_row_keys_ignore_dtypes_and_treat_missing_as_equal():
 
 def test_excess_counts_copies_beyond_chance():
     rng = np.random.default_rng(0)
-    train = pd.DataFrame({"age": rng.normal(size=1000), "sex": rng.choice(["f", "m"], 1000), "code": rng.choice(list("abc"), 1000)})
-    holdout = pd.DataFrame({"age": rng.normal(size=250), "sex": rng.choice(["f", "m"], 250), "code": rng.choice(list("abc"), 250)})
+    train = pd.DataFrame(
+        {"age": rng.normal(size=1000), "sex": rng.choice(["f", "m"], 1000), "code": rng.choice(list("abc"), 1000)}
+    )
+    holdout = pd.DataFrame(
+        {"age": rng.normal(size=250), "sex": rng.choice(["f", "m"], 250), "code": rng.choice(list("abc"), 250)}
+    )
     copied = pd.concat([train.iloc[:200], holdout.iloc[:0]]).reset_index(drop=True)
-    fresh = pd.DataFrame({"age": rng.normal(size=800), "sex": rng.choice(["f", "m"], 800), "code": rng.choice(list("abc"), 800)})
+    fresh = pd.DataFrame(
+        {"age": rng.normal(size=800), "sex": rng.choice(["f", "m"], 800), "code": rng.choice(list("abc"), 800)}
+    )
     synthetic = pd.concat([copied, fresh], ignore_index=True)
     ms = {m.name: m for m in CollisionsMetric().evaluate(Context(train, holdout, synthetic, MD, seed=0))}
     assert ms["collisions.rate"].value == 0.2

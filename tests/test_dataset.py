@@ -57,7 +57,11 @@ def test_input_file_is_unchanged_and_formats_agree(tmp_path, covid):
     head.to_excel(tmp_path / "t.xlsx", index=False)
     for name in ("t.csv", "t.xlsx"):
         loaded, _, _ = load_dataset(tmp_path / name, metadata_path=METADATA, roles=Roles())
-        pd.testing.assert_frame_equal(loaded[["age", "ct_result", "clinic_name"]], frame.head(300)[["age", "ct_result", "clinic_name"]], check_dtype=False)
+        pd.testing.assert_frame_equal(
+            loaded[["age", "ct_result", "clinic_name"]],
+            frame.head(300)[["age", "ct_result", "clinic_name"]],
+            check_dtype=False,
+        )
 
 
 def test_inferred_metadata_carries_no_data_values(covid):

@@ -21,8 +21,12 @@ def test_quickstart_exits_zero_with_every_verdict_as_expected(quickstart_run):
     assert scorecard.summary.all_as_expected
     verdicts = {g.name: g.verdict for g in scorecard.generators}
     assert verdicts == {
-        "marginals": "release", "sdv.gaussian_copula": "release", "holdout": "release",
-        "identity": "block", "noisy_copy": "block", "uniform": "block",
+        "marginals": "release",
+        "sdv.gaussian_copula": "release",
+        "holdout": "release",
+        "identity": "block",
+        "noisy_copy": "block",
+        "uniform": "block",
     }
 
 
@@ -65,7 +69,11 @@ def test_uniform_fails_fidelity_and_holdout_scores_highest(quickstart_run):
     uniform = _measurement(scorecard, "uniform", "fidelity.quality")
     assert uniform.status == "fail"
     copies = {"identity", "noisy_copy"}
-    scores = {g.name: _measurement(scorecard, g.name, "fidelity.quality").value for g in scorecard.generators if g.name not in copies}
+    scores = {
+        g.name: _measurement(scorecard, g.name, "fidelity.quality").value
+        for g in scorecard.generators
+        if g.name not in copies
+    }
     assert max(scores, key=scores.get) == "holdout"
     assert min(scores, key=scores.get) == "uniform"
     assert _generator(scorecard, "uniform").reasons == [uniform.reason]

@@ -11,25 +11,39 @@ import pytest
 
 from suite.neighbors import Encoded, GowerEncoder, gower_matrix, nearest
 
-_REPO_DATA = Path(__file__).parent.parent / "data" / "covid_testing.parquet"
-# Temporary fallback while the repository copy is being added: shared/ beside the checkout.
-_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "covid_testing.parquet"
+DATA = Path(__file__).parent.parent / "data" / "covid_testing.parquet"
 
 NUMERICAL = ["pan_day", "age", "ct_result", "col_rec_tat", "rec_ver_tat"]
 CATEGORICAL = [
-    "gender", "clinic_name", "result", "demo_group", "drive_thru_ind", "orderset",
-    "payor_group", "patient_class",
+    "gender",
+    "clinic_name",
+    "result",
+    "demo_group",
+    "drive_thru_ind",
+    "orderset",
+    "payor_group",
+    "patient_class",
 ]
 COLUMNS = [
-    "gender", "pan_day", "clinic_name", "result", "demo_group", "age", "drive_thru_ind",
-    "ct_result", "orderset", "payor_group", "patient_class", "col_rec_tat", "rec_ver_tat",
+    "gender",
+    "pan_day",
+    "clinic_name",
+    "result",
+    "demo_group",
+    "age",
+    "drive_thru_ind",
+    "ct_result",
+    "orderset",
+    "payor_group",
+    "patient_class",
+    "col_rec_tat",
+    "rec_ver_tat",
 ]
 
 
 @pytest.fixture(scope="module")
 def covid() -> pd.DataFrame:
-    path = _REPO_DATA if _REPO_DATA.exists() else _SHARED_DATA
-    frame = pd.read_parquet(path, columns=COLUMNS)
+    frame = pd.read_parquet(DATA, columns=COLUMNS)
     assert len(frame) == 15_524
     for col in ("ct_result", "payor_group", "patient_class"):
         assert frame[col].isna().any(), col
@@ -44,8 +58,7 @@ def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return frame.sample(n=n, random_state=seed).reset_index(drop=True)
 
 
-def _reference_matrix(x: pd.DataFrame, y: pd.DataFrame, numerical: list[str],
-                      categorical: list[str]) -> np.ndarray:
+def _reference_matrix(x: pd.DataFrame, y: pd.DataFrame, numerical: list[str], categorical: list[str]) -> np.ndarray:
     """Gower's rule, one pair and one column at a time, straight from the frames."""
     ranges = {}
     for col in numerical:
@@ -135,8 +148,9 @@ def test_all_missing_pair_is_at_distance_one() -> None:
     d = gower_matrix(complete, enc.transform(x))
     np.testing.assert_allclose(d, [[1.0, 1.0, 1.0, 0.0]] * 2, rtol=1e-12)
     np.testing.assert_allclose(gower_matrix(enc.transform(x), complete), d.T, rtol=1e-12)
-    np.testing.assert_allclose(gower_matrix(complete, enc.transform(y)),
-                               [[0.5, 2 / 3, (1 / 3 + 2 / 6) / 2]] * 2, rtol=1e-12)
+    np.testing.assert_allclose(
+        gower_matrix(complete, enc.transform(y)), [[0.5, 2 / 3, (1 / 3 + 2 / 6) / 2]] * 2, rtol=1e-12
+    )
 
 
 def test_no_columns_at_all() -> None:
@@ -291,15 +305,18 @@ def test_unseen_and_missing_categories() -> None:
     q = enc.transform(new)
     assert q.categorical.dtype == np.int32 and q.categorical.shape == (7, 1)
     d = gower_matrix(q, enc.transform(fit_frame))
-    expected = np.array([
-        [0, 1, 1, 0],  # a
-        [1, 1, 1, 1],  # z: unseen, matches nothing seen at fit time
-        [1, 1, 1, 1],
-        [1, 1, 0, 1],  # missing matches missing only
-        [1, 1, 1, 1],  # y
-        [1, 1, 0, 1],  # NaN and pd.NA are missing too
-        [1, 1, 0, 1],
-    ], dtype=float)
+    expected = np.array(
+        [
+            [0, 1, 1, 0],  # a
+            [1, 1, 1, 1],  # z: unseen, matches nothing seen at fit time
+            [1, 1, 1, 1],
+            [1, 1, 0, 1],  # missing matches missing only
+            [1, 1, 1, 1],  # y
+            [1, 1, 0, 1],  # NaN and pd.NA are missing too
+            [1, 1, 0, 1],
+        ],
+        dtype=float,
+    )
     np.testing.assert_array_equal(d, expected)
     within = gower_matrix(q, q)
     assert within[1, 2] == 0.0  # z == z
@@ -327,32 +344,37 @@ def test_datetime_columns_are_numerical() -> None:
     np.testing.assert_allclose(enc_aware.transform(aware).numerical, enc_t.numerical)
     np.testing.assert_array_equal(enc_aware.range_, enc.range_)
     paris = pd.DataFrame({"t": aware["t"].dt.tz_convert("Europe/Paris")})
-    np.testing.assert_array_equal(
-        gower_matrix(enc_aware.transform(paris), enc_aware.transform(aware)), d)
+    np.testing.assert_array_equal(gower_matrix(enc_aware.transform(paris), enc_aware.transform(aware)), d)
     # other resolutions than nanoseconds
     seconds = pd.DataFrame({"t": naive.astype("datetime64[s]")})
     np.testing.assert_allclose(enc.transform(seconds).numerical, enc_t.numerical)
 
 
 def test_nullable_types() -> None:
-    frame = pd.DataFrame({
-        "n": pd.array([1, 5, pd.NA, 3], dtype="Int64"),
-        "f": pd.array([0.5, pd.NA, 1.5, 1.0], dtype="Float64"),
-        "b": pd.array([True, False, pd.NA, True], dtype="boolean"),
-        "flag": pd.array([True, pd.NA, pd.NA, False], dtype="boolean"),
-        "plain_bool": [True, False, False, True],
-    })
+    frame = pd.DataFrame(
+        {
+            "n": pd.array([1, 5, pd.NA, 3], dtype="Int64"),
+            "f": pd.array([0.5, pd.NA, 1.5, 1.0], dtype="Float64"),
+            "b": pd.array([True, False, pd.NA, True], dtype="boolean"),
+            "flag": pd.array([True, pd.NA, pd.NA, False], dtype="boolean"),
+            "plain_bool": [True, False, False, True],
+        }
+    )
     enc = GowerEncoder(numerical=["n", "f", "b"], categorical=["flag", "plain_bool"]).fit(frame)
     e = enc.transform(frame)
     assert e.numerical.dtype == np.float64
     np.testing.assert_allclose(e.numerical[:, 0], [0, 1, np.nan, 0.5])
     np.testing.assert_allclose(e.numerical[:, 1], [0, np.nan, 1, 0.5])
     np.testing.assert_allclose(e.numerical[:, 2], [1, 0, np.nan, 1])
-    plain = pd.DataFrame({
-        "n": [1.0, 5.0, np.nan, 3.0], "f": [0.5, np.nan, 1.5, 1.0],
-        "b": [1.0, 0.0, np.nan, 1.0], "flag": [True, None, None, False],
-        "plain_bool": [True, False, False, True],
-    })
+    plain = pd.DataFrame(
+        {
+            "n": [1.0, 5.0, np.nan, 3.0],
+            "f": [0.5, np.nan, 1.5, 1.0],
+            "b": [1.0, 0.0, np.nan, 1.0],
+            "flag": [True, None, None, False],
+            "plain_bool": [True, False, False, True],
+        }
+    )
     expected = _reference_matrix(plain, plain, ["n", "f", "b"], ["flag", "plain_bool"])
     np.testing.assert_allclose(gower_matrix(e, e), expected, rtol=1e-12, atol=1e-12)
     d = gower_matrix(e, e)

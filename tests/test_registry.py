@@ -73,8 +73,12 @@ def test_entry_point_plugins_load_and_broken_ones_are_recorded(monkeypatch):
         raise ImportError("no module named acme_heavy")
 
     eps = [
-        SimpleNamespace(name="acme.copy", value="acme:Good", dist=SimpleNamespace(name="acme", version="1.2"), load=lambda: Good),
-        SimpleNamespace(name="acme.broken", value="acme:Broken", dist=SimpleNamespace(name="acme", version="1.2"), load=boom),
+        SimpleNamespace(
+            name="acme.copy", value="acme:Good", dist=SimpleNamespace(name="acme", version="1.2"), load=lambda: Good
+        ),
+        SimpleNamespace(
+            name="acme.broken", value="acme:Broken", dist=SimpleNamespace(name="acme", version="1.2"), load=boom
+        ),
     ]
     monkeypatch.setattr(registry_module, "entry_points", lambda group: eps if group == "suite.test_generators" else [])
     reg = _fresh()
