@@ -14,15 +14,6 @@ def kind(metadata: Metadata, column: str) -> str:
     return sdtype if sdtype in (NUMERICAL, DATETIME) else "categorical"
 
 
-def as_numbers(values: pd.Series) -> np.ndarray:
-    """Float values of a numerical or datetime column (datetimes as nanoseconds), NaN for missing."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        out = values.to_numpy(dtype="datetime64[ns]", na_value=np.datetime64("NaT")).astype("int64").astype(float)
-        out[values.isna().to_numpy()] = np.nan
-        return out
-    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-
-
 def decimals(values: np.ndarray, limit: int = 6) -> int | None:
     """The fewest decimals that represent every value exactly, or None if more than `limit`."""
     finite = values[np.isfinite(values)]

@@ -12,7 +12,8 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from generators._columns import as_numbers, kind, restore, with_missing
+from generators._columns import kind, restore, with_missing
+from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import generators
 
@@ -79,7 +80,7 @@ class UniformGenerator:
             if kind(metadata, column) == "categorical":
                 domain: object = values.dropna().unique()
             else:
-                numbers = as_numbers(values)
+                numbers = as_float(values)
                 finite = numbers[np.isfinite(numbers)]
                 domain = (float(finite.min()), float(finite.max())) if len(finite) else (np.nan, np.nan)
             self.columns_[column] = (kind(metadata, column), domain, missing)
@@ -125,7 +126,7 @@ class NoisyCopyGenerator:
         self.scales_ = {}
         for column in train.columns:
             if kind(metadata, column) != "categorical":
-                numbers = as_numbers(train[column])
+                numbers = as_float(train[column])
                 self.scales_[column] = float(np.nanstd(numbers)) if np.isfinite(numbers).any() else 0.0
         return self
 
@@ -133,6 +134,6 @@ class NoisyCopyGenerator:
         rng = np.random.default_rng(seed)
         rows = _draw_rows(self.rows_, n, rng)
         for column, scale in self.scales_.items():
-            numbers = as_numbers(rows[column]) + rng.normal(0.0, self.noise * scale, n)
+            numbers = as_float(rows[column]) + rng.normal(0.0, self.noise * scale, n)
             rows[column] = restore(numbers, rows[column]).to_numpy()
         return rows

@@ -7,7 +7,8 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from generators._columns import as_numbers, decimals, kind, restore, with_missing
+from generators._columns import decimals, kind, restore, with_missing
+from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import generators
 
@@ -56,7 +57,7 @@ class MarginalsGenerator:
                 entry["categories"] = counts.index.to_numpy(dtype=object)
                 entry["p"] = (counts / counts.sum()).to_numpy(dtype=float) if len(counts) else np.array([])
             else:
-                numbers = as_numbers(values)
+                numbers = as_float(values)
                 finite = numbers[np.isfinite(numbers)]
                 entry["decimals"] = decimals(finite)
                 entry["values"], entry["edges"], entry["p"] = _histogram(finite, self.bins)

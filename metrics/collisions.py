@@ -7,6 +7,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import checks
 from suite.stats import bootstrap_ci
@@ -23,13 +24,7 @@ def row_keys(frame: pd.DataFrame, metadata: Metadata) -> np.ndarray:
     for column in metadata.columns:
         values = frame[column]
         if column in metadata.continuous:
-            if pd.api.types.is_datetime64_any_dtype(values):
-                numbers = (
-                    values.to_numpy(dtype="datetime64[ns]", na_value=np.datetime64("NaT")).astype("int64").astype(float)
-                )
-                numbers[values.isna().to_numpy()] = np.nan
-            else:
-                numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            numbers = as_float(values, column)
             canonical[column] = numbers
         else:
             canonical[column] = (

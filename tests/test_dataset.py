@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from suite.dataset import load_dataset, prepare, split_indices
+from suite.dataset import DataWarning, load_dataset, prepare, split_indices
 from suite.errors import ConfigError
 from suite.io import sha256_file
 from suite.metadata import Roles, read_metadata
@@ -87,7 +87,7 @@ def test_numbers_stored_as_text_are_read_and_junk_is_named(tmp_path, covid):
 
 def test_small_holdout_and_empty_tables_are_refused(tmp_path, covid):
     covid.head(60).to_csv(tmp_path / "tiny.csv", index=False)
-    with pytest.raises(ConfigError, match="holdout"):
+    with pytest.warns(DataWarning, match="look like personal data"), pytest.raises(ConfigError, match="holdout"):
         prepare(tmp_path / "tiny.csv", metadata_path=METADATA, roles=Roles(), holdout=0.3, seed=0)
     covid.head(0).to_csv(tmp_path / "empty.csv", index=False)
     with pytest.raises(ConfigError, match="empty"):
