@@ -40,6 +40,7 @@ class PreparedData:
     dropped: tuple[str, ...]
     train_entities: pd.Series | None
     control_entities: pd.Series | None
+    reference_entities: pd.Series | None
     fingerprint: dict
 
 
@@ -204,5 +205,6 @@ def prepare(
         dropped=dropped,
         train_entities=ent(train_idx),
         control_entities=ent(control_idx),
+        reference_entities=ent(reference_idx),
         fingerprint=fingerprint,
     )

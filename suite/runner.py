@@ -10,6 +10,7 @@ import traceback
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,7 +19,7 @@ import pandas as pd
 
 from suite.dataset import PreparedData, prepare
 from suite.io import new_run_dir, sha256_file
-from suite.metadata import Roles, write_metadata
+from suite.metadata import Metadata, Roles, write_metadata
 from suite.plan import Component, Plan
 from suite.policy import judge
 from suite.registry import checks as check_registry
@@ -133,6 +134,9 @@ def _run_generator(plan: Plan, component: Component, index: int, data: PreparedD
                 confidence=sc.confidence,
                 train_entities=data.train_entities,
                 holdout_entities=data.control_entities,
+                reference=data.reference,
+                reference_entities=data.reference_entities,
+                fit_generator=partial(_refit, component, data.metadata, seed),
             )
             for check in plan.checks:
                 say(f"{tag}: {check.spec.name}")
@@ -159,6 +163,12 @@ def _run_generator(plan: Plan, component: Component, index: int, data: PreparedD
         measurements=records,
         seconds={k: round(v, 3) for k, v in seconds.items()},
     )
+
+
+def _refit(component: Component, metadata: Metadata, seed: int, frame: pd.DataFrame) -> Any:
+    """A fresh copy of the generator under test, fitted on `frame` (for shadow-model attacks)."""
+    with seeded(seed):
+        return component.build().fit(frame.copy(), metadata)
 
 
 def _conform(synthetic: pd.DataFrame, train: pd.DataFrame, n: int) -> pd.DataFrame:

@@ -6,7 +6,7 @@ Kept free of heavy imports: only the standard library, numpy and pandas.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -62,8 +62,13 @@ class Context:
     """Everything a check may need, built once per (generator, repeat).
 
     `holdout` is the control half of the holdout: real records that no generator saw and that
-    the `holdout` calibration generator never returns. `train_entities` and
-    `holdout_entities` give the entity of each row when the data has an entity column.
+    the `holdout` calibration generator never returns; attacks use it as their non-members
+    and their baseline population. `reference` is the other half (what the `holdout`
+    generator returns): real unseen records, for example to fit a reference density.
+    `train_entities`, `holdout_entities` and `reference_entities` give each row's entity
+    when the data has an entity column. `fit_generator` fits a fresh copy of the generator
+    under test on another table (shadow-model attacks); it is None where refitting is
+    impossible.
     """
 
     train: pd.DataFrame
@@ -74,6 +79,9 @@ class Context:
     confidence: float = 0.95
     train_entities: pd.Series | None = None
     holdout_entities: pd.Series | None = None
+    reference: pd.DataFrame | None = None
+    reference_entities: pd.Series | None = None
+    fit_generator: Callable[[pd.DataFrame], Generator] | None = None
 
 
 @runtime_checkable
