@@ -70,7 +70,7 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
         path=path,
         generators=[g for g in gens if g is not None],
         checks=[c for c in chks if c is not None],
-        policy=effective_policy(scenario.policy, produced),
+        policy=effective_policy(scenario.policy, produced, scenario.preset),
     )
 
 

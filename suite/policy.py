@@ -63,19 +63,40 @@ class Judgement:
     reason: str
 
 
-#: Built-in thresholds, used for a measurement a selected check produces when the scenario sets
-#: none. The reasons for each number are in docs/policies.md; keep the two in step.
-DEFAULT_POLICY: dict[str, Threshold] = {
-    "collisions.excess": Threshold(max=0.01),
-    "dcr.share_closer_to_train": Threshold(max=0.6),
-    "fidelity.quality": Threshold(min=0.7),
+#: Built-in presets: thresholds used for a measurement a selected check produces when the
+#: scenario sets none. `default` is for a release review; `strict` for data that leaves a
+#: controlled environment; `research` for sharing inside a trusted research environment;
+#: `none` gates only what the scenario names. The reasons for each number are in
+#: docs/policies.md; keep the two in step.
+PRESETS: dict[str, dict[str, Threshold]] = {
+    "default": {
+        "collisions.excess": Threshold(max=0.01),
+        "dcr.share_closer_to_train": Threshold(max=0.6),
+        "fidelity.quality": Threshold(min=0.7),
+    },
+    "strict": {
+        "collisions.rate": Threshold(max=0.0),
+        "collisions.excess": Threshold(max=0.005),
+        "dcr.share_closer_to_train": Threshold(max=0.55),
+        "fidelity.quality": Threshold(min=0.75),
+    },
+    "research": {
+        "collisions.excess": Threshold(max=0.02),
+        "dcr.share_closer_to_train": Threshold(max=0.65),
+        "fidelity.quality": Threshold(min=0.6),
+    },
+    "none": {},
 }
+DEFAULT_POLICY = PRESETS["default"]
 
 
-def effective_policy(scenario_policy: Mapping[str, Threshold], produced: Iterable[str]) -> dict[str, Threshold]:
-    """Scenario thresholds, plus the defaults for measurement patterns the selected checks produce."""
+def effective_policy(
+    scenario_policy: Mapping[str, Threshold], produced: Iterable[str], preset: str = "default"
+) -> dict[str, Threshold]:
+    """Scenario thresholds, plus the preset's for measurement patterns the selected checks produce."""
     patterns = list(produced)
-    policy = {name: t for name, t in DEFAULT_POLICY.items() if any(fnmatch.fnmatchcase(name, p) for p in patterns)}
+    defaults = PRESETS[preset]
+    policy = {name: t for name, t in defaults.items() if any(fnmatch.fnmatchcase(name, p) for p in patterns)}
     policy.update(scenario_policy)
     return policy
 

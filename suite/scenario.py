@@ -63,6 +63,7 @@ class Scenario(_Model):
     generators: list[GeneratorSpec] = Field(min_length=1)
     checks: Literal["all"] | list[str | Spec] = "all"
     policy: dict[str, Threshold] = {}
+    preset: Literal["default", "strict", "research", "none"] = "default"
     repeats: int = Field(1, ge=1)
     seed: int = 0
     sample_size: int | None = Field(None, ge=1)

@@ -53,3 +53,13 @@ def test_defaults_apply_only_to_selected_checks_and_scenario_overrides_them():
     assert policy["dcr.share_closer_to_train"].max == 0.6
     assert "fidelity.quality" not in policy and "collisions.excess" not in policy
     assert set(DEFAULT_POLICY) <= set(effective_policy({}, ["*"]))
+
+
+def test_presets_differ_in_strictness_and_none_gates_only_the_scenario():
+    strict = effective_policy({}, ["*"], "strict")
+    research = effective_policy({}, ["*"], "research")
+    assert strict["dcr.share_closer_to_train"].max < DEFAULT_POLICY["dcr.share_closer_to_train"].max
+    assert research["dcr.share_closer_to_train"].max > DEFAULT_POLICY["dcr.share_closer_to_train"].max
+    assert effective_policy({"dcr.share_closer_to_train": Threshold(max=0.7)}, ["*"], "none") == {
+        "dcr.share_closer_to_train": Threshold(max=0.7)
+    }
