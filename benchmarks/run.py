@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/run.py            # full run, about 10 minutes on 2 cores
+    python benchmarks/run.py            # full run, about 8 minutes on 2 cores
     python benchmarks/run.py --quick    # smallest sizes only, under 2 minutes
 
 Markdown tables go to stdout, progress to stderr. Three parts, all in the same run:
@@ -56,6 +56,7 @@ MISSING = "(missing)"  # what a missing category becomes in the NaN-free copy fo
 NN_SIZES = [(1_000, 2_000), (5_000, 6_000), (10_000, 11_000)]  # unequal: gower 0.1.2 is wrong on equal sizes
 DCR_ROWS = [1_000, 2_000, 5_000]
 GOWER_LIMIT_GB = 4.0  # skip gower when its float32 n x m matrix would exceed this
+GOWER_SECONDS_PER_PAIR = 1.5e-6  # measured on a 2-core AMD EPYC; only for the progress line
 SUITE_REPEATS = 3  # the suite's search is timed best of 3 (gower once: it takes seconds to minutes)
 NN_TIMEOUT = 900.0
 DCR_TIMEOUT = 300.0
@@ -265,7 +266,7 @@ def nn_row(n: int, m: int) -> list[str]:
     if gower_matrix_gb(n, m) > GOWER_LIMIT_GB:
         skipped = f"skipped ({n:,} x {m:,} matrix would need {gower_matrix_gb(n, m):.1f} GB)"
         return [label, suite_s, skipped, "", above(suite), "", ""]
-    log(f"[nn] {label}: gower.gower_matrix + argmin (estimate {1.5e-6 * n * m:.0f} s)")
+    log(f"[nn] {label}: gower.gower_matrix + argmin (roughly {GOWER_SECONDS_PER_PAIR * n * m:.0f} s)")
     gow = measure(case_nn_gower, NN_TIMEOUT, n=n, m=m)
     if not gow.ok:
         return [label, suite_s, gow.status, "", above(suite), "", ""]
@@ -301,8 +302,8 @@ def nn_section(sizes: Sequence[tuple[int, int]]) -> None:
     )
     emit(
         "- Rows sampled (with replacement when needed) from the table, numerical columns jittered by "
-        f"N(0, ({JITTER} sd)^2). Sizes are unequal on purpose: gower 0.1.2 fills only half the matrix when "
-        "both tables have the same row count."
+        f"N(0, ({JITTER} sd)^2). Sizes are unequal on purpose: when both tables have the same row count, "
+        "gower 0.1.2 assumes they are the same table and mirrors half of the matrix."
     )
     emit(
         "- Peak MB: peak RSS of a fresh child running the case minus that of an idle child that imported the "
@@ -331,7 +332,8 @@ def dcr_context(rows: int) -> Context:
     train = subsample(data.train, rows, rng)
     control = subsample(data.control, round(rows * len(data.control) / len(data.train)), rng)
     synthetic = MarginalsGenerator().fit(train, data.metadata).sample(rows, seed=0)
-    return Context(train=train, holdout=control, synthetic=synthetic[list(train.columns)], metadata=data.metadata, seed=0)
+    synthetic = synthetic[list(train.columns)]
+    return Context(train=train, holdout=control, synthetic=synthetic, metadata=data.metadata, seed=0)
 
 
 def case_dcr_suite(rows: int) -> tuple[float, dict[str, float]]:
@@ -433,7 +435,8 @@ def quickstart_section() -> None:
     emit()
     log("[quickstart] python -m suite run scenarios/quickstart.yaml --out <tmp> --quiet")
     wall, code, card, stderr = run_quickstart()
-    emit(f"`python -m suite run scenarios/quickstart.yaml --out <tmpdir> --quiet`: **{secs(wall)} s** wall, exit code {code}.")
+    command = "python -m suite run scenarios/quickstart.yaml --out <tmpdir> --quiet"
+    emit(f"`{command}`: **{secs(wall)} s** wall, exit code {code}.")
     emit()
     if card is None:
         emit(f"No scorecard.json was written. stderr:\n\n```\n{stderr}\n```")
