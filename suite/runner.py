@@ -136,7 +136,7 @@ def _run_generator(plan: Plan, component: Component, index: int, data: PreparedD
                 holdout_entities=data.control_entities,
                 reference=data.reference,
                 reference_entities=data.reference_entities,
-                fit_generator=partial(_refit, component, data.metadata, seed),
+                fit_generator=partial(_refit, component, data.metadata, seed, None if fit_on == "train" else fit_data),
             )
             for check in plan.checks:
                 say(f"{tag}: {check.spec.name}")
@@ -165,10 +165,14 @@ def _run_generator(plan: Plan, component: Component, index: int, data: PreparedD
     )
 
 
-def _refit(component: Component, metadata: Metadata, seed: int, frame: pd.DataFrame) -> Any:
-    """A fresh copy of the generator under test, fitted on `frame` (for shadow-model attacks)."""
+def _refit(component: Component, metadata: Metadata, seed: int, fixed: pd.DataFrame | None, frame: pd.DataFrame) -> Any:
+    """A fresh copy of the generator under test, fitted as the run fits it, on `frame` (shadow attacks).
+
+    A generator that the run fits on other rows than train (`holdout`, fit_on = "reference")
+    is fitted on those rows again: its output never depends on the training data.
+    """
     with seeded(seed):
-        return component.build().fit(frame.copy(), metadata)
+        return component.build().fit((frame if fixed is None else fixed).copy(), metadata)
 
 
 def _conform(synthetic: pd.DataFrame, train: pd.DataFrame, n: int) -> pd.DataFrame:

@@ -1,0 +1,253 @@
+"""Helpers of the membership attack: ROC statistics with a stratified bootstrap, the numeric
+encoding and kernel densities of the DOMIAS attacker, and the order-free features of the
+shadow-model attacker. Pure functions and small classes; sklearn is imported inside them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from suite.encoding import as_float
+from suite.neighbors import Encoded, nearest
+
+#: Downsampled ROC curves keep at most this many points (log-spaced at low FPR, then linear).
+ROC_GRID = np.unique(np.concatenate([[0.0], np.logspace(-3, 0, 50), np.linspace(0.0, 1.0, 51)]))
+_BOOT_CELLS = 1_000_000  # resamples x candidates held at once by the bootstrap
+
+
+# --------------------------------------------------------------------------- ROC statistics
+
+
+def roc_curves(
+    order: np.ndarray, ends: np.ndarray, w_pos: np.ndarray, w_neg: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """ROC curves (fpr, tpr), shape (b, groups + 1), of b weightings of the same candidates.
+
+    `order` sorts the candidates by descending score and `ends` marks the last position of
+    every group of tied scores in that order: one ROC point per distinct score, so ties form
+    diagonal segments (a random tie-break), as in the Mann-Whitney AUC.
+    """
+    tp = np.cumsum(w_pos[:, order], axis=1)[:, ends]
+    fp = np.cumsum(w_neg[:, order], axis=1)[:, ends]
+    zeros = np.zeros((len(tp), 1))
+    tpr = np.hstack([zeros, tp / np.maximum(tp[:, -1:], 1e-300)])
+    fpr = np.hstack([zeros, fp / np.maximum(fp[:, -1:], 1e-300)])
+    return fpr, tpr
+
+
+def auc(fpr: np.ndarray, tpr: np.ndarray) -> np.ndarray:
+    """Area under each row's ROC curve (trapezoids; equals the Mann-Whitney AUC with ties as 1/2)."""
+    return np.sum(np.diff(fpr, axis=1) * (tpr[:, 1:] + tpr[:, :-1]) / 2.0, axis=1)
+
+
+def tpr_at(fpr: np.ndarray, tpr: np.ndarray, alpha: float) -> np.ndarray:
+    """Each row's TPR at FPR `alpha`, read off the ROC curve by linear interpolation.
+
+    Where the curve is vertical at `alpha` the highest TPR reached there counts; a diagonal
+    (tied) segment gives the TPR of a random tie-break.
+    """
+    b, g = fpr.shape
+    rows = np.arange(b)
+    k = (fpr <= alpha + 1e-12).sum(axis=1) - 1  # last point with fpr <= alpha (fpr[:, 0] == 0)
+    k1 = np.minimum(k + 1, g - 1)
+    f0, f1, t0, t1 = fpr[rows, k], fpr[rows, k1], tpr[rows, k], tpr[rows, k1]
+    span = f1 - f0
+    frac = np.where(span > 0, (alpha - f0) / np.where(span > 0, span, 1.0), 0.0)
+    return t0 + np.clip(frac, 0.0, 1.0) * (t1 - t0)
+
+
+def roc_summary(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    *,
+    alphas: tuple[float, ...],
+    rng: np.random.Generator,
+    confidence: float,
+    n_boot: int,
+) -> dict:
+    """AUC and TPR at each FPR in `alphas`, with stratified percentile-bootstrap intervals.
+
+    Members (label 1) and non-members (label 0) are resampled separately, each to its own
+    size, so every resample keeps the balance of the attack. An interval is widened to hold
+    its point estimate when the percentile interval misses it (the statistic is skewed near
+    0 or 1), which only makes the gate more cautious.
+    """
+    scores = np.asarray(scores, dtype=float)
+    labels = np.asarray(labels).astype(bool)
+    n = len(scores)
+    pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
+    if not len(pos) or not len(neg):
+        raise ValueError(f"the attack needs members and non-members, got {len(pos)} and {len(neg)}")
+    order = np.argsort(-scores, kind="stable")
+    s = scores[order]
+    ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])
+
+    w_pos, w_neg = labels[None, :].astype(float), (~labels)[None, :].astype(float)
+    fpr, tpr = roc_curves(order, ends, w_pos, w_neg)
+    point = {"auc": float(auc(fpr, tpr)[0]), **{a: float(tpr_at(fpr, tpr, a)[0]) for a in alphas}}
+
+    boot = {"auc": np.empty(n_boot), **{a: np.empty(n_boot) for a in alphas}}
+    batch = max(1, min(n_boot, _BOOT_CELLS // max(n, 1)))
+    for start in range(0, n_boot, batch):
+        b = min(n_boot, start + batch) - start
+        wp = _resample_weights(pos, n, b, rng)
+        wn = _resample_weights(neg, n, b, rng)
+        f, t = roc_curves(order, ends, wp, wn)
+        boot["auc"][start : start + b] = auc(f, t)
+        for a in alphas:
+            boot[a][start : start + b] = tpr_at(f, t, a)
+    tail = (1.0 - confidence) / 2.0
+    cis = {}
+    for key, values in boot.items():
+        low, high = np.quantile(values, [tail, 1.0 - tail])
+        cis[key] = (float(min(low, point[key])), float(max(high, point[key])))
+    grid_tpr = [float(tpr_at(fpr, tpr, a)[0]) for a in ROC_GRID]
+    return {"point": point, "ci": cis, "roc": {"fpr": ROC_GRID.tolist(), "tpr": grid_tpr}}
+
+
+def _resample_weights(members: np.ndarray, n: int, b: int, rng: np.random.Generator) -> np.ndarray:
+    """(b, n) counts: how often each of `members` (positions among n) is drawn in b resamples."""
+    m = len(members)
+    draws = rng.integers(0, m, size=(b, m)) + (np.arange(b) * m)[:, None]
+    counts = np.bincount(draws.ravel(), minlength=b * m).reshape(b, m)
+    out = np.zeros((b, n))
+    out[:, members] = counts
+    return out
+
+
+# --------------------------------------------------------------------------- DOMIAS encoding
+
+
+class DensityEncoding:
+    """Mixed-type rows as points in a small Euclidean space for the density attacker.
+
+    Fitted on real rows only. Numbers and dates are standardised (mean and standard deviation
+    of the real data) and clipped at +-`clip` standard deviations, with a missing indicator per
+    column (missing -> 0). Categories are one-hot over the `max_levels` most frequent real
+    levels, plus one column for missing and one for any other level. The result is projected
+    on at most `max_dims` principal components of the real data and whitened (unit variance),
+    so a kernel bandwidth is in units of the real data's spread.
+    """
+
+    def __init__(
+        self,
+        *,
+        numerical: list[str],
+        categorical: list[str],
+        max_levels: int = 20,
+        max_dims: int = 20,
+        clip: float = 5.0,
+    ) -> None:
+        self.numerical = numerical
+        self.categorical = categorical
+        self.max_levels = max_levels
+        self.max_dims = max_dims
+        self.clip = clip
+
+    def fit(self, real: pd.DataFrame) -> DensityEncoding:
+        numbers = self._numbers(real)
+        self.mean_ = np.nan_to_num(np.nanmean(numbers, axis=0)) if numbers.size else np.zeros(numbers.shape[1])
+        std = np.nan_to_num(np.nanstd(numbers, axis=0)) if numbers.size else np.ones(numbers.shape[1])
+        self.std_ = np.where(std > 0, std, 1.0)
+        self.levels_ = {}
+        for col in self.categorical:
+            counts = real[col].dropna().astype(object).value_counts(sort=True)
+            self.levels_[col] = pd.Index(counts.index[: self.max_levels], dtype=object)
+        raw = self._raw(real)
+        center = raw.mean(axis=0)
+        centred = raw - center
+        # principal axes of the real data (exact SVD: deterministic; a few dozen columns at most)
+        _, sing, vt = np.linalg.svd(centred, full_matrices=False)
+        var = sing**2 / max(len(raw) - 1, 1)
+        keep = np.flatnonzero(var > max(var.max(initial=0.0), 1e-300) * 1e-9)[: self.max_dims]
+        if not len(keep):
+            raise ValueError("the real data has no variation the density attacker could use")
+        self.center_ = center
+        self.axes_ = vt[keep].T / np.sqrt(var[keep])
+        return self
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        return (self._raw(frame) - self.center_) @ self.axes_
+
+    def _numbers(self, frame: pd.DataFrame) -> np.ndarray:
+        if not self.numerical:
+            return np.empty((len(frame), 0))
+        return np.column_stack([as_float(frame[c], c) for c in self.numerical])
+
+    def _raw(self, frame: pd.DataFrame) -> np.ndarray:
+        numbers = self._numbers(frame)
+        missing = np.isnan(numbers)
+        z = np.clip((numbers - self.mean_) / self.std_, -self.clip, self.clip)
+        z[missing] = 0.0
+        parts = [z, missing.astype(float)]
+        for col in self.categorical:
+            levels = self.levels_[col]
+            values = frame[col].astype(object).to_numpy()
+            codes = levels.get_indexer(values)
+            codes = np.where(pd.isna(values), len(levels), np.where(codes < 0, len(levels) + 1, codes))
+            onehot = np.zeros((len(frame), len(levels) + 2))
+            onehot[np.arange(len(frame)), codes] = 1.0
+            parts.append(onehot)
+        return np.hstack(parts)
+
+
+def kde_log_density(points: np.ndarray, query: np.ndarray, bandwidth: float) -> np.ndarray:
+    """Log density of a Gaussian kernel density estimate on `points`, at every `query` row.
+
+    sklearn's tree-based estimator keeps memory bounded (no query x points matrix). A query
+    so far from every point that its density underflows gets the lowest finite value seen.
+    """
+    from sklearn.neighbors import KernelDensity
+
+    kde = KernelDensity(kernel="gaussian", bandwidth=float(bandwidth), rtol=1e-4).fit(points)
+    out = kde.score_samples(query)
+    finite = np.isfinite(out)
+    if not finite.all():
+        floor = out[finite].min() - 1.0 if finite.any() else 0.0
+        out = np.where(finite, out, floor)
+    return out
+
+
+# --------------------------------------------------------------------------- shadow features
+
+
+class ShadowFeatures:
+    """Order-free features of one synthetic table, as seen from one target record.
+
+    Gower distances (suite.neighbors) from the target to its 1..5 nearest synthetic rows, the
+    shares of synthetic rows within half and within one of the target's isolation distance
+    (counted among its nearest `max_count` rows), then the mean and standard deviation of every
+    Gower-scaled numerical column and the frequency of the `levels` most common real
+    categories of every categorical column (Stadler et al.'s naive and histogram features).
+    """
+
+    def __init__(self, *, codes: dict[int, np.ndarray], k: int = 5, max_count: int = 50) -> None:
+        self.codes = codes  # categorical column position -> the level codes whose frequency is a feature
+        self.k = k
+        self.max_count = max_count
+
+    def __call__(self, target: Encoded, synthetic: Encoded, radius: float, memory_mb: float) -> np.ndarray:
+        m = len(synthetic)
+        kk = min(self.max_count, m)
+        dist = nearest(target, synthetic, k=kk, memory_mb=memory_mb)[0][0]
+        near = np.full(self.k, dist[-1])
+        near[: min(self.k, kk)] = dist[: self.k]
+        within = [float((dist <= r).sum()) / m for r in (radius / 2.0, radius)]
+        num = synthetic.numerical
+        with np.errstate(all="ignore"):
+            means = np.nan_to_num(np.nanmean(num, axis=0)) if num.shape[1] else np.empty(0)
+            stds = np.nan_to_num(np.nanstd(num, axis=0)) if num.shape[1] else np.empty(0)
+        freqs = [
+            (synthetic.categorical[:, j][:, None] == levels[None, :]).mean(axis=0) for j, levels in self.codes.items()
+        ]
+        return np.concatenate([near, within, means, stds, *freqs])
+
+
+def frequent_codes(encoded: Encoded, levels: int = 10) -> dict[int, np.ndarray]:
+    """For every categorical column, the codes of its `levels` most frequent values in `encoded`."""
+    out = {}
+    for j in range(encoded.categorical.shape[1]):
+        codes, counts = np.unique(encoded.categorical[:, j], return_counts=True)
+        top = codes[np.argsort(-counts, kind="stable")[:levels]]
+        out[j] = np.sort(top)
+    return out

@@ -1,0 +1,419 @@
+"""Membership inference: can an attacker holding the synthetic data tell who was in the training data?
+
+Members are training records (whole entities when the data has an entity column), non-members
+are control records no generator saw; the two are balanced by sampling the larger side down.
+Each attacker scores every candidate (higher = "more likely a member"):
+
+* ``distance``: minus the Gower distance to the nearest synthetic record (suite.neighbors).
+* ``density``: DOMIAS (van Breugel et al., AISTATS 2023): log p_syn(x) - log p_ref(x), kernel
+  densities on a whitened numeric encoding, p_ref fitted on real unseen reference records.
+* ``shadow``: the shadow-model attack of Stadler, Oprisanu and Troncoso (USENIX Security 2022)
+  on the most isolated training records; it refits the generator many times, so it is off by
+  default.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from attacks._membership_features import (
+    DensityEncoding,
+    ShadowFeatures,
+    frequent_codes,
+    kde_log_density,
+    roc_summary,
+)
+from suite.neighbors import Encoded, GowerEncoder, nearest
+from suite.registry import checks
+from suite.seeding import derive_seed
+from suite.stats import N_BOOTSTRAP, wilson_ci
+from suite.types import Context, Goal, Measurement
+
+ATTACKERS = ("distance", "density", "shadow")
+_ALPHAS = (0.10, 0.01)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The balanced members and non-members an attacker scores.
+
+    `rows` holds the candidate records (members first); `unit` gives each row's candidate
+    (an entity, or the row itself) and `labels` each candidate's truth (1 = member).
+    """
+
+    rows: pd.DataFrame
+    unit: np.ndarray
+    labels: np.ndarray
+    entities: np.ndarray | None  # entity code of each candidate (entity level only)
+    overlap_dropped: int  # control entities that also have training rows (members, so not used)
+
+    @property
+    def entity_level(self) -> bool:
+        return self.entities is not None
+
+    def details(self) -> dict:
+        out = {
+            "level": "entity" if self.entity_level else "record",
+            "members": int(self.labels.sum()),
+            "non_members": int(len(self.labels) - self.labels.sum()),
+            "candidate_records": int(len(self.rows)),
+        }
+        if self.entity_level:
+            out["entities"] = int(len(self.labels))
+            out["control_entities_also_in_train"] = int(self.overlap_dropped)
+        return out
+
+
+def select_candidates(
+    train: pd.DataFrame,
+    control: pd.DataFrame,
+    rng: np.random.Generator,
+    train_entities: pd.Series | None = None,
+    control_entities: pd.Series | None = None,
+) -> Candidates:
+    """Members (train) and non-members (control) sampled to equal numbers, whole entities at a time.
+
+    With entities, an entity that has rows in train is a member: its control rows (if any) are
+    not used as non-members. Without entities every record is its own candidate.
+    """
+    if train_entities is None or control_entities is None:
+        n = min(len(train), len(control))
+        picks = [np.sort(rng.choice(len(f), n, replace=False)) for f in (train, control)]
+        rows = pd.concat([train.iloc[picks[0]], control.iloc[picks[1]]], ignore_index=True)
+        labels = np.r_[np.ones(n, dtype=np.int8), np.zeros(n, dtype=np.int8)]
+        return Candidates(rows, np.arange(2 * n), labels, None, 0)
+    if len(train_entities) != len(train) or len(control_entities) != len(control):
+        raise ValueError("train_entities / holdout_entities must give one entity per row")
+    codes = pd.factorize(pd.concat([train_entities, control_entities], ignore_index=True), use_na_sentinel=False)[0]
+    t_codes, c_codes = codes[: len(train)], codes[len(train) :]
+    members = pd.unique(t_codes)
+    outsiders = pd.unique(c_codes)
+    in_train = np.isin(outsiders, members)
+    outsiders = outsiders[~in_train]
+    n = min(len(members), len(outsiders))
+    chosen_m = np.sort(members[rng.choice(len(members), n, replace=False)])
+    chosen_o = np.sort(outsiders[rng.choice(len(outsiders), n, replace=False)])
+    t_rows = np.flatnonzero(np.isin(t_codes, chosen_m))
+    c_rows = np.flatnonzero(np.isin(c_codes, chosen_o))
+    # candidates: the chosen member entities 0..n-1, then the chosen non-member entities n..2n-1
+    unit = np.r_[np.searchsorted(chosen_m, t_codes[t_rows]), n + np.searchsorted(chosen_o, c_codes[c_rows])]
+    ents = np.r_[chosen_m, chosen_o]
+    rows = pd.concat([train.iloc[t_rows], control.iloc[c_rows]], ignore_index=True)
+    labels = np.r_[np.ones(n, dtype=np.int8), np.zeros(n, dtype=np.int8)]
+    return Candidates(rows, unit, labels, ents, int(in_train.sum()))
+
+
+def unit_max(scores: np.ndarray, unit: np.ndarray, n_units: int) -> np.ndarray:
+    """Each candidate's score: the highest score of its records (the most exposed record)."""
+    out = np.full(n_units, -np.inf)
+    np.maximum.at(out, unit, scores)
+    return out
+
+
+def _halve(
+    frame: pd.DataFrame, entities: pd.Series | None, rng: np.random.Generator
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series | None]:
+    """Split the control in two by entity (or row): (reference half, scored half, its entities)."""
+    groups = np.arange(len(frame)) if entities is None else pd.factorize(entities, use_na_sentinel=False)[0]
+    n_groups = int(groups.max()) + 1 if len(groups) else 0
+    first = np.zeros(n_groups, dtype=bool)
+    first[rng.permutation(n_groups)[: n_groups // 2]] = True
+    ref_rows, scored_rows = np.flatnonzero(first[groups]), np.flatnonzero(~first[groups])
+    scored_ent = None if entities is None else entities.iloc[scored_rows].reset_index(drop=True)
+    return (
+        frame.iloc[ref_rows].reset_index(drop=True),
+        frame.iloc[scored_rows].reset_index(drop=True),
+        scored_ent,
+    )
+
+
+def _subsample(frame: pd.DataFrame, max_rows: int, rng: np.random.Generator) -> pd.DataFrame:
+    if len(frame) <= max_rows:
+        return frame
+    return frame.iloc[np.sort(rng.choice(len(frame), max_rows, replace=False))]
+
+
+@checks.register("membership")
+class MembershipAttack:
+    """Membership inference: how well can someone holding the synthetic data pick out who was trained on?
+
+    Each attacker ranks an equal number of training records (members) and unseen control
+    records (non-members); with an entity column the candidates are people, scored by their
+    most exposed record. `auc` is the chance that a random member ranks above a random
+    non-member (0.5 = no better than a coin, 1 = every member exposed); `tpr_at_fpr_1pct`
+    is the share of members the attacker finds while wrongly accusing only 1% of
+    non-members, the number that matters for the few most exposed people. `shadow.success`
+    is the accuracy of a model trained to tell, from the synthetic data alone, whether one
+    isolated record was in the training data (0.5 = chance).
+
+    What they do not prove: an AUC near 0.5 says these attackers fail on this data, not that
+    every attacker would; a stronger or better informed one may still succeed, and a
+    score near 0.5 can hide a few exposed outliers (read the TPR at low FPR and the shadow
+    attack). Intervals are bootstrap intervals over the candidates sampled here.
+    """
+
+    name: ClassVar[str] = "membership"
+    measures: ClassVar[tuple[str, ...]] = (
+        "membership.*.auc",
+        "membership.*.tpr_at_fpr_10pct",
+        "membership.*.tpr_at_fpr_1pct",
+        "membership.shadow.success",
+    )
+
+    def __init__(
+        self,
+        *,
+        attackers: tuple[str, ...] = ("distance", "density"),
+        max_fit_rows: int = 20_000,
+        density_bandwidth: float = 0.05,
+        reference_bandwidth: float = 0.2,
+        shadow_targets: int = 5,
+        shadow_sets: int = 10,
+        shadow_size: int = 1000,
+        memory_mb: float = 256.0,
+    ) -> None:
+        self.attackers = attackers
+        self.max_fit_rows = max_fit_rows
+        self.density_bandwidth = density_bandwidth
+        self.reference_bandwidth = reference_bandwidth
+        self.shadow_targets = shadow_targets
+        self.shadow_sets = shadow_sets
+        self.shadow_size = shadow_size
+        self.memory_mb = memory_mb
+
+    # ------------------------------------------------------------------ entry point
+    def evaluate(self, ctx: Context) -> list[Measurement]:
+        attackers = tuple(dict.fromkeys(self.attackers))
+        unknown = [a for a in attackers if a not in ATTACKERS]
+        if unknown or not attackers:
+            raise ValueError(f"membership: unknown attacker(s) {unknown}; choose among {list(ATTACKERS)}")
+        if "shadow" in attackers:
+            if ctx.fit_generator is None:
+                raise ValueError(
+                    "membership: the shadow attacker refits the generator, but this context has no fit_generator; "
+                    "run it through the suite's runner or drop 'shadow' from attackers"
+                )
+            if self.shadow_sets < 2 or self.shadow_targets < 1 or self.shadow_size < 2:
+                raise ValueError("membership: shadow_sets must be >= 2, shadow_targets >= 1 and shadow_size >= 2")
+        out: list[Measurement] = []
+        for attacker in attackers:
+            start = time.perf_counter()
+            if attacker == "shadow":
+                out.append(self._shadow(ctx, start))
+            else:
+                out += self._ranking(attacker, ctx, start)
+        return out
+
+    # ------------------------------------------------------------------ shared pieces
+    def _rng(self, ctx: Context, purpose: str) -> np.random.Generator:
+        return np.random.default_rng(derive_seed(ctx.seed, "membership", purpose))
+
+    def _gower(self, ctx: Context) -> GowerEncoder:
+        md = ctx.metadata
+        real = [f for f in (ctx.train, ctx.holdout, ctx.reference) if f is not None]
+        return GowerEncoder(numerical=md.continuous, categorical=md.discrete).fit(*real)
+
+    def _ranking(self, attacker: str, ctx: Context, start: float) -> list[Measurement]:
+        details: dict = {"attacker": attacker}
+        control, control_ent, reference = ctx.holdout, ctx.holdout_entities, ctx.reference
+        if attacker == "density" and reference is None:
+            reference, control, control_ent = _halve(control, control_ent, self._rng(ctx, "halve"))
+            details["reference"] = "half of the control (no reference data given); the other half is scored"
+        elif attacker == "density":
+            details["reference"] = "the reference half of the holdout"
+        cands = select_candidates(ctx.train, control, self._rng(ctx, "candidates"), ctx.train_entities, control_ent)
+        if attacker == "distance":
+            rows = self._distance_scores(ctx, cands, details)
+        else:
+            rows = self._density_scores(ctx, cands, reference, details)
+        scores = unit_max(rows, cands.unit, len(cands.labels))
+        summary = roc_summary(
+            scores,
+            cands.labels,
+            alphas=_ALPHAS,
+            rng=self._rng(ctx, f"bootstrap.{attacker}"),
+            confidence=ctx.confidence,
+            n_boot=N_BOOTSTRAP,
+        )
+        details.update(cands.details())
+        details["roc"] = summary["roc"]
+        details["seconds"] = round(time.perf_counter() - start, 3)
+        unit = "people" if cands.entity_level else "records"
+        point, ci = summary["point"], summary["ci"]
+        prefix = f"membership.{attacker}"
+        return [
+            Measurement(
+                f"{prefix}.auc",
+                point["auc"],
+                Goal.MINIMIZE,
+                ci=ci["auc"],
+                baseline=0.5,
+                details=details,
+                meaning=(
+                    f"ROC AUC of the {attacker} attacker telling training {unit} from unseen ones "
+                    "(0.5 = chance, 1 = every member exposed)"
+                ),
+            ),
+            Measurement(
+                f"{prefix}.tpr_at_fpr_10pct",
+                point[0.10],
+                Goal.MINIMIZE,
+                ci=ci[0.10],
+                baseline=0.10,
+                details=details,
+                meaning=f"share of training {unit} the {attacker} attacker finds at 10% false alarms (chance 0.1)",
+            ),
+            Measurement(
+                f"{prefix}.tpr_at_fpr_1pct",
+                point[0.01],
+                Goal.MINIMIZE,
+                ci=ci[0.01],
+                baseline=0.01,
+                details=details,
+                meaning=f"share of training {unit} the {attacker} attacker finds at 1% false alarms (chance 0.01)",
+            ),
+        ]
+
+    # ------------------------------------------------------------------ attackers
+    def _distance_scores(self, ctx: Context, cands: Candidates, details: dict) -> np.ndarray:
+        encoder = self._gower(ctx)
+        dist = nearest(encoder.transform(cands.rows), encoder.transform(ctx.synthetic), memory_mb=self.memory_mb)[0]
+        details["synthetic_records"] = int(len(ctx.synthetic))
+        return -dist[:, 0]
+
+    def _density_scores(self, ctx: Context, cands: Candidates, reference: pd.DataFrame, details: dict) -> np.ndarray:
+        md = ctx.metadata
+        rng = self._rng(ctx, "density")
+        real = pd.concat([f for f in (ctx.train, ctx.holdout, ctx.reference) if f is not None], ignore_index=True)
+        encoding = DensityEncoding(numerical=md.continuous, categorical=md.discrete)
+        encoding.fit(_subsample(real, self.max_fit_rows, rng))
+        synthetic = _subsample(ctx.synthetic, self.max_fit_rows, rng)
+        reference = _subsample(reference, self.max_fit_rows, rng)
+        query = encoding.transform(cands.rows)
+        log_syn = kde_log_density(encoding.transform(synthetic), query, self.density_bandwidth)
+        log_ref = kde_log_density(encoding.transform(reference), query, self.reference_bandwidth)
+        details.update(
+            dims=int(encoding.axes_.shape[1]),
+            synthetic_fit_records=int(len(synthetic)),
+            reference_fit_records=int(len(reference)),
+            bandwidths={"synthetic": self.density_bandwidth, "reference": self.reference_bandwidth},
+        )
+        return log_syn - log_ref
+
+    def _shadow(self, ctx: Context, start: float) -> Measurement:
+        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.model_selection import GroupKFold
+
+        k_targets = min(int(self.shadow_targets), len(ctx.train))
+        n_sets = int(self.shadow_sets)
+        pool = pd.concat([f for f in (ctx.reference, ctx.holdout) if f is not None], ignore_index=True)
+        size = min(int(self.shadow_size), len(pool))
+        fits = 2 * k_targets * n_sets
+        print(
+            f"membership.shadow: {fits} generator fits ({k_targets} targets x 2 x {n_sets} sets) "
+            f"on {size} records each, then {fits} samples of {size} records",
+            file=sys.stderr,
+            flush=True,
+        )
+        encoder = self._gower(ctx)
+        train_enc = encoder.transform(ctx.train)
+        iso = nearest(train_enc, train_enc, k=1, exclude_self=True, memory_mb=self.memory_mb)[0][:, 0]
+        targets = np.argsort(-iso, kind="stable")[:k_targets]
+        codes = frequent_codes(encoder.transform(pool))
+        featurise = ShadowFeatures(codes=codes)
+        release = encoder.transform(ctx.synthetic)
+        rng = self._rng(ctx, "shadow")
+        chunks = max(1, min(10, len(ctx.synthetic) // size))
+        shuffled = rng.permutation(len(ctx.synthetic))[: chunks * size]
+        release_parts = [np.sort(part) for part in np.array_split(shuffled, chunks)]
+
+        per_target, correct = [], []
+        for t_i, target in enumerate(targets):
+            target_rows = _entity_rows(ctx, int(target), max(1, size // 2))
+            target_enc = _take(train_enc, np.array([target]))
+            radius = float(max(iso[target], 1e-12))
+            feats, labels, groups = [], [], []
+            for s in range(n_sets):
+                pick = rng.choice(len(pool), size, replace=False)  # random order: "in" swaps out the last rows
+                base = pool.iloc[np.sort(pick)]
+                keep = np.sort(pick[: size - len(target_rows)])
+                with_target = pd.concat([pool.iloc[keep], target_rows], ignore_index=True)
+                out_model = ctx.fit_generator(base.reset_index(drop=True))
+                in_model = ctx.fit_generator(with_target)
+                for label, model in ((1, in_model), (0, out_model)):
+                    seed = derive_seed(ctx.seed, "membership.shadow", t_i, s, label)
+                    synthetic = model.sample(size, seed=seed)
+                    feats.append(featurise(target_enc, encoder.transform(synthetic), radius, self.memory_mb))
+                    labels.append(label)
+                    groups.append(s)
+            X, y, g = np.vstack(feats), np.array(labels), np.array(groups)
+            rf_seed = derive_seed(ctx.seed, "membership.shadow.rf", t_i)
+            classifier = lambda seed=rf_seed: RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1)
+            p_in = np.empty(len(y))
+            for fit_idx, test_idx in GroupKFold(n_splits=min(5, n_sets)).split(X, y, g):
+                p_in[test_idx] = _p_in(classifier().fit(X[fit_idx], y[fit_idx]), X[test_idx])
+            right = np.where(p_in == 0.5, 0.5, ((p_in > 0.5) == (y == 1)).astype(float))
+            correct.append(right)
+            final = classifier().fit(X, y)
+            release_x = [featurise(target_enc, _take(release, part), radius, self.memory_mb) for part in release_parts]
+            on_release = _p_in(final, np.vstack(release_x))
+            per_target.append(
+                {
+                    "target_index": int(target),
+                    "held_out_accuracy": float(right.mean()),
+                    "p_in_on_release": float(on_release.mean()),
+                    "release_chunks_called_in": int((on_release > 0.5).sum()),
+                }
+            )
+        trials = np.concatenate(correct)
+        success = float(trials.mean())
+        details = {
+            "attacker": "shadow",
+            "targets": per_target,
+            "target_rule": "the training records farthest (Gower) from every other training record",
+            "generator_fits": fits,
+            "shadow_sets": n_sets,
+            "shadow_size": size,
+            "held_out_predictions": int(len(trials)),
+            "cross_validation": f"GroupKFold({min(5, n_sets)}) over shadow sets (in/out pairs kept together)",
+            "release_chunks": chunks,
+            "max_target_accuracy": float(max(t["held_out_accuracy"] for t in per_target)),
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+        return Measurement(
+            "membership.shadow.success",
+            success,
+            Goal.MINIMIZE,
+            ci=wilson_ci(trials.sum(), len(trials), ctx.confidence),  # type: ignore[arg-type]
+            baseline=0.5,
+            details=details,
+            meaning=(
+                "held-out accuracy of shadow models telling whether an isolated record was trained on "
+                "(0.5 = chance, 1 = its presence always shows)"
+            ),
+        )
+
+
+def _entity_rows(ctx: Context, target: int, limit: int) -> pd.DataFrame:
+    """The target record, or the training records of its entity (the person is in or out), at most `limit`."""
+    if ctx.train_entities is None:
+        return ctx.train.iloc[[target]]
+    rows = np.flatnonzero((ctx.train_entities == ctx.train_entities.iloc[target]).to_numpy())
+    return ctx.train.iloc[np.r_[target, rows[rows != target]][:limit]]
+
+
+def _take(encoded: Encoded, idx: np.ndarray) -> Encoded:
+    return Encoded(numerical=encoded.numerical[idx], categorical=encoded.categorical[idx])
+
+
+def _p_in(model, X: np.ndarray) -> np.ndarray:
+    """P(label 1) from a fitted classifier, also when it saw one class only."""
+    proba = model.predict_proba(X)
+    classes = list(model.classes_)
+    return proba[:, classes.index(1)] if 1 in classes else np.zeros(len(X))
