@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ConfigDict, ValidationError, create_model
 
 from suite.errors import ConfigError
-from suite.policy import Threshold, effective_policy
+from suite.policy import Threshold, preset_policy
 from suite.registry import RegistryError, checks, generators
 from suite.scenario import GeneratorSpec, Scenario, Spec, format_loc
 
@@ -38,6 +38,7 @@ class Plan:
     generators: list[Component]
     checks: list[Component]
     policy: dict[str, Threshold]
+    defaults: dict[str, Threshold]
 
 
 def resolve(scenario: Scenario, path: Path) -> Plan:
@@ -70,7 +71,8 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
         path=path,
         generators=[g for g in gens if g is not None],
         checks=[c for c in chks if c is not None],
-        policy=effective_policy(scenario.policy, produced, scenario.preset),
+        policy=dict(scenario.policy),
+        defaults=preset_policy(scenario.preset, produced),
     )
 
 

@@ -73,53 +73,78 @@ PRESETS: dict[str, dict[str, Threshold]] = {
         "collisions.excess": Threshold(max=0.01),
         "dcr.share_closer_to_train": Threshold(max=0.6),
         "fidelity.quality": Threshold(min=0.7),
+        "singling_out.univariate.risk": Threshold(max=0.25),
+        "singling_out.multivariate.risk": Threshold(max=0.3),
+        "linkability.risk": Threshold(max=0.05),
+        "inference.max.risk": Threshold(max=0.25),
+        "membership.distance.auc": Threshold(max=0.6),
+        "membership.density.auc": Threshold(max=0.6),
+        "membership.distance.tpr_at_fpr_1pct": Threshold(max=0.05),
+        "membership.density.tpr_at_fpr_1pct": Threshold(max=0.05),
+        "membership.shadow.success": Threshold(max=0.75),
     },
     "strict": {
         "collisions.rate": Threshold(max=0.0),
         "collisions.excess": Threshold(max=0.005),
         "dcr.share_closer_to_train": Threshold(max=0.55),
         "fidelity.quality": Threshold(min=0.75),
+        "singling_out.univariate.risk": Threshold(max=0.2),
+        "singling_out.multivariate.risk": Threshold(max=0.25),
+        "linkability.risk": Threshold(max=0.03),
+        "inference.max.risk": Threshold(max=0.15),
+        "membership.distance.auc": Threshold(max=0.55),
+        "membership.density.auc": Threshold(max=0.55),
+        "membership.distance.tpr_at_fpr_1pct": Threshold(max=0.03),
+        "membership.density.tpr_at_fpr_1pct": Threshold(max=0.03),
+        "membership.shadow.success": Threshold(max=0.65),
     },
     "research": {
         "collisions.excess": Threshold(max=0.02),
         "dcr.share_closer_to_train": Threshold(max=0.65),
         "fidelity.quality": Threshold(min=0.6),
+        "singling_out.univariate.risk": Threshold(max=0.35),
+        "singling_out.multivariate.risk": Threshold(max=0.4),
+        "linkability.risk": Threshold(max=0.1),
+        "inference.max.risk": Threshold(max=0.4),
+        "membership.distance.auc": Threshold(max=0.65),
+        "membership.density.auc": Threshold(max=0.65),
+        "membership.distance.tpr_at_fpr_1pct": Threshold(max=0.08),
+        "membership.density.tpr_at_fpr_1pct": Threshold(max=0.08),
+        "membership.shadow.success": Threshold(max=0.85),
     },
     "none": {},
 }
 DEFAULT_POLICY = PRESETS["default"]
 
 
-def effective_policy(
-    scenario_policy: Mapping[str, Threshold], produced: Iterable[str], preset: str = "default"
-) -> dict[str, Threshold]:
-    """Scenario thresholds, plus the preset's for measurement patterns the selected checks produce."""
+def preset_policy(preset: str, produced: Iterable[str]) -> dict[str, Threshold]:
+    """The preset's thresholds for measurement names the selected checks may produce."""
     patterns = list(produced)
-    defaults = PRESETS[preset]
-    policy = {name: t for name, t in defaults.items() if any(fnmatch.fnmatchcase(name, p) for p in patterns)}
-    policy.update(scenario_policy)
-    return policy
+    return {name: t for name, t in PRESETS[preset].items() if any(fnmatch.fnmatchcase(name, p) for p in patterns)}
 
 
-def judge(measurements: Iterable[Measurement], policy: Mapping[str, Threshold]) -> list[Judgement]:
-    """Judge each measurement on the conservative end of its interval; fail closed."""
+def judge(
+    measurements: Iterable[Measurement],
+    policy: Mapping[str, Threshold],
+    defaults: Mapping[str, Threshold] | None = None,
+) -> list[Judgement]:
+    """Judge each measurement on the conservative end of its interval; fail closed.
+
+    `policy` holds the scenario's thresholds: one whose measurement never arrives is
+    `missing` and blocks. `defaults` (the preset) applies only to measurements that arrive,
+    so a check configured to produce fewer measurements (one membership attacker) is not
+    blocked for the others.
+    """
+    defaults = defaults or {}
     out: list[Judgement] = []
     seen: set[str] = set()
     for m in measurements:
         seen.add(m.name)
-        threshold = policy.get(m.name)
-        out.append(_judge_one(m, threshold))
+        out.append(_judge_one(m, policy.get(m.name, defaults.get(m.name))))
     for name, threshold in policy.items():
         if name not in seen and threshold.gates:
-            out.append(
-                Judgement(
-                    name,
-                    Status.MISSING,
-                    None,
-                    threshold,
-                    f"{name}: no measurement arrived for this threshold ({threshold})",
-                )
-            )
+            reason = f"{name}: no measurement arrived for this threshold ({threshold})"
+            out.append(Judgement(name, Status.MISSING, None, threshold, reason))
     return out
 
 

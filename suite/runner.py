@@ -86,7 +86,7 @@ def run(plan: Plan, *, out: Path | None = None, progress: Progress | None = None
             "dropped_columns": list(data.dropped),
             "columns": {c: s["sdtype"] for c, s in data.metadata.columns.items()},
         },
-        policy=plan.policy,
+        policy={**plan.defaults, **plan.policy},
         provenance=_provenance(plan),
         summary=_summary(records),
         generators=records,
@@ -144,7 +144,7 @@ def _run_generator(plan: Plan, component: Component, index: int, data: PreparedD
                 measurements += _evaluate(check, ctx)
                 seconds[f"check.{check.spec.name}"] += time.perf_counter() - start
         by_name = {m.name: m for m in measurements}
-        for j in judge(measurements, plan.policy):
+        for j in judge(measurements, plan.policy, plan.defaults):
             records.append(MeasurementRecord.build(by_name.get(j.measurement), j, repeat))
     blocking = [r for r in records if r.status.blocks]
     verdict = "block" if blocking else "release"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from suite.policy import DEFAULT_POLICY, Status, Threshold, effective_policy, judge
+from suite.policy import DEFAULT_POLICY, PRESETS, Status, Threshold, judge, preset_policy
 from suite.types import Goal, Measurement
 
 
@@ -49,17 +49,30 @@ def test_empty_threshold_reports_without_gating():
 
 
 def test_defaults_apply_only_to_selected_checks_and_scenario_overrides_them():
-    policy = effective_policy({"dcr.share_closer_to_train": Threshold(max=0.6)}, ["dcr.*", "collisions.rate"])
-    assert policy["dcr.share_closer_to_train"].max == 0.6
-    assert "fidelity.quality" not in policy and "collisions.excess" not in policy
-    assert set(DEFAULT_POLICY) <= set(effective_policy({}, ["*"]))
+    defaults = preset_policy("default", ["dcr.*", "collisions.rate"])
+    assert "dcr.share_closer_to_train" in defaults
+    assert "fidelity.quality" not in defaults and "collisions.excess" not in defaults
+    m = Measurement("dcr.share_closer_to_train", 0.58, Goal.MINIMIZE, ci=(0.56, 0.62))
+    (j,) = judge([m], {}, defaults)
+    assert j.status is Status.FAIL  # default max 0.6
+    (j,) = judge([m], {"dcr.share_closer_to_train": Threshold(max=0.65)}, defaults)
+    assert j.status is Status.PASS  # the scenario's threshold wins
 
 
-def test_presets_differ_in_strictness_and_none_gates_only_the_scenario():
-    strict = effective_policy({}, ["*"], "strict")
-    research = effective_policy({}, ["*"], "research")
-    assert strict["dcr.share_closer_to_train"].max < DEFAULT_POLICY["dcr.share_closer_to_train"].max
-    assert research["dcr.share_closer_to_train"].max > DEFAULT_POLICY["dcr.share_closer_to_train"].max
-    assert effective_policy({"dcr.share_closer_to_train": Threshold(max=0.7)}, ["*"], "none") == {
-        "dcr.share_closer_to_train": Threshold(max=0.7)
-    }
+def test_a_default_whose_measurement_never_arrives_does_not_block_but_a_scenario_threshold_does():
+    defaults = preset_policy("default", ["membership.*.auc"])
+    assert {"membership.distance.auc", "membership.density.auc"} <= set(defaults)
+    only_distance = [Measurement("membership.distance.auc", 0.5, Goal.MINIMIZE, ci=(0.48, 0.52))]
+    assert [j.status for j in judge(only_distance, {}, defaults)] == [Status.PASS]
+    statuses = [j.status for j in judge(only_distance, {"membership.density.auc": Threshold(max=0.6)}, defaults)]
+    assert statuses == [Status.PASS, Status.MISSING]
+
+
+def test_presets_differ_in_strictness_and_none_gates_nothing():
+    strict, research = PRESETS["strict"], PRESETS["research"]
+    for name, threshold in DEFAULT_POLICY.items():
+        if threshold.max is not None:
+            assert strict[name].max <= threshold.max <= research[name].max, name
+        if threshold.min is not None:
+            assert strict[name].min >= threshold.min >= research[name].min, name
+    assert preset_policy("none", ["*"]) == {}

@@ -1,0 +1,396 @@
+"""Shared machinery of the anonymeter attacks: targets, data types, pinned randomness, results.
+
+The three attacks (`singling_out`, `linkability`, `inference`) run anonymeter's evaluators on
+the same prepared frames and report its three numbers the same way:
+
+- **targets**: when the data has an entity column, train and control are reduced to one row
+  per entity (a random row, drawn from the scenario's seed), so each attack target is a
+  distinct person; the synthetic data (which has no entity column) stays whole;
+- **types**: exactly the metadata's columns; numbers and dates as float64 (missing -> NaN,
+  which anonymeter reads as missing), everything else as text with one sentinel for missing
+  values, so anonymeter treats each column as the metadata says;
+- **randomness**: `pinned_randomness(seed)` makes every draw anonymeter makes come from the seed;
+- **results**: `attack_measurements` turns anonymeter's `EvaluationResults` into a `risk`
+  measurement (residual risk over the control, anonymeter's interval) and an
+  `attack_advantage` measurement (attack minus naive guess, Newcombe's interval).
+
+What in anonymeter 1.1 draws randomness, and how each is pinned here:
+
+- `SinglingOutEvaluator` takes `seed=` (the query generation and the random baseline queries);
+- `linkability_evaluator._random_links` calls `np.random.default_rng()` without a seed: the
+  `np` that anonymeter's modules see is replaced, while an evaluator runs, by a proxy whose
+  `random.default_rng()` returns a generator seeded from the seed and a call counter;
+- `DataFrame.sample` without `random_state` (linkability and inference targets, the naive
+  inference guesses) draws from numpy's global generator: `suite.seeding.seeded` seeds it;
+- polars: `DataFrame.sample` without a seed (singling out's size correction for a control
+  smaller than train) gets one from the same counter; `Series.unique()` and
+  `DataFrame.group_by()` return their groups in an order that changes from call to call,
+  and singling out draws from those lists (univariate candidates, baseline query values),
+  so they are asked to keep the order of first appearance (`maintain_order=True`), which
+  is one of the orders they were free to return.
+
+Everything is restored on exit; a lock keeps two evaluations in one process from
+interleaving their patches.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import sys
+import threading
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from suite.encoding import as_float
+from suite.metadata import Metadata
+from suite.seeding import derive_seed, seeded
+from suite.stats import wilson_ci
+from suite.types import Context, Goal, Measurement
+
+#: Stands for a missing value in a categorical column (anonymeter's encoders cannot sort None with text).
+MISSING = "\x00missing"
+
+_LOCK = threading.RLock()
+
+
+# --------------------------------------------------------------------------------------------
+# statistics
+
+
+def newcombe_difference_ci(x1: float, n1: float, x2: float, n2: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Newcombe's hybrid score interval for p1 - p2 of two independent proportions.
+
+    Method 10 of Newcombe (1998), Statistics in Medicine 17:873-890: the Wilson interval of
+    each proportion, (l1, u1) and (l2, u2), combined as
+    low = d - sqrt((p1 - l1)^2 + (u2 - p2)^2), high = d + sqrt((u1 - p1)^2 + (p2 - l2)^2),
+    with d = p1 - p2. It keeps its coverage near the nominal level for small samples and
+    for proportions near 0 or 1, where the Wald interval does not.
+    """
+    if n1 <= 0 or n2 <= 0:
+        return (float("nan"), float("nan"))
+    p1, p2 = x1 / n1, x2 / n2
+    l1, u1 = wilson_ci(x1, n1, confidence)
+    l2, u2 = wilson_ci(x2, n2, confidence)
+    d = p1 - p2
+    low = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    high = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return float(max(-1.0, low)), float(min(1.0, high))
+
+
+# --------------------------------------------------------------------------------------------
+# randomness
+
+
+class _Proxy:
+    """A stand-in for a module: `overrides` first, everything else from `target`."""
+
+    def __init__(self, target: Any, **overrides: Any) -> None:
+        self._target = target
+        self.__dict__.update(overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+
+def _anonymeter_modules() -> list[Any]:
+    """anonymeter's loaded modules, except those holding numba-compiled functions.
+
+    numba reads a module's `np` when it compiles, and cannot compile against a proxy; those
+    modules (the neighbour search) draw nothing at random.
+    """
+    import anonymeter.evaluators  # noqa: F401  (loads every evaluator module)
+
+    named = [m for n, m in list(sys.modules.items()) if (n == "anonymeter" or n.startswith("anonymeter.")) and m]
+    return [m for m in named if not any(hasattr(v, "py_func") for v in vars(m).values())]
+
+
+def _keep_order(method: Any) -> Any:
+    def wrapper(self: Any, *args: Any, maintain_order: bool = True, **kwargs: Any) -> Any:
+        return method(self, *args, maintain_order=maintain_order, **kwargs)
+
+    wrapper.__wrapped__ = method  # type: ignore[attr-defined]
+    return wrapper
+
+
+@contextmanager
+def pinned_randomness(seed: int) -> Iterator[None]:
+    """While the block runs, every random draw anonymeter makes comes from `seed`.
+
+    See the module docstring for what is pinned and why. Not reentrant across threads: a
+    process-wide lock serialises blocks.
+    """
+    import polars as pl
+
+    counter = itertools.count()
+    real_default_rng = np.random.default_rng
+
+    def next_seed() -> int:
+        return int(np.random.SeedSequence([seed % 2**63, next(counter)]).generate_state(1, dtype=np.uint64)[0])
+
+    def default_rng(seed_: Any = None) -> np.random.Generator:
+        return real_default_rng(next_seed() if seed_ is None else seed_)
+
+    np_proxy = _Proxy(np, random=_Proxy(np.random, default_rng=default_rng))
+    real_sample = pl.DataFrame.sample
+
+    def sample(self: Any, *args: Any, seed: int | None = None, **kwargs: Any) -> Any:
+        return real_sample(self, *args, seed=next_seed() if seed is None else seed, **kwargs)
+
+    class_patches = [
+        (pl.Series, "unique", _keep_order(pl.Series.unique)),
+        (pl.DataFrame, "group_by", _keep_order(pl.DataFrame.group_by)),
+        (pl.DataFrame, "sample", sample),
+    ]
+    with _LOCK, seeded(seed):
+        saved_np = [(m, m.np) for m in _anonymeter_modules() if getattr(m, "np", None) is np]
+        saved_cls = [(cls, name, cls.__dict__[name]) for cls, name, _ in class_patches]
+        try:
+            for module, _ in saved_np:
+                module.np = np_proxy
+            for cls, name, patched in class_patches:
+                setattr(cls, name, patched)
+            yield
+        finally:
+            for module, original in saved_np:
+                module.np = original
+            for cls, name, original in saved_cls:
+                setattr(cls, name, original)
+
+
+@dataclass
+class Notes:
+    """What anonymeter said while it ran: its warnings and its log lines (counts and rates, never data)."""
+
+    warnings: list[str]
+    log: list[str]
+
+    def as_details(self) -> dict[str, list[str]]:
+        return {"warnings": list(dict.fromkeys(self.warnings)), "log": list(dict.fromkeys(self.log))}
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, sink: list[str]) -> None:
+        super().__init__(level=logging.WARNING)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.append(record.getMessage())
+
+
+@contextmanager
+def captured_notes() -> Iterator[Notes]:
+    """Catch the warnings and the anonymeter log records raised in the block instead of showing them.
+
+    anonymeter's own messages carry counts and rates only, so their text is kept; for a
+    warning from any other library only its category is kept (its text might quote data).
+    """
+    notes = Notes(warnings=[], log=[])
+    logger = logging.getLogger("anonymeter")
+    handler = _ListHandler(notes.log)
+    logger.addHandler(handler)
+    propagate = logger.propagate
+    logger.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield notes
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+    for w in caught:
+        own = "anonymeter" in str(w.filename).replace("\\", "/").split("/")
+        notes.warnings.append(str(w.message) if own else f"{w.category.__name__} from {w.filename.rsplit('/', 1)[-1]}")
+
+
+# --------------------------------------------------------------------------------------------
+# data
+
+
+def one_row_per_entity(frame: pd.DataFrame, entities: pd.Series, rng: np.random.Generator) -> pd.DataFrame:
+    """A random row of each entity (rows aligned by position), in the frame's order."""
+    if len(entities) != len(frame):
+        raise ValueError(f"entity ids ({len(entities)}) do not line up with the rows ({len(frame)})")
+    codes = pd.factorize(entities, use_na_sentinel=False)[0]
+    order = rng.permutation(len(codes))
+    _, first = np.unique(codes[order], return_index=True)
+    return frame.iloc[np.sort(order[first])].reset_index(drop=True)
+
+
+def _category_text(values: pd.Series) -> pd.Series:
+    """Values as text, equal whatever the dtype that carries them (1, 1.0 and True agree); missing -> MISSING."""
+    missing = values.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
+        numbers = as_float(values)
+        text = np.array([repr(float(v)) for v in numbers], dtype=object)
+    else:
+        text = np.array([str(v) for v in values.to_numpy(dtype=object)], dtype=object)
+    text[missing] = MISSING
+    return pd.Series(text, dtype=object)
+
+
+def to_anonymeter(frame: pd.DataFrame, metadata: Metadata) -> pd.DataFrame:
+    """A new frame of the metadata's columns that anonymeter reads as the metadata says.
+
+    Numerical and datetime columns become float64 (dates as nanoseconds; missing and
+    infinite values as NaN, which polars and anonymeter's neighbour search read as missing);
+    every other column becomes text, with missing values as one sentinel category (anonymeter's
+    label encoder cannot sort None among strings, and a numeric-looking category such as a 0/1
+    flag must not be compared as a number). The input frame is not modified.
+    """
+    missing = [c for c in metadata.columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the frame lacks the metadata's column(s) {missing}")
+    continuous = set(metadata.continuous)
+    out = {
+        c: (pd.Series(as_float(frame[c], c)) if c in continuous else _category_text(frame[c])) for c in metadata.columns
+    }
+    return pd.DataFrame(out, index=pd.RangeIndex(len(frame)))
+
+
+@dataclass(frozen=True)
+class AttackData:
+    """Train targets, control targets and the synthetic table, ready for anonymeter."""
+
+    train: pd.DataFrame
+    control: pd.DataFrame
+    synthetic: pd.DataFrame
+    entity_level: bool
+    train_rows: int
+    control_rows: int
+
+    def capped(self, n_attacks: int) -> tuple[int, dict[str, Any]]:
+        """`n_attacks`, capped at the number of train and control targets, and what was capped."""
+        if n_attacks < 1:
+            raise ValueError(f"n_attacks must be a positive number of attacks, got {n_attacks}")
+        n = min(n_attacks, len(self.train), len(self.control))
+        if n < 1:
+            raise ValueError("no target left to attack: train or control is empty")
+        return n, {
+            "n_attacks_requested": int(n_attacks),
+            "n_attacks": int(n),
+            "n_attacks_capped": n < n_attacks,
+            "cap_reason": (
+                f"only {len(self.train)} train and {len(self.control)} control targets" if n < n_attacks else None
+            ),
+        }
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "entity_level": self.entity_level,
+            "train_rows": self.train_rows,
+            "control_rows": self.control_rows,
+            "train_targets": int(len(self.train)),
+            "control_targets": int(len(self.control)),
+            "synthetic_rows": int(len(self.synthetic)),
+        }
+
+
+def attack_data(ctx: Context) -> AttackData:
+    """The context's frames as anonymeter's ori, control and syn, one row per entity when there are entities.
+
+    The entity reduction uses a seed derived from `ctx.seed` (the same for all three
+    attacks, so they attack the same people).
+    """
+    train, control = ctx.train, ctx.holdout
+    entity_level = ctx.train_entities is not None
+    if entity_level:
+        rng = np.random.default_rng(derive_seed(ctx.seed, "anonymeter.entities"))
+        train = one_row_per_entity(train, ctx.train_entities, rng)
+        if ctx.holdout_entities is not None:
+            control = one_row_per_entity(control, ctx.holdout_entities, rng)
+    md = ctx.metadata
+    return AttackData(
+        train=to_anonymeter(train, md),
+        control=to_anonymeter(control, md),
+        synthetic=to_anonymeter(ctx.synthetic, md),
+        entity_level=entity_level,
+        train_rows=int(len(ctx.train)),
+        control_rows=int(len(ctx.holdout)),
+    )
+
+
+def check_columns(columns: list[str], metadata: Metadata, what: str) -> None:
+    unknown = [c for c in columns if c not in metadata.columns]
+    if unknown:
+        raise ValueError(f"{what} names column(s) {unknown} that the table does not have (or that are identifiers)")
+
+
+# --------------------------------------------------------------------------------------------
+# results
+
+
+def _rate(n_attacks: float, n_success: float, rate: Any) -> dict[str, float]:
+    return {
+        "n_attacks": int(n_attacks),
+        "n_success": float(n_success) if not float(n_success).is_integer() else int(n_success),
+        "rate": float(rate.value),
+        "error": float(rate.error),
+    }
+
+
+def attack_measurements(
+    prefix: str,
+    results: Any,
+    confidence: float,
+    *,
+    what: str,
+    details: Mapping[str, Any],
+) -> list[Measurement]:
+    """`<prefix>.risk` and `<prefix>.attack_advantage` from anonymeter's `EvaluationResults`.
+
+    `risk` is anonymeter's residual risk over the control, (attack - control) / (1 - control),
+    clipped to [0, 1], with anonymeter's interval; `baseline` is the naive attacker's success
+    rate. `attack_advantage` is the attack's success share minus the naive attacker's, with
+    Newcombe's interval: at or below 0, the attack got nothing out of the synthetic data that
+    a random guess would not (and anonymeter warns that its risk "cannot be trusted").
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        risk = results.risk()
+    attack = _rate(results.n_attacks_ori, results.n_success, results.attack_rate)
+    baseline = _rate(results.n_attacks_baseline, results.n_baseline, results.baseline_rate)
+    control = _rate(results.n_attacks_control, results.n_control, results.control_rate)
+    p_attack = results.n_success / results.n_attacks_ori
+    p_naive = results.n_baseline / results.n_attacks_baseline
+    advantage = p_attack - p_naive
+    advantage_ci = newcombe_difference_ci(
+        results.n_success, results.n_attacks_ori, results.n_baseline, results.n_attacks_baseline, confidence
+    )
+    shared = {
+        **details,
+        "attack": attack,
+        "control": control,
+        "baseline": baseline,
+        "attack_share": float(p_attack),
+        "naive_share": float(p_naive),
+        "attack_no_better_than_naive": bool(results.baseline_rate.value >= results.attack_rate.value),
+        "confidence": confidence,
+    }
+    return [
+        Measurement(
+            f"{prefix}.risk",
+            float(risk.value),
+            Goal.MINIMIZE,
+            ci=(float(risk.ci[0]), float(risk.ci[1])),
+            baseline=float(results.baseline_rate.value),
+            meaning=f"{what}: success on training targets beyond success on unseen (control) people, 0..1",
+            details=shared,
+        ),
+        Measurement(
+            f"{prefix}.attack_advantage",
+            float(advantage),
+            Goal.MINIMIZE,
+            ci=advantage_ci,
+            baseline=0.0,
+            meaning=f"{what}: success share minus a naive random guess's (<= 0: the attack learned nothing)",
+            details=shared,
+        ),
+    ]

@@ -1,0 +1,427 @@
+"""The anonymeter attacks (singling out, linkability, inference) on the shipped data, and their helpers."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import warnings
+from functools import cache
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import attacks.inference
+import attacks.linkability
+import attacks.singling_out  # noqa: F401  (registers the three checks)
+from attacks._anonymeter import (
+    MISSING,
+    attack_data,
+    captured_notes,
+    newcombe_difference_ci,
+    one_row_per_entity,
+    pinned_randomness,
+    to_anonymeter,
+)
+from attacks.inference import InferenceAttack, positional_naive_guesses
+from attacks.linkability import LinkabilityAttack, default_aux_cols
+from attacks.singling_out import SinglingOutAttack
+from suite.dataset import prepare
+from suite.metadata import Metadata, Roles
+from suite.registry import checks, generators
+from suite.seeding import seeded
+from suite.testing import check_check
+from suite.types import Context, Goal
+from tests.conftest import METADATA, ROLES
+
+CHECKS = {"singling_out": SinglingOutAttack, "linkability": LinkabilityAttack, "inference": InferenceAttack}
+
+
+# --------------------------------------------------------------------------------------------
+# contexts built the way the runner builds them, on 3,000 real rows
+
+
+@pytest.fixture(scope="session")
+def prepared(small_csv):
+    return prepare(small_csv, metadata_path=METADATA, roles=Roles.from_dict(ROLES), holdout=0.3, seed=0)
+
+
+def _context(data, generator: str, seed: int = 0) -> Context:
+    cls = generators.get(generator)
+    fit_on = data.reference if getattr(cls, "fit_on", "train") == "reference" else data.train
+    with seeded(seed):
+        fitted = cls().fit(fit_on.copy(), data.metadata)
+    synthetic = fitted.sample(len(data.train), seed=seed)[list(data.train.columns)].reset_index(drop=True)
+    return Context(
+        train=data.train,
+        holdout=data.control,
+        synthetic=synthetic,
+        metadata=data.metadata,
+        seed=seed,
+        train_entities=data.train_entities,
+        holdout_entities=data.control_entities,
+        reference=data.reference,
+        reference_entities=data.reference_entities,
+    )
+
+
+@pytest.fixture(scope="session")
+def contexts(prepared):
+    return {g: _context(prepared, g) for g in ("identity", "holdout", "uniform")}
+
+
+@pytest.fixture(scope="session")
+def measured(contexts):
+    """`measured(generator, check)` -> {name: Measurement}, each evaluated once per session."""
+
+    @cache
+    def get(generator: str, check: str):
+        return {m.name: m for m in CHECKS[check]().evaluate(contexts[generator])}
+
+    return get
+
+
+# --------------------------------------------------------------------------------------------
+# Newcombe's interval for a difference of proportions
+
+
+@pytest.mark.parametrize(
+    ("x1", "n1", "x2", "n2", "low", "high"),
+    [  # Newcombe (1998), Stat Med 17:873, Table II, method 10
+        (56, 70, 48, 80, 0.0524, 0.3339),
+        (9, 10, 3, 10, 0.1705, 0.8090),
+        (5, 56, 0, 29, -0.0381, 0.1926),
+        (0, 10, 0, 20, -0.1611, 0.2775),
+        (0, 10, 0, 10, -0.2775, 0.2775),
+        (10, 10, 0, 20, 0.6791, 1.0000),
+        (10, 10, 0, 10, 0.6075, 1.0000),
+    ],
+)
+def test_newcombe_interval_matches_the_published_examples(x1, n1, x2, n2, low, high):
+    got = newcombe_difference_ci(x1, n1, x2, n2, 0.95)
+    assert got == pytest.approx((low, high), abs=5e-5)
+
+
+def test_newcombe_interval_properties():
+    low, high = newcombe_difference_ci(30, 100, 20, 100)
+    assert low < 0.1 < high
+    assert newcombe_difference_ci(20, 100, 30, 100) == pytest.approx((-high, -low))
+    wide, narrow = newcombe_difference_ci(30, 100, 20, 100), newcombe_difference_ci(300, 1000, 200, 1000)
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]
+    assert newcombe_difference_ci(0.5 * 99, 99, 10, 100)[0] < 0.4  # counts may be fractional
+    assert all(np.isnan(newcombe_difference_ci(0, 0, 1, 10)))
+
+
+# --------------------------------------------------------------------------------------------
+# pinned randomness
+
+
+def _draws():
+    from anonymeter.evaluators import linkability_evaluator as le
+
+    frame = pd.DataFrame({"a": np.arange(50)})
+    polars_frame = __import__("polars").DataFrame({"a": list("abcdefghij") * 30})
+    return (
+        le._random_links(n_synthetic=1000, n_attacks=20, n_neighbors=2).tolist(),
+        frame.sample(10)["a"].tolist(),  # pandas without random_state: numpy's global generator
+        polars_frame.sample(20)["a"].to_list(),  # polars without a seed
+        polars_frame["a"].unique().to_list(),  # polars' unordered unique
+        polars_frame.group_by("a").len()["a"].to_list(),
+    )
+
+
+def test_pinned_randomness_makes_every_draw_anonymeter_makes_repeat():
+    with pinned_randomness(3):
+        first = _draws()
+    with pinned_randomness(3):
+        again = _draws()
+    with pinned_randomness(4):
+        other = _draws()
+    assert first == again
+    assert first[0] != other[0] and first[1] != other[1] and first[2] != other[2]
+    assert first[3] == list("abcdefghij") and first[4] == list("abcdefghij")  # order of first appearance
+
+
+def test_pinned_randomness_restores_everything():
+    import polars as pl
+    from anonymeter.evaluators import linkability_evaluator as le
+    from anonymeter.neighbors import mixed_types_kneighbors as knn
+
+    before = (le.np, pl.Series.unique, pl.DataFrame.group_by, pl.DataFrame.sample, np.random.default_rng)
+    state = np.random.get_state()[1].copy()
+    with pinned_randomness(0):
+        assert le.np is not np
+        assert knn.np is np  # numba compiles against the module's numpy; the neighbour search draws nothing
+        np.random.random(5)
+    assert (le.np, pl.Series.unique, pl.DataFrame.group_by, pl.DataFrame.sample, np.random.default_rng) == before
+    assert (np.random.get_state()[1] == state).all()
+
+
+def test_captured_notes_keep_anonymeter_messages_and_hide_others():
+    with captured_notes() as notes:
+        logging.getLogger("anonymeter.evaluators.x").warning("could generate only 3 queries")
+        warnings.warn("some value 'Jane' leaked", UserWarning, stacklevel=1)
+    assert notes.log == ["could generate only 3 queries"]
+    assert notes.warnings == ["UserWarning from test_attacks_anonymeter.py"]
+
+
+# --------------------------------------------------------------------------------------------
+# data preparation
+
+
+def test_one_row_per_entity_keeps_a_random_row_of_each():
+    frame = pd.DataFrame({"v": range(10)})
+    entities = pd.Series(list("aaabbbcdde"))
+    one = one_row_per_entity(frame, entities, np.random.default_rng(0))
+    assert len(one) == 5
+    assert sorted(entities.iloc[one["v"]]) == list("abcde")
+    again = one_row_per_entity(frame, entities, np.random.default_rng(0))
+    assert one.equals(again)
+    draws = {tuple(one_row_per_entity(frame, entities, np.random.default_rng(s))["v"]) for s in range(20)}
+    assert len(draws) > 1
+    with pytest.raises(ValueError, match="line up"):
+        one_row_per_entity(frame, entities.iloc[:5], np.random.default_rng(0))
+
+
+def test_to_anonymeter_reads_columns_as_the_metadata_says_and_keeps_the_input():
+    md = Metadata(
+        columns={
+            "flag": {"sdtype": "categorical"},
+            "group": {"sdtype": "categorical"},
+            "count": {"sdtype": "numerical"},
+            "when": {"sdtype": "datetime"},
+            "ok": {"sdtype": "boolean"},
+        }
+    )
+    frame = pd.DataFrame(
+        {
+            "flag": [1, 0, 1],
+            "group": ["a", None, np.nan],
+            "count": pd.array([1, None, 3], dtype="Int64"),
+            "when": pd.to_datetime(["2020-01-01", None, "2020-01-03"]),
+            "ok": pd.array([True, None, False], dtype="boolean"),
+            "extra": [1, 2, 3],
+        }
+    )
+    copy = frame.copy()
+    out = to_anonymeter(frame, md)
+    pd.testing.assert_frame_equal(frame, copy)
+    assert list(out.columns) == ["flag", "group", "count", "when", "ok"]
+    assert out["flag"].tolist() == ["1.0", "0.0", "1.0"]  # a 0/1 category is compared as a category
+    assert out["group"].tolist() == ["a", MISSING, MISSING]
+    assert out["count"].dtype == np.float64 and np.isnan(out["count"][1])
+    assert out["when"].dtype == np.float64 and np.isnan(out["when"][1])
+    assert out["ok"].tolist() == ["1.0", MISSING, "0.0"]
+    floats = to_anonymeter(frame.assign(flag=[1.0, 0.0, 1.0]), md)
+    assert floats["flag"].tolist() == out["flag"].tolist()  # the same category whatever carries it
+
+
+def test_targets_are_people_not_rows(contexts, prepared):
+    data = attack_data(contexts["holdout"])
+    assert data.entity_level
+    assert len(data.train) == prepared.train_entities.nunique() < len(prepared.train)
+    assert len(data.control) == prepared.control_entities.nunique()
+    assert len(data.synthetic) == len(contexts["holdout"].synthetic)  # synthetic stays whole
+    no_entities = dataclasses.replace(contexts["holdout"], train_entities=None, holdout_entities=None)
+    assert len(attack_data(no_entities).train) == len(prepared.train)
+
+
+# --------------------------------------------------------------------------------------------
+# the check contract and reproducibility
+
+
+@pytest.mark.parametrize("check", sorted(CHECKS))
+def test_check_contract_and_reproducibility(check, contexts, measured):
+    cls = CHECKS[check]
+    assert checks.get(check) is cls
+    ctx = contexts["holdout"]
+    ms = check_check(cls, ctx)  # evaluates twice: same seed, same values and intervals
+    first = {m.name: (m.value, m.ci, m.baseline) for m in ms}
+    assert first == {n: (m.value, m.ci, m.baseline) for n, m in measured("holdout", check).items()}
+    other = {m.name: (m.value, m.ci, m.baseline) for m in cls().evaluate(dataclasses.replace(ctx, seed=1))}
+    assert other.keys() == first.keys()
+    assert other != first, "the scenario's seed must govern the attack"
+
+
+@pytest.mark.parametrize("check", sorted(CHECKS))
+def test_measurements_are_complete_and_carry_no_data(check, contexts, measured, prepared):
+    ms = measured("holdout", check)
+    for name, m in ms.items():
+        assert m.goal is Goal.MINIMIZE and m.meaning and m.ci is not None
+        if name.endswith(".attack_advantage"):
+            assert m.baseline == 0.0
+            continue
+        assert 0.0 <= m.ci[0] <= m.value <= m.ci[1] <= 1.0
+        d = m.details
+        for part in ("attack", "control", "baseline"):
+            assert set(d[part]) == {"n_attacks", "n_success", "rate", "error"}
+        assert m.baseline == d["baseline"]["rate"]
+        assert d["entity_level"] is True and d["n_attacks"] <= d["control_targets"]
+    text = json.dumps([dict(m.details) for m in ms.values()], default=str)
+    assert "col(" not in text and "[(" not in text  # no query text
+    values = set(prepared.train["clinic_name"].astype(str)) | set(prepared.train["payor_group"].dropna().astype(str))
+    assert not [v for v in values if f'"{v}"' in text], "data values in details"
+
+
+def test_n_attacks_is_capped_at_the_available_targets(contexts, measured):
+    m = measured("holdout", "linkability")["linkability.risk"]
+    d = m.details
+    assert d["n_attacks_requested"] == 500 and d["n_attacks_capped"]
+    assert d["n_attacks"] == min(d["train_targets"], d["control_targets"]) == d["attack"]["n_attacks"]
+
+
+# --------------------------------------------------------------------------------------------
+# ground truths: identity is flagged, real unseen data and uniform noise are not
+
+
+@pytest.mark.parametrize(
+    "name", ["singling_out.univariate.risk", "singling_out.multivariate.risk", "inference.max.risk"]
+)
+def test_identity_is_flagged(name, measured):
+    check = name.split(".")[0]
+    ms = measured("identity", check)
+    m = ms[name]
+    low, high = m.ci
+    assert low > 0.2, f"{name}: {m.value:.3f} {m.ci}"
+    assert high > 0.1  # fails a {max: 0.1} threshold, judged on the upper end
+    prefix = f"inference.{m.details['column']}" if check == "inference" else name.rsplit(".", 1)[0]
+    assert ms[f"{prefix}.attack_advantage"].ci[0] > 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the declared quasi-identifiers cannot link anybody on this table: split in two halves, each half "
+        "is shared by many people (gender, clinic and drive-through: a median of ~2,600 training rows tie at "
+        "distance 0 on the full table), and anonymeter takes the first of the tied neighbours, so even the "
+        "training rows themselves are almost never relinked (see the test below)"
+    ),
+)
+def test_identity_is_flagged_by_linkability_on_the_declared_quasi_identifiers(measured):
+    m = measured("identity", "linkability")["linkability.risk"]
+    assert m.ci[0] > 0.2 and m.ci[1] > 0.1, f"{m.value:.3f} {m.ci}"
+
+
+def test_linkability_flags_identity_with_identifying_halves(contexts):
+    qis = list(ROLES["quasi_identifiers"])
+    others = ["col_rec_tat", "rec_ver_tat", "demo_group", "orderset", "patient_class"]
+    attack = LinkabilityAttack(aux_cols=(qis, others))
+    identity = {m.name: m for m in attack.evaluate(contexts["identity"])}["linkability.risk"]
+    assert identity.ci[0] > 0.2 and identity.ci[1] > 0.1, f"{identity.value:.3f} {identity.ci}"
+    holdout = {m.name: m for m in attack.evaluate(contexts["holdout"])}["linkability.risk"]
+    assert holdout.ci[0] == 0.0 and holdout.ci[1] < 0.05
+
+
+@pytest.mark.parametrize("generator", ["holdout", "uniform"])
+@pytest.mark.parametrize("name", ["linkability.risk", "inference.max.risk", "singling_out.univariate.risk"])
+def test_unseen_and_random_data_sit_at_no_risk(generator, name, measured):
+    m = measured(generator, name.split(".")[0])[name]
+    assert m.ci[0] <= 0.01, f"{generator} {name}: {m.value:.3f} {m.ci}"
+    assert m.ci[1] < 0.4
+
+
+def test_uniform_noise_is_low_and_no_better_than_naive_for_singling_out(measured):
+    ms = measured("uniform", "singling_out")
+    for mode in ("univariate", "multivariate"):
+        risk = ms[f"singling_out.{mode}.risk"]
+        assert risk.ci[1] < 0.1, f"{mode}: {risk.value:.3f} {risk.ci}"
+    advantage = ms["singling_out.univariate.attack_advantage"]
+    assert advantage.value < 0 and advantage.details["attack_no_better_than_naive"]
+    assert any("as good or worse as baseline" in w for w in advantage.details["warnings"])
+
+
+def test_holdout_singling_out_stays_far_below_identity(measured):
+    for mode in ("univariate", "multivariate"):
+        name = f"singling_out.{mode}.risk"
+        holdout, identity = measured("holdout", "singling_out")[name], measured("identity", "singling_out")[name]
+        assert holdout.ci[1] < identity.ci[0], f"{name}: holdout {holdout.ci}, identity {identity.ci}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "anonymeter extrapolates the control's singling-out success from the control's size to the training "
+        "set's (4.7x larger here) with a one-weight model that underestimates it, so real unseen rows score a "
+        "multivariate risk of ~0.15-0.2 with an interval that excludes 0"
+    ),
+)
+def test_holdout_multivariate_singling_out_interval_includes_zero(measured):
+    m = measured("holdout", "singling_out")["singling_out.multivariate.risk"]
+    assert m.ci[0] <= 0.01, f"{m.value:.3f} {m.ci}"
+
+
+# --------------------------------------------------------------------------------------------
+# parameters, failures and anonymeter's quirks
+
+
+def test_linkability_default_aux_cols_alternate_the_quasi_identifiers(contexts):
+    first, second = default_aux_cols(contexts["holdout"].metadata)
+    assert first == ["gender", "clinic_name", "drive_thru_ind"] and second == ["age", "pan_day"]
+
+
+def test_linkability_without_two_quasi_identifiers_names_the_fix(contexts):
+    ctx = contexts["holdout"]
+    md = ctx.metadata.with_roles(dataclasses.replace(ctx.metadata.roles, quasi_identifiers=("age",)))
+    with pytest.raises(ValueError, match=r"dataset\.roles\.quasi_identifiers.*aux_cols"):
+        LinkabilityAttack().evaluate(dataclasses.replace(ctx, metadata=md))
+
+
+def test_inference_without_secrets_names_the_fix(contexts):
+    ctx = contexts["holdout"]
+    md = ctx.metadata.with_roles(dataclasses.replace(ctx.metadata.roles, secrets=()))
+    with pytest.raises(ValueError, match=r"dataset\.roles\.secrets"):
+        InferenceAttack().evaluate(dataclasses.replace(ctx, metadata=md))
+
+
+def test_inference_reports_each_secret_and_the_worst(measured):
+    ms = measured("identity", "inference")
+    secrets = ROLES["secrets"]
+    assert {f"inference.{s}.{q}" for s in secrets for q in ("risk", "attack_advantage")} | {
+        "inference.max.risk"
+    } == set(ms)
+    worst = ms["inference.max.risk"]
+    column = worst.details["column"]
+    assert worst.ci == ms[f"inference.{column}.risk"].ci
+    assert worst.ci[1] == max(ms[f"inference.{s}.risk"].ci[1] for s in secrets)
+    assert {s: ms[f"inference.{s}.risk"].details["regression"] for s in secrets} == {
+        "result": False,
+        "ct_result": True,
+        "payor_group": False,
+    }
+    assert ms["inference.result.risk"].details["aux_cols"] == list(ROLES["quasi_identifiers"])
+
+
+def test_inference_naive_guesses_are_drawn_synthetic_rows():
+    """anonymeter 1.1.0 aligns the naive guesses by index label, so most are missing; they must be rows."""
+    from anonymeter.evaluators import InferenceEvaluator
+
+    rng = np.random.default_rng(0)
+    ori = pd.DataFrame({"x": rng.normal(size=400), "s": ["a"] * 400})
+    syn = pd.DataFrame({"x": rng.normal(size=4000), "s": ["a"] * 4000}, index=np.arange(4000) + 10_000)
+    with pinned_randomness(0), captured_notes(), positional_naive_guesses() as fixed:
+        ev = InferenceEvaluator(ori=ori, syn=syn, aux_cols=["x"], secret="s", n_attacks=200, control=ori)
+        results = ev.evaluate(n_jobs=1).results()
+    assert fixed
+    assert results.n_baseline == 200  # every naive guess is some synthetic row's secret, "a"
+
+
+def test_singling_out_rejects_unknown_modes(contexts):
+    with pytest.raises(ValueError, match="modes"):
+        SinglingOutAttack(modes=("bivariate",)).evaluate(contexts["holdout"])
+
+
+def test_singling_out_runs_one_mode_and_counts_its_queries(contexts):
+    ms = SinglingOutAttack(modes=("univariate",), n_attacks=50).evaluate(contexts["uniform"])
+    assert [m.name for m in ms] == ["singling_out.univariate.risk", "singling_out.univariate.attack_advantage"]
+    assert ms[0].details["n_attacks"] == 50 and not ms[0].details["n_attacks_capped"]
+    d = ms[0].details
+    assert isinstance(d["queries_from_synthetic"], int) and d["queries_from_synthetic"] <= 50
+    assert d["control_success_size_corrected"] and isinstance(d["control_success_at_control_size"], int)
+
+
+def test_no_warning_escapes(contexts):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        SinglingOutAttack(modes=("univariate",), n_attacks=50).evaluate(contexts["uniform"])
+    assert not [w for w in caught if "anonymeter" in str(w.filename)]
