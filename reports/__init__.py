@@ -2,6 +2,6 @@
 
 from reports.json_report import read_json, write_json
 from reports.markdown import render_markdown, write_markdown
-from reports.text import verdict_table
+from reports.text import gate_table, verdict_table
 
-__all__ = ["read_json", "write_json", "render_markdown", "write_markdown", "verdict_table"]
+__all__ = ["read_json", "write_json", "render_markdown", "write_markdown", "verdict_table", "gate_table"]

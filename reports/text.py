@@ -1,8 +1,8 @@
-"""The verdict table the CLI prints."""
+"""What the CLI prints: the verdict table, and each generator's gated measurements."""
 
 from __future__ import annotations
 
-from suite.scorecard import Scorecard
+from suite.scorecard import MeasurementRecord, Scorecard
 
 
 def verdict_table(scorecard: Scorecard) -> str:
@@ -13,9 +13,24 @@ def verdict_table(scorecard: Scorecard) -> str:
         rows.append((g.name, g.verdict, g.expected, "yes" if g.as_expected else "NO", why or "all gated checks passed"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
-    status = (
-        "every verdict as expected"
-        if scorecard.summary.all_as_expected
-        else f"UNEXPECTED: {', '.join(scorecard.summary.unexpected)}"
-    )
+    summary = scorecard.summary
+    status = "every verdict as expected" if summary.all_as_expected else f"UNEXPECTED: {', '.join(summary.unexpected)}"
     return f"scenario {scorecard.scenario['name']}: {status}\n" + "\n".join(lines)
+
+
+def _line(m: MeasurementRecord, width: int) -> str:
+    value = "n/a" if m.value is None else f"{m.value:.3f}"
+    ci = "" if m.ci is None else f"[{m.ci[0]:.3f}, {m.ci[1]:.3f}]"
+    repeat = f" (repeat {m.repeat + 1})" if m.repeat else ""
+    return f"  {m.status.value:<7} {m.name:<{width}} {value:>8} {ci:<17} {m.threshold or ''}{repeat}"
+
+
+def gate_table(scorecard: Scorecard) -> str:
+    """Per generator, every gated measurement: status, value, interval, threshold."""
+    out = []
+    for g in scorecard.generators:
+        gated = [m for m in g.measurements if m.status.value != "ungated"]
+        width = max((len(m.name) for m in gated), default=10)
+        out.append(f"{g.name}: {g.verdict}")
+        out += [_line(m, width) for m in sorted(gated, key=lambda m: (not m.status.blocks, m.name, m.repeat))]
+    return "\n".join(out)

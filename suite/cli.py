@@ -86,7 +86,7 @@ def _validate(path: Path) -> int:
 
 
 def _run(path: Path, *, out: Path | None, quiet: bool) -> int:
-    from reports import verdict_table, write_json, write_markdown
+    from reports import gate_table, verdict_table, write_json, write_markdown
     from suite.runner import Progress, run
 
     try:
@@ -101,6 +101,8 @@ def _run(path: Path, *, out: Path | None, quiet: bool) -> int:
         return BAD_INPUT
     write_json(result.scorecard, result.run_dir)
     write_markdown(result.scorecard, result.run_dir)
+    print(gate_table(result.scorecard))
+    print()
     print(verdict_table(result.scorecard))
     print(f"run folder: {result.run_dir}")
     return OK if result.scorecard.summary.all_as_expected else GATE_FAILED

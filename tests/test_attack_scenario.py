@@ -1,0 +1,55 @@
+"""The shipped attack scenario, end to end on the full quickstart table (slow: about 4 minutes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from reports import read_json
+from suite.cli import main
+from tests.conftest import ROOT
+
+SCENARIO = ROOT / "scenarios" / "covid_attacks.yaml"
+ATTACKS = ("singling_out.", "linkability.", "inference.", "membership.")
+
+
+@pytest.fixture(scope="module")
+def scorecard(tmp_path_factory):
+    out = tmp_path_factory.mktemp("attacks")
+    assert main(["run", str(SCENARIO), "--out", str(out), "--quiet"]) == 0
+    (run_dir,) = out.iterdir()
+    return read_json(run_dir / "scorecard.json")
+
+
+def _gated(scorecard, generator):
+    g = next(g for g in scorecard.generators if g.name == generator)
+    return {m.name: m for m in g.measurements if m.name.startswith(ATTACKS) and m.status != "ungated"}
+
+
+@pytest.mark.slow
+def test_identity_is_blocked_by_every_attack(scorecard):
+    gated = _gated(scorecard, "identity")
+    for name in (
+        "singling_out.univariate.risk",
+        "singling_out.multivariate.risk",
+        "linkability.risk",
+        "inference.max.risk",
+        "membership.distance.auc",
+        "membership.density.auc",
+    ):
+        assert gated[name].status == "fail", gated[name].reason
+    assert gated["membership.distance.auc"].value > 0.95
+
+
+@pytest.mark.slow
+def test_near_copy_is_blocked_by_membership(scorecard):
+    assert _gated(scorecard, "noisy_copy")["membership.distance.auc"].status == "fail"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("generator", ["holdout", "uniform", "marginals", "sdv.gaussian_copula"])
+def test_unseen_data_noise_and_models_pass_every_attack(scorecard, generator):
+    gated = _gated(scorecard, generator)
+    assert len(gated) >= 10
+    failed = {n: m.reason for n, m in gated.items() if m.status != "pass"}
+    assert not failed
+    assert abs(gated["membership.distance.auc"].value - 0.5) < 0.05
