@@ -8,7 +8,6 @@ from reports import read_json
 from suite.cli import main
 from tests.conftest import QUICKSTART, write_scenario
 
-
 #: Every check but the anonymeter attacks, whose seeding has its own test (tests/test_attacks_anonymeter.py).
 CHECKS = ["collisions", "dcr", "fidelity", "membership"]
 
