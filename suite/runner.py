@@ -19,7 +19,7 @@ import pandas as pd
 
 from suite.dataset import PreparedData, prepare
 from suite.io import new_run_dir, sha256_file
-from suite.metadata import Metadata, Roles, write_metadata
+from suite.metadata import Roles, write_metadata
 from suite.plan import Component, Plan
 from suite.policy import judge
 from suite.registry import checks as check_registry
@@ -99,8 +99,7 @@ def _run_generator(plan: Plan, component: Component, index: int, data: PreparedD
     spec = sc.generators[index]
     key = spec.key
     n = sc.sample_size or len(data.train)
-    fit_on = getattr(component.cls, "fit_on", "train")
-    fit_data = data.reference if fit_on == "reference" else data.train
+    fit_data = fit_rows(component, data)
     records: list[MeasurementRecord] = []
     seconds: Counter[str] = Counter()
     for repeat in range(sc.repeats):
@@ -112,8 +111,7 @@ def _run_generator(plan: Plan, component: Component, index: int, data: PreparedD
         try:
             say(f"{tag}: fit on {len(fit_data)} rows")
             start = time.perf_counter()
-            with seeded(seed):
-                generator = component.build().fit(fit_data.copy(), data.metadata)
+            generator = fit_generator(component, data, seed)
             seconds["fit"] += time.perf_counter() - start
             say(f"{tag}: sample {n} rows")
             start = time.perf_counter()
@@ -125,19 +123,7 @@ def _run_generator(plan: Plan, component: Component, index: int, data: PreparedD
             for check in plan.checks:
                 measurements += _error_measurements(check, error)
         else:
-            ctx = Context(
-                train=data.train,
-                holdout=data.control,
-                synthetic=synthetic,
-                metadata=data.metadata,
-                seed=seed,
-                confidence=sc.confidence,
-                train_entities=data.train_entities,
-                holdout_entities=data.control_entities,
-                reference=data.reference,
-                reference_entities=data.reference_entities,
-                fit_generator=partial(_refit, component, data.metadata, seed, None if fit_on == "train" else fit_data),
-            )
+            ctx = make_context(component, data, synthetic, seed=seed, confidence=sc.confidence)
             for check in plan.checks:
                 say(f"{tag}: {check.spec.name}")
                 start = time.perf_counter()
@@ -165,14 +151,44 @@ def _run_generator(plan: Plan, component: Component, index: int, data: PreparedD
     )
 
 
-def _refit(component: Component, metadata: Metadata, seed: int, fixed: pd.DataFrame | None, frame: pd.DataFrame) -> Any:
-    """A fresh copy of the generator under test, fitted as the run fits it, on `frame` (shadow attacks).
+def fit_rows(component: Component, data: PreparedData) -> pd.DataFrame:
+    """The rows a generator is fitted on: train, or the reference half for `fit_on = "reference"` (holdout)."""
+    return data.reference if getattr(component.cls, "fit_on", "train") == "reference" else data.train
 
-    A generator that the run fits on other rows than train (`holdout`, fit_on = "reference")
-    is fitted on those rows again: its output never depends on the training data.
+
+def fit_generator(component: Component, data: PreparedData, seed: int, rows: pd.DataFrame | None = None) -> Any:
+    """A fresh generator fitted under the seed, on `rows` or on its own rows (`fit_rows`).
+
+    A generator fitted on other rows than train (`holdout`) ignores `rows`: its output never
+    depends on the training data, whatever a shadow attack hands it.
     """
+    own = fit_rows(component, data)
+    chosen = rows if rows is not None and own is data.train else own
     with seeded(seed):
-        return component.build().fit((frame if fixed is None else fixed).copy(), metadata)
+        return component.build().fit(chosen.copy(), data.metadata)
+
+
+def make_context(
+    component: Component, data: PreparedData, synthetic: pd.DataFrame, *, seed: int, confidence: float = 0.95
+) -> Context:
+    """The Context every check of one (generator, repeat) sees."""
+    return Context(
+        train=data.train,
+        holdout=data.control,
+        synthetic=synthetic,
+        metadata=data.metadata,
+        seed=seed,
+        confidence=confidence,
+        train_entities=data.train_entities,
+        holdout_entities=data.control_entities,
+        reference=data.reference,
+        reference_entities=data.reference_entities,
+        fit_generator=partial(_refit, component, data, seed),
+    )
+
+
+def _refit(component: Component, data: PreparedData, seed: int, rows: pd.DataFrame) -> Any:
+    return fit_generator(component, data, seed, rows)
 
 
 def _conform(synthetic: pd.DataFrame, train: pd.DataFrame, n: int) -> pd.DataFrame:

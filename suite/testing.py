@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from suite.dataset import PreparedData
 from suite.io import sha256_frame
 from suite.metadata import Metadata
 from suite.types import Context, Measurement
@@ -83,3 +84,19 @@ def check_check(cls: type, ctx: Context) -> list[Measurement]:
         f"{cls.__name__} is not reproducible"
     )
     return measurements
+
+
+def context_for(
+    data: PreparedData, generator: str, *, seed: int = 0, params: dict[str, Any] | None = None, n: int | None = None
+) -> Context:
+    """The Context a run builds for `generator` on prepared data: fitted, sampled, seeded as the runner does."""
+    from suite.plan import Component
+    from suite.registry import generators
+    from suite.runner import fit_generator, make_context
+    from suite.scenario import GeneratorSpec
+
+    params = dict(params or {})
+    spec = GeneratorSpec(name=generator, params=params)
+    component = Component(spec=spec, cls=generators.get(generator), params=params)
+    synthetic = fit_generator(component, data, seed).sample(n or len(data.train), seed=seed)
+    return make_context(component, data, synthetic[list(data.train.columns)].reset_index(drop=True), seed=seed)

@@ -29,9 +29,8 @@ from attacks.linkability import LinkabilityAttack, default_aux_cols
 from attacks.singling_out import SinglingOutAttack
 from suite.dataset import prepare
 from suite.metadata import Metadata, Roles
-from suite.registry import checks, generators
-from suite.seeding import seeded
-from suite.testing import check_check
+from suite.registry import checks
+from suite.testing import check_check, context_for
 from suite.types import Context, Goal
 from tests.conftest import METADATA, ROLES
 
@@ -48,22 +47,7 @@ def prepared(small_csv):
 
 
 def _context(data, generator: str, seed: int = 0) -> Context:
-    cls = generators.get(generator)
-    fit_on = data.reference if getattr(cls, "fit_on", "train") == "reference" else data.train
-    with seeded(seed):
-        fitted = cls().fit(fit_on.copy(), data.metadata)
-    synthetic = fitted.sample(len(data.train), seed=seed)[list(data.train.columns)].reset_index(drop=True)
-    return Context(
-        train=data.train,
-        holdout=data.control,
-        synthetic=synthetic,
-        metadata=data.metadata,
-        seed=seed,
-        train_entities=data.train_entities,
-        holdout_entities=data.control_entities,
-        reference=data.reference,
-        reference_entities=data.reference_entities,
-    )
+    return context_for(data, generator, seed=seed)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -14,8 +15,8 @@ from attacks._membership_features import ROC_GRID, roc_summary
 from attacks.membership import MembershipAttack, select_candidates, unit_max
 from suite.dataset import prepare
 from suite.metadata import Roles
-from suite.registry import checks, generators
-from suite.testing import check_check
+from suite.registry import checks
+from suite.testing import check_check, context_for
 from suite.types import Context
 from tests.conftest import DATA, METADATA, ROLES
 
@@ -35,22 +36,12 @@ def full():
 
 
 def _context(data, generator: str, *, seed: int = 0, entities: bool = True, reference: bool = True) -> Context:
-    cls = generators.get(generator)
-    fit_on = data.reference if generator == "holdout" else data.train
-    synthetic = cls().fit(fit_on, data.metadata).sample(len(data.train), seed=seed)
-    return Context(
-        train=data.train,
-        holdout=data.control,
-        synthetic=synthetic,
-        metadata=data.metadata,
-        seed=seed,
-        train_entities=data.train_entities if entities else None,
-        holdout_entities=data.control_entities if entities else None,
-        reference=data.reference if reference else None,
-        reference_entities=data.reference_entities if reference else None,
-        # as the runner does: `holdout` always fits on the reference rows, whatever it is given
-        fit_generator=lambda frame: cls().fit(data.reference if generator == "holdout" else frame, data.metadata),
-    )
+    ctx = context_for(data, generator, seed=seed)
+    if not entities:
+        ctx = replace(ctx, train_entities=None, holdout_entities=None, reference_entities=None)
+    if not reference:
+        ctx = replace(ctx, reference=None, reference_entities=None)
+    return ctx
 
 
 def _by_name(measurements):
