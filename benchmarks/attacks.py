@@ -340,6 +340,7 @@ def case_check(context: str, check: str, params: dict[str, Any]) -> tuple[float,
             "ci": m.ci,
             "error": m.error,
             "queries": details.get("queries_from_synthetic"),
+            "seconds": details.get("seconds"),  # membership: per attacker
             "notes": [*details.get("warnings", []), *details.get("log", [])],
         }
     return seconds, summary
@@ -417,6 +418,8 @@ def check_rows(prepared: Prepared, generator: str, notes: list[str]) -> list[lis
                 extra = []
                 if entry.get("queries") is not None:
                     extra.append(f"{entry['queries']} singling-out queries built from the synthetic data")
+                if entry.get("seconds") is not None:
+                    extra.append(f"{name.rsplit('.', 1)[0]} took {secs(entry['seconds'])} s")
                 extra += list(dict.fromkeys(entry.get("notes") or []))
                 if extra:
                     notes.append(f"{case.label}, {generator}, {prepared.train_rows:,} rows: " + "; ".join(extra))
@@ -441,16 +444,19 @@ def attacks_section(prepared: list[Prepared], runs: list[tuple[int, str]]) -> No
         emit(
             f"- {p.train_rows:,} training rows: subset of {p.subset_rows:,} rows, control {p.control_rows:,}, "
             f"reference {p.reference_rows:,}; {sum(p.columns.values())} columns ({kinds}); "
-            f"`prepare` with SDV metadata inference took {secs(p.prepare_seconds)} s (not in the table)."
+            f"`prepare` with SDV metadata inference took {secs(p.prepare_seconds)} s (not in the table"
+            + ("; this first call includes importing SDV)." if p is prepared[0] else ").")
         )
     emit(
         "- seconds: `evaluate` alone, in a fresh child (so linkability and inference include anonymeter's numba "
         f"compilation, below); killed past {TIMEOUT:.0f} s. The default `singling_out` runs both modes: its time "
         "is the sum of its two rows."
     )
+    n = max(p.train_rows for p in prepared)
     emit(
-        "- peak MB: the child's peak RSS minus that of an idle child that loaded the same context and imported the "
-        "same modules."
+        "- peak MB: the child's peak RSS (VmHWM) minus that of an idle child that loaded the same context and "
+        f"imported the same modules. For scale, one float64 {n:,} x {n:,} distance matrix would take "
+        f"{n * n * 8 / 2**20:,.0f} MB."
     )
     for note in notes:
         emit(f"- {note}")

@@ -5,7 +5,6 @@ Kept free of heavy imports: only the standard library, numpy and pandas.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -45,11 +44,6 @@ class Measurement:
             return self.value
         low, high = self.ci
         return high if self.goal is Goal.MINIMIZE else low
-
-    @property
-    def failed(self) -> bool:
-        """True when the check errored or produced no usable number."""
-        return self.error is not None or not math.isfinite(self.value)
 
     @classmethod
     def from_error(cls, name: str, goal: Goal, error: str) -> Measurement:

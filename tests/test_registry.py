@@ -97,3 +97,21 @@ def test_unknown_name_suggests_the_closest():
 def test_builtins_are_registered():
     assert {"identity", "holdout", "uniform", "marginals", "sdv.gaussian_copula"} <= set(generators.names())
     assert {"collisions", "dcr", "fidelity"} <= set(checks.names())
+
+
+def test_refresh_forgets_plugins_but_keeps_builtins(monkeypatch):
+    ep = SimpleNamespace(
+        name="acme.copy", value="acme:Good", dist=SimpleNamespace(name="acme", version="1.2"), load=lambda: Good
+    )
+    found = [ep]
+    monkeypatch.setattr(registry_module, "entry_points", lambda group: list(found))
+    reg = _fresh()
+
+    class Builtin(Good):
+        name: ClassVar[str] = "local"
+
+    reg.register("local")(Builtin)
+    assert reg.names() == ["acme.copy", "local"]
+    found.clear()
+    reg.refresh()
+    assert reg.names() == ["local"]
