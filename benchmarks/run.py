@@ -21,26 +21,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import os
-import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import cache
-from importlib.metadata import PackageNotFoundError, version
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import gower
 import numpy as np
 import pandas as pd
+from harness import emit, log, machine, measure, secs, table, timed
 
 from suite.neighbors import GowerEncoder, nearest
 from suite.types import Context
@@ -64,121 +58,12 @@ QUICKSTART_TIMEOUT = 900.0
 PACKAGES = ("numpy", "pandas", "torch", "sdv", "sdmetrics", "gower")
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------- formatting
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def secs(value: float) -> str:
-    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
 
 
 def ratio(slow: float, fast: float) -> str:
     value = slow / fast
     return f"{value:.0f}x" if value >= 10 else f"{value:.1f}x"
-
-
-def emit(text: str = "") -> None:
-    print(text, flush=True)
-
-
-# --------------------------------------------------------------------------- machine
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine() -> list[tuple[str, str]]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    rows = [
-        ("CPU", cpu_model()),
-        ("cores", f"{os.cpu_count()} ({usable} usable)"),
-        ("platform", platform.platform()),
-        ("python", platform.python_version()),
-    ]
-    for package in PACKAGES:
-        try:
-            rows.append((package, version(package)))
-        except PackageNotFoundError:
-            rows.append((package, "not installed"))
-    return rows
-
-
-# --------------------------------------------------------------------------- isolated cases
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one case in a fresh child process gave: seconds, peak RSS (MB) and a payload."""
-
-    status: str  # "ok", "timed out" or an error message
-    seconds: float = float("nan")
-    peak_mb: float = float("nan")
-    payload: Any = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-
-Case = Callable[..., tuple[float, Any]]
-
-
-def _child(conn: Connection, case: Case, kwargs: dict[str, Any]) -> None:
-    try:
-        seconds, payload = case(**kwargs)
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
-        conn.send(("ok", seconds, peak_mb, payload))
-    except Exception as exc:  # reported in the table, not raised
-        conn.send((f"error: {type(exc).__name__}: {exc}", float("nan"), float("nan"), None))
-    finally:
-        conn.close()
-
-
-def measure(case: Case, timeout: float, **kwargs: Any) -> Outcome:
-    """Run ``case(**kwargs)`` in a fresh 'spawn' child; past ``timeout`` seconds it is killed."""
-    ctx = mp.get_context("spawn")
-    receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(sender, case, kwargs))
-    proc.start()
-    sender.close()
-    try:
-        if not receiver.poll(timeout):
-            proc.terminate()
-            return Outcome("timed out")
-        status, seconds, peak_mb, payload = receiver.recv()
-        return Outcome(status, seconds, peak_mb, payload)
-    except EOFError:
-        proc.join()
-        return Outcome(f"crashed (exit code {proc.exitcode})")
-    finally:
-        proc.join()
-        receiver.close()
-
-
-def timed(fn: Callable[[], Any], repeats: int = 1) -> tuple[float, Any]:
-    """Best wall time of ``repeats`` calls, and the last result."""
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 # --------------------------------------------------------------------------- 1. nearest neighbour
@@ -461,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     emit(f"# synth-release-gate benchmarks ({'quick' if args.quick else 'full'} run)")
     emit()
-    emit(table(["machine", ""], machine()))
+    emit(table(["machine", ""], machine(PACKAGES)))
     emit()
     nn_section(NN_SIZES[:1] if args.quick else NN_SIZES)
     dcr_section(DCR_ROWS[:1] if args.quick else DCR_ROWS)

@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python benchmarks/attacks.py            # 10k and 50k training rows
-    python benchmarks/attacks.py --quick    # 10k training rows only
+    python benchmarks/bench_attacks.py            # 10k and 50k training rows
+    python benchmarks/bench_attacks.py --quick    # 10k training rows only
 
 Markdown tables go to stdout, progress to stderr. The data is the UCI Census-Income KDD table
 (``data/census_kdd.parquet``, without ``split`` and ``instance_weight``). For each size a random
@@ -19,41 +19,33 @@ child that loads the prepared context, is killed after 300 s, and reports the se
 ``evaluate`` and its peak RSS. Memory is reported above an idle child that loaded the same
 context and imported the same modules. A last child times anonymeter's numba-compiled
 neighbour search on a few rows, first call against second, for its one-off compilation cost.
+
+The formatting and child-process helpers are shared with ``benchmarks/run.py`` (``benchmarks/harness.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import multiprocessing as mp
-import os
 import pickle
-import platform
-import resource
 import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, partial
-from importlib.metadata import PackageNotFoundError, version
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from harness import Outcome, emit, load_average, log, machine, measure, secs, table, timed
 
 if TYPE_CHECKING:  # pragma: no cover
     from suite.types import Context
 
-# This file shares its name with the `attacks` package. Run as a script, its folder is first on sys.path and
-# `import attacks` (ours, and the check registry's) would find this file instead of the package. The folder is
-# dropped here; spawn children inherit the parent's sys.path and run this again, which changes nothing then.
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != HERE]
-
 ROOT = HERE.parent
 DATA = ROOT / "data" / "census_kdd.parquet"
 DROPPED = ["split", "instance_weight"]
@@ -91,137 +83,6 @@ CASES = (
     CheckCase("dcr", "dcr", {}, ("dcr.share_closer_to_train",)),
     CheckCase("collisions", "collisions", {}, ("collisions.excess",)),
 )
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------- formatting (as in benchmarks/run.py)
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def secs(value: float) -> str:
-    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
-
-
-def emit(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def load_average() -> str:
-    try:
-        return " / ".join(f"{v:.2f}" for v in os.getloadavg()) + " (1 / 5 / 15 min)"
-    except OSError:
-        return "unknown"
-
-
-# --------------------------------------------------------------------------- machine
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine() -> list[tuple[str, str]]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    rows = [
-        ("CPU", cpu_model()),
-        ("cores", f"{os.cpu_count()} ({usable} usable)"),
-        ("platform", platform.platform()),
-        ("python", platform.python_version()),
-    ]
-    for package in PACKAGES:
-        try:
-            rows.append((package, version(package)))
-        except PackageNotFoundError:
-            rows.append((package, "not installed"))
-    rows.append(("load average at start", load_average()))
-    return rows
-
-
-# --------------------------------------------------------------------------- isolated cases (as in benchmarks/run.py)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one case in a fresh child process gave: seconds, peak RSS (MB) and a payload."""
-
-    status: str  # "ok", "timed out" or an error message
-    seconds: float = float("nan")
-    peak_mb: float = float("nan")
-    payload: Any = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-
-Case = Callable[..., tuple[float, Any]]
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS in MiB: VmHWM, which exec resets.
-
-    Not ``ru_maxrss``: Linux carries it across fork and exec, so a spawned child starts with the parent's RSS
-    at fork time (here the parent holds the whole census table and SDV, about 0.9 GB).
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
-
-
-def _child(conn: Connection, case: Case, kwargs: dict[str, Any]) -> None:
-    try:
-        seconds, payload = case(**kwargs)
-        peak_mb = peak_rss_mb()
-        conn.send(("ok", seconds, peak_mb, payload))
-    except Exception as exc:  # reported in the table, not raised
-        conn.send((f"error: {type(exc).__name__}: {exc}", float("nan"), float("nan"), None))
-    finally:
-        conn.close()
-
-
-def measure(case: Case, timeout: float, **kwargs: Any) -> Outcome:
-    """Run ``case(**kwargs)`` in a fresh 'spawn' child; past ``timeout`` seconds (after start-up) it is killed."""
-    ctx = mp.get_context("spawn")
-    receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(sender, case, kwargs))
-    proc.start()
-    sender.close()
-    try:
-        if not receiver.poll(timeout):
-            proc.terminate()
-            return Outcome("timed out")
-        status, seconds, peak_mb, payload = receiver.recv()
-        return Outcome(status, seconds, peak_mb, payload)
-    except EOFError:
-        proc.join()
-        return Outcome(f"crashed (exit code {proc.exitcode})")
-    finally:
-        proc.join()
-        receiver.close()
-
-
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
 
 
 # --------------------------------------------------------------------------- data
@@ -507,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs.append((IDENTITY_ROWS, "identity"))
     emit(f"# synth-release-gate attack benchmark ({'quick' if args.quick else 'full'} run)")
     emit()
-    emit(table(["machine", ""], machine()))
+    emit(table(["machine", ""], machine(PACKAGES)))
     emit()
     with tempfile.TemporaryDirectory(prefix="attack-bench-") as tmp:
         prepared = []
