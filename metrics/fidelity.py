@@ -1,33 +1,175 @@
-"""Fidelity: how closely the synthetic table follows the training table (sdmetrics QualityReport)."""
+"""Fidelity: how closely the synthetic table follows the training table.
+
+Two views: sdmetrics' QualityReport (column shapes, column pair trends and their mean) and a
+test per column (Kolmogorov-Smirnov for numbers and dates, chi-squared for categories) with its
+total-variation distance. The per-column details also carry the two distributions as shares
+(histograms on shared bins, level shares) for the report's overlays: aggregates only, with
+levels seen fewer than `min_count` times in the real data folded into `other`.
+"""
 
 from __future__ import annotations
 
 import warnings
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import numpy as np
+import pandas as pd
+
+from metrics._tabular import fit_codes, is_numeric, repeat_design_effect, subsample
+from suite.encoding import as_float
+from suite.metadata import Metadata
 from suite.registry import checks
 from suite.types import Context, Goal, Measurement
 
 
+def sdv_metadata(metadata: Metadata) -> dict[str, Any]:
+    """The multi-table metadata dictionary sdmetrics' unified reports read."""
+    return {"tables": {"table": metadata.to_sdv_dict()}, "relationships": []}
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum()
+    return counts / total if total > 0 else np.zeros_like(counts, dtype=float)
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    return [round(float(v), 6) for v in values]
+
+
+def numeric_test(real: np.ndarray, synthetic: np.ndarray, bins: int, deff: float = 1.0) -> dict[str, Any]:
+    """Two-sample KS test of the observed values, and TVD over the real data's quantile bins.
+
+    `deff` (at least 1) divides the synthetic sample size when the p-value is computed
+    (`repeat_design_effect`); 1 leaves scipy's own p-value.
+    """
+    from scipy import stats
+
+    r, s = real[np.isfinite(real)], synthetic[np.isfinite(synthetic)]
+    if r.size == 0 or s.size == 0:
+        both = r.size == s.size
+        return {
+            "test": "ks",
+            "statistic": 0.0 if both else 1.0,
+            "p_value": 1.0 if both else 0.0,
+            "tvd": 0.0 if both else 1.0,
+        }
+    ks = stats.ks_2samp(r, s)
+    p_value = float(ks.pvalue)
+    if deff > 1.0:
+        n_eff = s.size / deff
+        p_value = float(stats.kstwobign.sf(ks.statistic * np.sqrt(r.size * n_eff / (r.size + n_eff))))
+    edges = np.unique(np.quantile(r, np.linspace(0.0, 1.0, bins + 1)))
+    if edges.size < 2:
+        edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
+    code = lambda v: np.clip(np.searchsorted(edges, v, side="right") - 1, 0, edges.size - 2)  # noqa: E731
+    p = _shares(np.bincount(code(r), minlength=edges.size - 1))
+    q = _shares(np.bincount(code(s), minlength=edges.size - 1))
+    plot_edges = np.linspace(min(r.min(), s.min()), max(r.max(), s.max()), bins + 1)
+    if plot_edges[0] == plot_edges[-1]:
+        plot_edges = plot_edges + np.linspace(-0.5, 0.5, bins + 1)
+    return {
+        "test": "ks",
+        "statistic": float(ks.statistic),
+        "p_value": p_value,
+        "tvd": float(0.5 * np.abs(p - q).sum()),
+        "distribution": {
+            "kind": "histogram",
+            "edges": _rounded(plot_edges),
+            "real": _rounded(_shares(np.histogram(r, plot_edges)[0])),
+            "synthetic": _rounded(_shares(np.histogram(s, plot_edges)[0])),
+        },
+    }
+
+
+def categorical_test(
+    real: pd.Series, synthetic: pd.Series, max_levels: int, min_count: int, deff: float = 1.0
+) -> dict[str, Any]:
+    """Chi-squared homogeneity test of the two level distributions (missing as a level), and their TVD.
+
+    The p-value is that of the statistic divided by `deff` (Rao-Scott first-order correction).
+    """
+    from scipy import stats
+
+    coding = fit_codes(real, False, max_levels=max_levels)
+    r = np.bincount(coding.transform(real), minlength=coding.n_codes)
+    s = np.bincount(coding.transform(synthetic), minlength=coding.n_codes)
+    seen = (r + s) > 0
+    if seen.sum() < 2:
+        statistic, p_value = 0.0, 1.0
+    else:
+        chi2 = stats.chi2_contingency(np.vstack([r[seen], s[seen]]), correction=False)
+        statistic = float(chi2.statistic)
+        p_value = float(stats.chi2.sf(statistic / deff, chi2.dof))
+    p, q = _shares(r), _shares(s)
+    shown = [i for i in range(coding.n_codes) if r[i] >= min_count and coding.names[i] != "other"]
+    rest = [i for i in range(coding.n_codes) if i not in shown]
+    levels = [coding.names[i] for i in shown] + (["other (rare or unseen levels)"] if rest else [])
+    real_shares = [p[i] for i in shown] + ([p[rest].sum()] if rest else [])
+    synth_shares = [q[i] for i in shown] + ([q[rest].sum()] if rest else [])
+    return {
+        "test": "chi2",
+        "statistic": statistic,
+        "p_value": p_value,
+        "tvd": float(0.5 * np.abs(p - q).sum()),
+        "distribution": {
+            "kind": "levels",
+            "levels": levels,
+            "real": _rounded(np.array(real_shares)),
+            "synthetic": _rounded(np.array(synth_shares)),
+        },
+    }
+
+
 @checks.register("fidelity")
 class FidelityMetric:
-    """sdmetrics' QualityReport: column shapes, column pair trends and their mean, from 0 to 1."""
+    """sdmetrics' QualityReport scores (0 to 1) and a two-sample test per column.
+
+    `fidelity.columns_passed` is the share of columns whose test keeps the hypothesis that
+    real and synthetic values come from one distribution at level `alpha`. Both tables are
+    first subsampled to the same `test_rows` so the tests' power, and the share, do not grow
+    with the table: on a large table every test rejects tiny differences. A synthetic table
+    that repeats whole rows more often than real data does (a resampler) counts as the smaller
+    sample it effectively is (`repeat_design_effect`).
+    """
 
     name: ClassVar[str] = "fidelity"
-    measures: ClassVar[tuple[str, ...]] = ("fidelity.quality", "fidelity.column_shapes", "fidelity.column_pairs")
+    measures: ClassVar[tuple[str, ...]] = (
+        "fidelity.quality",
+        "fidelity.column_shapes",
+        "fidelity.column_pairs",
+        "fidelity.columns_passed",
+    )
     requires: ClassVar[tuple[str, ...]] = ("sdmetrics",)
 
-    def __init__(self) -> None:
-        pass
+    def __init__(
+        self,
+        *,
+        max_rows: int = 50_000,
+        test_rows: int = 5_000,
+        alpha: float = 0.01,
+        bins: int = 20,
+        max_levels: int = 50,
+        min_count: int = 10,
+    ) -> None:
+        self.max_rows = max_rows
+        self.test_rows = test_rows
+        self.alpha = alpha
+        self.bins = bins
+        self.max_levels = max_levels
+        self.min_count = min_count
 
     def evaluate(self, ctx: Context) -> list[Measurement]:
+        rng = np.random.default_rng(ctx.seed)
+        train, synthetic = subsample(ctx.train, self.max_rows, rng), subsample(ctx.synthetic, self.max_rows, rng)
+        return [*self._quality(train, synthetic, ctx.metadata), self._column_tests(ctx, rng)]
+
+    def _quality(self, train: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata) -> list[Measurement]:
         from sdmetrics.reports import QualityReport
 
-        metadata = {"tables": {"table": ctx.metadata.to_sdv_dict()}, "relationships": []}
         report = QualityReport()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            report.generate({"table": ctx.train}, {"table": ctx.synthetic}, metadata, verbose=False)
+            report.generate({"table": train}, {"table": synthetic}, sdv_metadata(metadata), verbose=False)
         properties = dict(zip(report.get_properties()["Property"], report.get_properties()["Score"]))
         shapes = report.get_details("Column Shapes")
         pairs = report.get_details("Column Pair Trends")
@@ -64,3 +206,34 @@ class FidelityMetric:
                 meaning="how well correlations and contingency tables between column pairs are kept",
             ),
         ]
+
+    def _column_tests(self, ctx: Context, rng: np.random.Generator) -> Measurement:
+        n = min(len(ctx.train), len(ctx.synthetic), self.test_rows)
+        train, synthetic = subsample(ctx.train, n, rng), subsample(ctx.synthetic, n, rng)
+        deff = repeat_design_effect(train, synthetic)
+        by_column: dict[str, dict[str, Any]] = {}
+        for column in ctx.train.columns:
+            if is_numeric(ctx.metadata, column):
+                result = numeric_test(as_float(train[column]), as_float(synthetic[column]), self.bins, deff)
+            else:
+                result = categorical_test(train[column], synthetic[column], self.max_levels, self.min_count, deff)
+            result["passed"] = bool(result["p_value"] >= self.alpha)
+            by_column[str(column)] = result
+        passed = sum(r["passed"] for r in by_column.values())
+        failed = sorted((c for c, r in by_column.items() if not r["passed"]), key=lambda c: -by_column[c]["tvd"])
+        return Measurement(
+            "fidelity.columns_passed",
+            passed / max(len(by_column), 1),
+            Goal.MAXIMIZE,
+            details={
+                "rows_per_table": n,
+                "repeat_design_effect": deff,
+                "alpha": self.alpha,
+                "failed_columns": failed,
+                "by_column": by_column,
+            },
+            meaning=(
+                f"share of columns whose KS or chi-squared test (on {n} rows of each table) finds no difference "
+                f"at level {self.alpha:g}"
+            ),
+        )

@@ -1,0 +1,170 @@
+"""Shared encodings of the utility metrics: columns as bins or category codes, tables as
+feature matrices. The real table defines every encoding; other tables are mapped onto it, so
+a synthetic value the real data never had lands in an `other` code instead of a new one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from suite.encoding import as_float
+from suite.metadata import Metadata
+
+#: Categories kept by name; rarer ones share one `other` code.
+MAX_LEVELS = 50
+#: Quantile bins of a numeric column when it is discretized.
+BINS = 10
+
+
+def is_numeric(metadata: Metadata, column: str) -> bool:
+    """Numbers and dates are compared as numbers; every other sdtype as categories."""
+    return column in metadata.continuous
+
+
+def subsample(frame: pd.DataFrame, n: int | None, rng: np.random.Generator) -> pd.DataFrame:
+    """At most `n` rows, drawn without replacement and kept in their original order."""
+    if n is None or len(frame) <= n:
+        return frame
+    return frame.iloc[np.sort(rng.choice(len(frame), n, replace=False))]
+
+
+def _labels(series: pd.Series) -> pd.Series:
+    """Category values as text (missing stays missing), so 1, 1.0 and '1' agree across tables."""
+    out = series.astype("object").where(series.notna(), None)
+    return out.map(lambda v: None if v is None else str(v))
+
+
+@dataclass(frozen=True)
+class ColumnCodes:
+    """How one column becomes small integer codes: bins for numbers, levels for categories.
+
+    Codes are 0..n_codes-1: the bins or kept levels first, then `other` (categories only),
+    then `missing`. `names` labels every code for reports.
+    """
+
+    column: str
+    numeric: bool
+    edges: np.ndarray | None
+    levels: tuple[str, ...]
+    names: tuple[str, ...]
+
+    @property
+    def n_codes(self) -> int:
+        return len(self.names)
+
+    @property
+    def missing_code(self) -> int:
+        return self.n_codes - 1
+
+    def transform(self, series: pd.Series) -> np.ndarray:
+        if self.numeric:
+            values = as_float(series, self.column)
+            codes = np.clip(np.searchsorted(self.edges, values, side="right") - 1, 0, len(self.edges) - 2)
+            codes = codes.astype(np.int64)
+            codes[np.isnan(values)] = self.missing_code
+            return codes
+        labels = _labels(series)
+        lookup = {level: i for i, level in enumerate(self.levels)}
+        other = len(self.levels)
+        return np.fromiter(
+            (self.missing_code if v is None else lookup.get(v, other) for v in labels),
+            dtype=np.int64,
+            count=len(labels),
+        )
+
+
+def fit_codes(real: pd.Series, numeric: bool, *, bins: int = BINS, max_levels: int = MAX_LEVELS) -> ColumnCodes:
+    """Codes learned from the real column: quantile bins (distinct edges) or its most frequent levels."""
+    column = str(real.name)
+    if numeric:
+        values = as_float(real, column)
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            edges = np.array([0.0, 1.0])
+        else:
+            edges = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, bins + 1)))
+            if edges.size < 2:
+                edges = np.array([edges[0], edges[0] + 1.0])
+        names = tuple(
+            f"[{lo:.4g}, {hi:.4g}{']' if i == len(edges) - 2 else ')'}"
+            for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))
+        )
+        return ColumnCodes(column, True, edges, (), (*names, "missing"))
+    counts = _labels(real).value_counts(dropna=True)
+    levels = tuple(str(v) for v in counts.index[:max_levels])
+    return ColumnCodes(column, False, None, levels, (*levels, "other", "missing"))
+
+
+def discretize(
+    real: pd.DataFrame,
+    others: list[pd.DataFrame],
+    metadata: Metadata,
+    *,
+    bins: int = BINS,
+    max_levels: int = MAX_LEVELS,
+) -> tuple[list[ColumnCodes], np.ndarray, list[np.ndarray]]:
+    """Every column of `real` as codes fitted on `real`: (the codings, real codes, each other's codes).
+
+    Code matrices have one column per table column, in the table's order.
+    """
+    codings = [fit_codes(real[c], is_numeric(metadata, c), bins=bins, max_levels=max_levels) for c in real.columns]
+    encode = lambda frame: (
+        np.column_stack([k.transform(frame[k.column]) for k in codings])
+        if codings
+        else np.empty((len(frame), 0), np.int64)
+    )  # noqa: E731
+    return codings, encode(real), [encode(o) for o in others]
+
+
+@dataclass(frozen=True)
+class Features:
+    """Tables as float matrices for a model: numbers (NaN kept) and category codes side by side."""
+
+    columns: tuple[str, ...]
+    categorical: np.ndarray  # bool mask over columns
+    codings: tuple[ColumnCodes | None, ...]
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        out = np.empty((len(frame), len(self.columns)), dtype=np.float64)
+        for j, (column, coding) in enumerate(zip(self.columns, self.codings)):
+            out[:, j] = as_float(frame[column], column) if coding is None else coding.transform(frame[column])
+        return out
+
+
+def fit_features(
+    real: pd.DataFrame, metadata: Metadata, columns: list[str], *, max_levels: int = MAX_LEVELS
+) -> Features:
+    """Feature encoding learned from `real`: numeric columns as floats, the others as codes
+    (kept levels, `other`, `missing`), ready for HistGradientBoosting's `categorical_features`."""
+    codings = tuple(
+        None if is_numeric(metadata, c) else fit_codes(real[c], False, max_levels=max_levels) for c in columns
+    )
+    mask = np.array([k is not None for k in codings], dtype=bool)
+    return Features(tuple(columns), mask, codings)
+
+
+def _repeats(frame: pd.DataFrame) -> float:
+    """Kish's design effect of whole-row repeats: sum of squared multiplicities over rows (1 = no repeats)."""
+    if len(frame) == 0:
+        return 1.0
+    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    counts = np.unique(hashes, return_counts=True)[1].astype(np.float64)
+    return float((counts**2).sum() / len(frame))
+
+
+def repeat_design_effect(real: pd.DataFrame, synthetic: pd.DataFrame) -> float:
+    """How much the synthetic sample's whole-row repeats exceed those of a real sample of its size.
+
+    A generator that resamples records (the `holdout` calibration generator draws unseen real
+    rows with replacement) repeats rows far more often than independent draws do; two-sample
+    tests that treat its rows as independent then reject too often. Dividing a test's sample
+    size by this factor (Kish's design effect relative to the real table's natural repeats, on
+    samples of equal size) is the first-order correction of Rao and Scott. Values at least 1.
+    """
+    n = min(len(real), len(synthetic))
+    if n == 0:
+        return 1.0
+    rng = np.random.default_rng(0)
+    return max(1.0, _repeats(subsample(synthetic, n, rng)) / _repeats(subsample(real, n, rng)))
