@@ -116,16 +116,27 @@ class Prepared:
     columns: dict[str, int]  # sdtype -> count, of the generator-facing columns
 
 
-def build(train_rows: int, generator_names: Sequence[str], tmp: Path) -> Prepared:
-    """Subset -> temporary parquet -> ``prepare`` (inferred metadata) -> synthetic tables -> pickled contexts."""
+def build(
+    train_rows: int,
+    generator_names: Sequence[str],
+    tmp: Path,
+    *,
+    columns: Sequence[str] | None = None,
+    roles: Any = None,
+) -> Prepared:
+    """Subset -> temporary parquet -> ``prepare`` (inferred metadata) -> synthetic tables -> pickled contexts.
+
+    `columns` keeps only those census columns; `roles` (a ``suite.metadata.Roles``) defaults to the
+    attack benchmark's quasi-identifiers and secrets.
+    """
     from suite.dataset import prepare
     from suite.metadata import Roles
     from suite.registry import generators
     from suite.types import Context
 
-    roles = Roles(quasi_identifiers=QUASI_IDENTIFIERS, secrets=SECRETS)
+    roles = roles or Roles(quasi_identifiers=QUASI_IDENTIFIERS, secrets=SECRETS)
 
-    table_ = census()
+    table_ = census() if columns is None else census()[list(columns)]
     n = subset_size(train_rows)
     rng = np.random.default_rng(SEED)
     rows = np.sort(rng.choice(len(table_), n, replace=False))

@@ -30,10 +30,13 @@ def subsample(frame: pd.DataFrame, n: int | None, rng: np.random.Generator) -> p
     return frame.iloc[np.sort(rng.choice(len(frame), n, replace=False))]
 
 
-def _labels(series: pd.Series) -> pd.Series:
-    """Category values as text (missing stays missing), so 1, 1.0 and '1' agree across tables."""
-    out = series.astype("object").where(series.notna(), None)
-    return out.map(lambda v: None if v is None else str(v))
+def _labels(series: pd.Series) -> np.ndarray:
+    """Category values as text in an object array (missing as None): tables with different dtypes for
+    one column (categorical, object, string) compare by their printed values."""
+    missing = series.isna().to_numpy()
+    text = series.astype(str).to_numpy(dtype=object)
+    text[missing] = None
+    return text
 
 
 @dataclass(frozen=True)
@@ -66,13 +69,10 @@ class ColumnCodes:
             codes[np.isnan(values)] = self.missing_code
             return codes
         labels = _labels(series)
-        lookup = {level: i for i, level in enumerate(self.levels)}
-        other = len(self.levels)
-        return np.fromiter(
-            (self.missing_code if v is None else lookup.get(v, other) for v in labels),
-            dtype=np.int64,
-            count=len(labels),
-        )
+        codes = pd.Index(self.levels, dtype=object).get_indexer(labels).astype(np.int64)
+        codes[codes < 0] = len(self.levels)  # other
+        codes[pd.isna(labels)] = self.missing_code
+        return codes
 
 
 def fit_codes(real: pd.Series, numeric: bool, *, bins: int = BINS, max_levels: int = MAX_LEVELS) -> ColumnCodes:
@@ -92,7 +92,7 @@ def fit_codes(real: pd.Series, numeric: bool, *, bins: int = BINS, max_levels: i
             for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))
         )
         return ColumnCodes(column, True, edges, (), (*names, "missing"))
-    counts = _labels(real).value_counts(dropna=True)
+    counts = pd.Series(_labels(real)).value_counts(dropna=True)
     levels = tuple(str(v) for v in counts.index[:max_levels])
     return ColumnCodes(column, False, None, levels, (*levels, "other", "missing"))
 
