@@ -168,3 +168,12 @@ def repeat_design_effect(real: pd.DataFrame, synthetic: pd.DataFrame) -> float:
         return 1.0
     rng = np.random.default_rng(0)
     return max(1.0, _repeats(subsample(synthetic, n, rng)) / _repeats(subsample(real, n, rng)))
+
+
+def variance_inflation(n_real: int, n_synthetic: int, deff: float) -> float:
+    """By how much a two-sample statistic's null variance grows when the synthetic sample has design
+    effect `deff`: (1/n_real + deff/n_synthetic) / (1/n_real + 1/n_synthetic). Divide a chi-squared
+    statistic by it (Rao-Scott, first order); 1 when `deff` is 1."""
+    if n_real <= 0 or n_synthetic <= 0:
+        return 1.0
+    return (1.0 / n_real + deff / n_synthetic) / (1.0 / n_real + 1.0 / n_synthetic)

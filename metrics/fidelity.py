@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from metrics._tabular import fit_codes, is_numeric, repeat_design_effect, subsample
+from metrics._tabular import fit_codes, is_numeric, repeat_design_effect, subsample, variance_inflation
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import checks
@@ -81,25 +81,38 @@ def numeric_test(real: np.ndarray, synthetic: np.ndarray, bins: int, deff: float
     }
 
 
+def _pooled(real: np.ndarray, synthetic: np.ndarray, min_expected: float = 5.0) -> np.ndarray:
+    """The 2 x K table of level counts with every level whose expected count is below `min_expected`
+    (Cochran's rule) pooled into one cell, so sparse levels do not make the chi-squared test reject."""
+    total = real + synthetic
+    expected = total * min(real.sum(), synthetic.sum()) / max(total.sum(), 1)
+    keep = expected >= min_expected
+    pooled = [np.array([real[~keep & (total > 0)].sum()]), np.array([synthetic[~keep & (total > 0)].sum()])]
+    table = np.vstack([np.concatenate([real[keep], pooled[0]]), np.concatenate([synthetic[keep], pooled[1]])])
+    return table[:, table.sum(axis=0) > 0]
+
+
 def categorical_test(
     real: pd.Series, synthetic: pd.Series, max_levels: int, min_count: int, deff: float = 1.0
 ) -> dict[str, Any]:
-    """Chi-squared homogeneity test of the two level distributions (missing as a level), and their TVD.
+    """Chi-squared homogeneity test of the two level distributions (missing as a level; sparse levels
+    pooled), and their TVD.
 
-    The p-value is that of the statistic divided by `deff` (Rao-Scott first-order correction).
+    The p-value is that of the statistic divided by the variance inflation `deff` causes
+    (`variance_inflation`, Rao-Scott first-order correction).
     """
     from scipy import stats
 
     coding = fit_codes(real, False, max_levels=max_levels)
     r = np.bincount(coding.transform(real), minlength=coding.n_codes)
     s = np.bincount(coding.transform(synthetic), minlength=coding.n_codes)
-    seen = (r + s) > 0
-    if seen.sum() < 2:
+    table = _pooled(r, s)
+    if table.shape[1] < 2:
         statistic, p_value = 0.0, 1.0
     else:
-        chi2 = stats.chi2_contingency(np.vstack([r[seen], s[seen]]), correction=False)
+        chi2 = stats.chi2_contingency(table, correction=False)
         statistic = float(chi2.statistic)
-        p_value = float(stats.chi2.sf(statistic / deff, chi2.dof))
+        p_value = float(stats.chi2.sf(statistic / variance_inflation(len(real), len(synthetic), deff), chi2.dof))
     p, q = _shares(r), _shares(s)
     shown = [i for i in range(coding.n_codes) if r[i] >= min_count and coding.names[i] != "other"]
     rest = [i for i in range(coding.n_codes) if i not in shown]
