@@ -81,14 +81,17 @@ def numeric_test(real: np.ndarray, synthetic: np.ndarray, bins: int, deff: float
     }
 
 
-def _pooled(real: np.ndarray, synthetic: np.ndarray, min_expected: float = 5.0) -> np.ndarray:
-    """The 2 x K table of level counts with every level whose expected count is below `min_expected`
-    (Cochran's rule) pooled into one cell, so sparse levels do not make the chi-squared test reject."""
+def _pooled(real: np.ndarray, synthetic: np.ndarray, other: int, min_expected: float = 5.0) -> np.ndarray:
+    """The 2 x K table of level counts with the `other` cell (levels beyond the kept ones, or never
+    seen in the real data) and every level whose expected count is below `min_expected` (Cochran's
+    rule) pooled into one cell, so sparse levels do not make the chi-squared test reject."""
     total = real + synthetic
     expected = total * min(real.sum(), synthetic.sum()) / max(total.sum(), 1)
     keep = expected >= min_expected
-    pooled = [np.array([real[~keep & (total > 0)].sum()]), np.array([synthetic[~keep & (total > 0)].sum()])]
-    table = np.vstack([np.concatenate([real[keep], pooled[0]]), np.concatenate([synthetic[keep], pooled[1]])])
+    keep[other] = False
+    table = np.vstack(
+        [np.concatenate([real[keep], [real[~keep].sum()]]), np.concatenate([synthetic[keep], [synthetic[~keep].sum()]])]
+    )
     return table[:, table.sum(axis=0) > 0]
 
 
@@ -106,7 +109,7 @@ def categorical_test(
     coding = fit_codes(real, False, max_levels=max_levels)
     r = np.bincount(coding.transform(real), minlength=coding.n_codes)
     s = np.bincount(coding.transform(synthetic), minlength=coding.n_codes)
-    table = _pooled(r, s)
+    table = _pooled(r, s, other=len(coding.levels))
     if table.shape[1] < 2:
         statistic, p_value = 0.0, 1.0
     else:

@@ -120,3 +120,17 @@ def test_diagnostic_catches_values_outside_the_real_domain(data):
     assert validity.value < 0.95
     assert {"age", "clinic_name"} <= set(validity.details["columns_below_1"])
     assert validity.details["by_column"]["clinic_name"]["score"] == 0.0
+
+
+def test_sparse_levels_are_pooled_before_the_chi_squared_test():
+    rng = np.random.default_rng(3)
+    levels = [f"l{i}" for i in range(40)]
+    weights = np.r_[np.full(4, 0.2), np.full(36, 0.2 / 36)]  # four common levels, 36 rare ones
+    rejections = 0
+    for _ in range(40):
+        a = pd.Series(rng.choice(levels, 300, p=weights))
+        b = pd.Series(rng.choice(levels, 300, p=weights))
+        rejections += categorical_test(a, b, max_levels=50, min_count=10)["p_value"] < 0.01
+    assert rejections <= 3  # about 0.4 expected at level 0.01; unpooled sparse cells reject far more often
+    far = pd.Series(rng.choice(levels[:4], 300))
+    assert categorical_test(pd.Series(rng.choice(levels, 300, p=weights)), far, 50, 10)["p_value"] < 1e-6
