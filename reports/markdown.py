@@ -69,11 +69,18 @@ def render_markdown(scorecard: Scorecard) -> str:
             "status",
             "meaning",
         ]
-        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        ordered = sorted(
-            g.measurements, key=lambda m: (not m.status.blocks, m.status.value == "ungated", m.name, m.repeat)
-        )
-        lines += [_row(m, repeats) for m in ordered]
+        table_head = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        ordered = sorted(g.measurements, key=lambda m: (not m.status.blocks, m.name, m.repeat))
+        gated = [m for m in ordered if m.status.value != "ungated"]
+        ungated = [m for m in ordered if m.status.value == "ungated"]
+        lines += [*table_head, *(_row(m, repeats) for m in gated)] if gated else ["No gated measurement."]
+        if ungated:  # collapsed, so the report stays short enough for a pull-request comment
+            lines += [
+                "",
+                f"<details><summary>{len(ungated)} more measurement(s), reported without a gate</summary>",
+                "",
+            ]
+            lines += [*table_head, *(_row(m, repeats) for m in ungated), "", "</details>"]
     lines += [
         "",
         f"Scorecard schema {sc.schema_version}; created {sc.created}; "

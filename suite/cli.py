@@ -1,8 +1,8 @@
-"""Command line: `run`, `validate` and `list`.
+"""Command line: `run`, `validate`, `compare` and `list`.
 
 Exit codes: 0 every generator's verdict equals its expectation; 1 some verdict does not
 (a generator blocked that was expected to be released, or a canary released); 2 bad input or
-usage. With several scenarios the worst code wins.
+usage. With several scenarios the worst code wins. `compare` exits 1 when something got worse.
 """
 
 from __future__ import annotations
@@ -30,6 +30,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     validate = sub.add_parser("validate", help="check scenarios without running them")
     validate.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO")
+    compare = sub.add_parser("compare", help="what got worse between two runs (exit 1 if anything did)")
+    compare.add_argument("old", type=Path, metavar="OLD", help="run folder or scorecard.json of the earlier run")
+    compare.add_argument("new", type=Path, metavar="NEW", help="run folder or scorecard.json of the later run")
+    compare.add_argument("--abs-tol", type=float, default=None, help="absolute tolerance (default 0.01)")
+    compare.add_argument(
+        "--rel-tol", type=float, default=None, help="tolerance relative to the old value (default 0.05)"
+    )
     sub.add_parser("list", help="list registered generators and checks")
     return parser
 
@@ -47,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list()
         if args.command == "validate":
             return max(_validate(path) for path in args.scenarios)
+        if args.command == "compare":
+            return _compare(args.old, args.new, abs_tol=args.abs_tol, rel_tol=args.rel_tol)
         return max(_run(path, out=args.out, quiet=args.quiet) for path in args.scenarios)
     except ConfigError as exc:
         _error(exc, args.debug)
@@ -86,7 +95,7 @@ def _validate(path: Path) -> int:
 
 
 def _run(path: Path, *, out: Path | None, quiet: bool) -> int:
-    from reports import gate_table, verdict_table, write_json, write_markdown
+    from reports import gate_table, verdict_table, write_reports
     from suite.runner import Progress, run
 
     try:
@@ -99,13 +108,27 @@ def _run(path: Path, *, out: Path | None, quiet: bool) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return BAD_INPUT
-    write_json(result.scorecard, result.run_dir)
-    write_markdown(result.scorecard, result.run_dir)
+    write_reports(result.scorecard, result.run_dir)
     print(gate_table(result.scorecard))
     print()
     print(verdict_table(result.scorecard))
     print(f"run folder: {result.run_dir}")
     return OK if result.scorecard.summary.all_as_expected else GATE_FAILED
+
+
+def _compare(old: Path, new: Path, *, abs_tol: float | None, rel_tol: float | None) -> int:
+    from reports.compare import ABS_TOL, REL_TOL, caveats, compare, load_scorecard, render_changes
+
+    before, after = load_scorecard(old), load_scorecard(new)
+    tolerances = {
+        "abs_tol": ABS_TOL if abs_tol is None else abs_tol,
+        "rel_tol": REL_TOL if rel_tol is None else rel_tol,
+    }
+    if min(tolerances.values()) < 0:
+        raise ConfigError("tolerances cannot be negative", source="--abs-tol/--rel-tol")
+    changes = compare(before, after, **tolerances)
+    print(render_changes(changes, caveats(before, after)))
+    return GATE_FAILED if any(c.regression for c in changes) else OK
 
 
 def _list() -> int:

@@ -165,6 +165,10 @@ PRESETS: dict[str, dict[str, Threshold]] = {
 }
 DEFAULT_POLICY = PRESETS["default"]
 
+#: Reports never print a category seen fewer than this many times in the real data (per preset;
+#: a scenario's `report.min_count` overrides it).
+MIN_COUNT: dict[str, int] = {"default": 10, "strict": 20, "research": 5, "none": 10}
+
 
 def preset_policy(preset: str, produced: Iterable[str]) -> dict[str, Threshold]:
     """The preset's thresholds for measurement names the selected checks may produce."""

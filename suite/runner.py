@@ -21,7 +21,7 @@ from suite.dataset import PreparedData, prepare
 from suite.io import new_run_dir, sha256_file
 from suite.metadata import Roles, write_metadata
 from suite.plan import Component, Plan
-from suite.policy import judge
+from suite.policy import MIN_COUNT, judge
 from suite.registry import checks as check_registry
 from suite.registry import generators as generator_registry
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard, Summary
@@ -90,6 +90,10 @@ def run(plan: Plan, *, out: Path | None = None, progress: Progress | None = None
         provenance=_provenance(plan),
         summary=_summary(records),
         generators=records,
+        disclosure={
+            "min_count": sc.report.min_count or MIN_COUNT[sc.preset],
+            "allow_records": sc.report.allow_records,
+        },
     )
     return RunResult(scorecard=scorecard, run_dir=run_dir)
 

@@ -55,6 +55,15 @@ class GeneratorSpec(Spec):
         return self.label or self.name
 
 
+class ReportSpec(_Model):
+    """What reports may show. `min_count`: categories seen fewer times in the real data are never
+    printed (default from the preset: docs/policies.md); `allow_records`: an explicit opt-in to
+    reports that show rows of the real data (none do today)."""
+
+    min_count: int | None = Field(None, ge=1)
+    allow_records: bool = False
+
+
 class Scenario(_Model):
     version: Literal[1] = 1
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -69,6 +78,7 @@ class Scenario(_Model):
     sample_size: int | None = Field(None, ge=1)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     output: Path = Path("runs")
+    report: ReportSpec = ReportSpec()
 
     @field_validator("checks", mode="before")
     @classmethod

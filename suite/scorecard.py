@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, field_serializer
 from suite.policy import Judgement, Status, Threshold
 from suite.types import Measurement
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: `disclosure`
 
 
 class _Model(BaseModel):
@@ -91,3 +91,4 @@ class Scorecard(_Model):
     provenance: dict[str, Any]
     summary: Summary
     generators: list[GeneratorRecord]
+    disclosure: dict[str, Any] = {"min_count": 10, "allow_records": False}

@@ -1,0 +1,144 @@
+"""`suite compare OLD NEW`: what got worse between two runs, per generator and measurement.
+
+A measurement got worse when the end of its interval the gate judges (`conservative`: the upper
+end of a risk, the lower end of a utility score; the value when there is no interval) moved in
+the bad direction by more than the tolerance, `max(abs_tol, rel_tol * |old|)`. Also a regression,
+whatever the tolerance: a gate that passed and now blocks (fail, error, missing), a verdict that
+went from release to block, and a generator or a gated measurement that disappeared. CI runs it
+against the last accepted run and fails on exit 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from suite.errors import ConfigError
+from suite.scorecard import MeasurementRecord, Scorecard
+
+ABS_TOL = 0.01
+REL_TOL = 0.05
+
+
+@dataclass(frozen=True)
+class Change:
+    generator: str
+    measurement: str  # "verdict" for the generator's verdict
+    repeat: int
+    old: str
+    new: str
+    kind: str  # "worse", "better", "blocks now", "passes now", "gone", "new"
+    note: str = ""
+
+    @property
+    def regression(self) -> bool:
+        return self.kind in ("worse", "blocks now", "gone")
+
+
+def load_scorecard(path: Path) -> Scorecard:
+    """A run folder (its scorecard.json) or a scorecard file; a clear error otherwise."""
+    path = Path(path)
+    file = path / "scorecard.json" if path.is_dir() else path
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("no scorecard here; give a run folder or its scorecard.json", source=str(file)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the scorecard: {exc.strerror}", source=str(file)) from None
+    try:
+        return Scorecard.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"not a valid scorecard: {where}: {first['msg']}", source=str(file)) from None
+
+
+def conservative(m: MeasurementRecord) -> float | None:
+    if m.value is None:
+        return None
+    if m.ci is None:
+        return m.value
+    return m.ci[1] if m.goal == "minimize" else m.ci[0]
+
+
+def _shown(m: MeasurementRecord | None) -> str:
+    if m is None:
+        return "absent"
+    value = conservative(m)
+    return f"{'n/a' if value is None else f'{value:.4g}'} ({m.status.value})"
+
+
+def _measurement_change(
+    generator: str, old: MeasurementRecord, new: MeasurementRecord | None, abs_tol: float, rel_tol: float
+) -> Change | None:
+    key = (generator, old.name, old.repeat)
+    if new is None:
+        return Change(*key, _shown(old), "absent", "gone") if old.status.value != "ungated" else None
+    if not old.status.blocks and new.status.blocks:
+        return Change(*key, _shown(old), _shown(new), "blocks now", new.reason)
+    if old.status.blocks and not new.status.blocks:
+        return Change(*key, _shown(old), _shown(new), "passes now")
+    a, b = conservative(old), conservative(new)
+    if a is None or b is None:
+        return None
+    tolerance = max(abs_tol, rel_tol * abs(a))
+    delta = b - a if old.goal == "minimize" else a - b  # > 0: worse
+    if delta > tolerance:
+        return Change(*key, _shown(old), _shown(new), "worse", f"by {delta:.4g} (tolerance {tolerance:.3g})")
+    if delta < -tolerance:
+        return Change(*key, _shown(old), _shown(new), "better", f"by {-delta:.4g}")
+    return None
+
+
+def compare(old: Scorecard, new: Scorecard, *, abs_tol: float = ABS_TOL, rel_tol: float = REL_TOL) -> list[Change]:
+    """Every change beyond the tolerance between two scorecards, regressions first."""
+    changes: list[Change] = []
+    new_generators = {g.name: g for g in new.generators}
+    for g in old.generators:
+        h = new_generators.get(g.name)
+        if h is None:
+            changes.append(Change(g.name, "verdict", 0, g.verdict, "absent", "gone"))
+            continue
+        if g.verdict == "release" and h.verdict == "block":
+            changes.append(Change(g.name, "verdict", 0, g.verdict, h.verdict, "blocks now", "; ".join(h.reasons)))
+        elif g.verdict == "block" and h.verdict == "release":
+            changes.append(Change(g.name, "verdict", 0, g.verdict, h.verdict, "passes now"))
+        after = {(m.name, m.repeat): m for m in h.measurements}
+        for m in g.measurements:
+            change = _measurement_change(g.name, m, after.get((m.name, m.repeat)), abs_tol, rel_tol)
+            if change is not None:
+                changes.append(change)
+    for name in new_generators.keys() - {g.name for g in old.generators}:
+        changes.append(Change(name, "verdict", 0, "absent", new_generators[name].verdict, "new"))
+    return sorted(changes, key=lambda c: (not c.regression, c.generator, c.measurement, c.repeat))
+
+
+def caveats(old: Scorecard, new: Scorecard) -> list[str]:
+    """What makes the two runs not directly comparable (reported, not an error)."""
+    notes = []
+    if old.dataset.get("sha256") != new.dataset.get("sha256"):
+        notes.append("the two runs used different data (dataset sha256 differs)")
+    if old.provenance.get("seeds") != new.provenance.get("seeds"):
+        notes.append(f"the seeds differ ({old.provenance.get('seeds')} vs {new.provenance.get('seeds')})")
+    if old.scenario.get("sha256") != new.scenario.get("sha256"):
+        notes.append("the scenario file changed")
+    return notes
+
+
+def render_changes(changes: list[Change], notes: list[str]) -> str:
+    lines = [f"note: {n}" for n in notes]
+    regressions = [c for c in changes if c.regression]
+    if not changes:
+        lines.append("no change beyond the tolerance")
+        return "\n".join(lines)
+    rows = [("generator", "measurement", "old", "new", "change", "")]
+    rows += [
+        (c.generator, c.measurement + (f" (repeat {c.repeat + 1})" if c.repeat else ""), c.old, c.new, c.kind, c.note)
+        for c in changes
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + ("  " + r[5] if r[5] else "") for r in rows]
+    lines.append(f"{len(regressions)} regression(s), {len(changes) - len(regressions)} other change(s)")
+    return "\n".join(lines)
