@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from generators._columns import kind, restore, with_missing
+from generators._columns import kind, require_fit, restore, with_missing
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import generators
@@ -30,6 +30,7 @@ def _draw_rows(rows: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataF
 class IdentityGenerator:
     """Returns the training rows themselves: a release that every privacy check must block."""
 
+    copies_rows: ClassVar[bool] = True  # a canary: the contract kit does not hold copying against it
     name: ClassVar[str] = "identity"
     #: Which part of the split the runner fits this generator on.
     fit_on: ClassVar[str] = "train"
@@ -42,6 +43,7 @@ class IdentityGenerator:
         return self
 
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:
+        require_fit(self, "rows_")
         return _draw_rows(self.rows_, n, np.random.default_rng(seed))
 
 
@@ -87,6 +89,7 @@ class UniformGenerator:
         return self
 
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:
+        require_fit(self, "columns_")
         rng = np.random.default_rng(seed)
         out = {}
         for column, (k, domain, missing) in self.columns_.items():
@@ -116,6 +119,7 @@ class NoisyCopyGenerator:
     in its numbers, so only distance and membership checks can catch it.
     """
 
+    copies_rows: ClassVar[bool] = True  # a canary: the contract kit does not hold copying against it
     name: ClassVar[str] = "noisy_copy"
 
     def __init__(self, *, noise: float = 0.05) -> None:
@@ -131,6 +135,7 @@ class NoisyCopyGenerator:
         return self
 
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:
+        require_fit(self, "rows_")
         rng = np.random.default_rng(seed)
         rows = _draw_rows(self.rows_, n, rng)
         for column, scale in self.scales_.items():

@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from generators._columns import decimals, kind, restore, with_missing
+from generators._columns import decimals, kind, require_fit, restore, with_missing
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import generators
@@ -65,6 +65,7 @@ class MarginalsGenerator:
         return self
 
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:
+        require_fit(self, "columns_")
         rng = np.random.default_rng(seed)
         out = {}
         for column, entry in self.columns_.items():

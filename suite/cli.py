@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--rel-tol", type=float, default=None, help="tolerance relative to the old value (default 0.05)"
     )
+    contract = sub.add_parser("check-generator", help="run the generator contract on the shipped data")
+    contract.add_argument("generator", metavar="NAME", help="a registered generator")
+    contract.add_argument("--params", default="{}", help="parameters as JSON, e.g. '{\"epochs\": 5}'")
+    contract.add_argument("--rows", type=int, default=1_500, help="training rows of the shipped table (default 1500)")
     sub.add_parser("list", help="list registered generators and checks")
     return parser
 
@@ -54,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list()
         if args.command == "validate":
             return max(_validate(path) for path in args.scenarios)
+        if args.command == "check-generator":
+            return _check_generator(args.generator, args.params, args.rows)
         if args.command == "compare":
             return _compare(args.old, args.new, abs_tol=args.abs_tol, rel_tol=args.rel_tol)
         return max(_run(path, out=args.out, quiet=args.quiet) for path in args.scenarios)
@@ -129,6 +135,31 @@ def _compare(old: Path, new: Path, *, abs_tol: float | None, rel_tol: float | No
     changes = compare(before, after, **tolerances)
     print(render_changes(changes, caveats(before, after)))
     return GATE_FAILED if any(c.regression for c in changes) else OK
+
+
+def _check_generator(name: str, params_json: str, rows: int) -> int:
+    import json
+
+    from suite.registry import generators
+    from suite.testing import contract_table, generator_contract
+
+    cls = generators.get(name)
+    try:
+        params = json.loads(params_json)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not JSON: {exc.msg} at character {exc.pos}", source="--params") from None
+    if not isinstance(params, dict):
+        raise ConfigError("expected a JSON object of parameters, like '{\"epochs\": 5}'", source="--params")
+    from suite.plan import validate_params
+
+    params = validate_params(cls, params, where=f"--params for {name}")
+    train, metadata = contract_table(rows)
+    results = generator_contract(cls, train, metadata, params=params)
+    for r in results:
+        print(f"{'ok  ' if r.ok else 'FAIL'}  {r.clause}" + (f": {r.message}" if r.message else ""))
+    failed = sum(not r.ok for r in results)
+    print(f"{name}: {len(results) - failed} of {len(results)} contract clauses hold")
+    return OK if not failed else GATE_FAILED
 
 
 def _list() -> int:

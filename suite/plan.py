@@ -119,3 +119,18 @@ def _validate_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:
     )
     validated = model.model_validate(params)
     return {name: getattr(validated, name) for name in params}
+
+
+def validate_params(cls: type, params: dict[str, Any], *, where: str) -> dict[str, Any]:
+    """`_validate_params` with a ConfigError naming `where`, each bad parameter and what is accepted."""
+    try:
+        return _validate_params(cls, params)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            if err["type"] == "extra_forbidden":
+                accepted = ", ".join(_parameters(cls)) or "none"
+                problems.append(f"no parameter {err['loc'][-1]!r}; accepted: {accepted}")
+            else:
+                problems.append(f"{'.'.join(map(str, err['loc']))}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("; ".join(problems), source=where) from None

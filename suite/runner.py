@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import platform
 import sys
 import time
@@ -28,7 +29,20 @@ from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard, Summa
 from suite.seeding import seeded
 from suite.types import Context, Goal, Measurement
 
-_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "sdv", "sdmetrics", "anonymeter", "torch", "pydantic")
+_PACKAGES = (
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "sdv",
+    "sdmetrics",
+    "anonymeter",
+    "torch",
+    "pydantic",
+    "shap",
+    "matplotlib",
+    "jinja2",
+)
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,7 @@ def _run_generator(plan: Plan, component: Component, index: int, data: PreparedD
     fit_data = fit_rows(component, data)
     records: list[MeasurementRecord] = []
     seconds: Counter[str] = Counter()
+    fit_info: list[dict[str, Any]] = []
     for repeat in range(sc.repeats):
         seed = sc.seed + repeat
         tag = f"[{sc.name}] {key} ({index + 1}/{len(plan.generators)})" + (
@@ -117,6 +132,7 @@ def _run_generator(plan: Plan, component: Component, index: int, data: PreparedD
             start = time.perf_counter()
             generator = fit_generator(component, data, seed)
             seconds["fit"] += time.perf_counter() - start
+            fit_info.append({"repeat": repeat, **_fit_info(generator)})
             say(f"{tag}: sample {n} rows")
             start = time.perf_counter()
             synthetic = _conform(generator.sample(n, seed=seed), data.train, n)
@@ -152,7 +168,20 @@ def _run_generator(plan: Plan, component: Component, index: int, data: PreparedD
         reasons=reasons,
         measurements=records,
         seconds={k: round(v, 3) for k, v in seconds.items()},
+        fit_info=fit_info,
     )
+
+
+def _fit_info(generator: Any) -> dict[str, Any]:
+    """What the generator reports about its fit (`fit_info()`, optional): epochs, a privacy budget
+    spent. Made JSON-safe here; a hook that fails is recorded, not raised (the fit itself worked)."""
+    hook = getattr(generator, "fit_info", None)
+    if not callable(hook):
+        return {}
+    try:
+        return json.loads(json.dumps(hook(), default=str))
+    except Exception as exc:  # noqa: BLE001 - reported in the scorecard
+        return {"fit_info_error": f"{type(exc).__name__}: {exc}"}
 
 
 def fit_rows(component: Component, data: PreparedData) -> pd.DataFrame:

@@ -71,6 +71,7 @@ class GeneratorRecord(_Model):
     reasons: list[str]
     measurements: list[MeasurementRecord]
     seconds: dict[str, float] = {}
+    fit_info: list[dict[str, Any]] = []
 
 
 class Summary(_Model):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -41,24 +42,130 @@ def check_constructor(cls: type) -> None:
     )
 
 
-def check_generator(cls: type, train: pd.DataFrame, metadata: Metadata, *, n: int = 200) -> None:
-    """The generator contract: fit returns self and keeps inputs intact; sample(n) has the
-    training columns and dtypes, n rows, and depends only on its seed."""
-    check_constructor(cls)
+@dataclass(frozen=True)
+class ContractResult:
+    """One clause of the generator contract: its name, whether it held, and why not."""
+
+    clause: str
+    ok: bool
+    message: str = ""
+
+
+def _copy_rate(synthetic: pd.DataFrame, rows: pd.DataFrame) -> float:
+    """Share of synthetic rows that equal some row of `rows` in every column."""
+    keys = set(pd.util.hash_pandas_object(rows, index=False).tolist())
+    hashes = pd.util.hash_pandas_object(synthetic, index=False)
+    return float(hashes.isin(keys).mean()) if len(synthetic) else 0.0
+
+
+def generator_contract(
+    cls: type, train: pd.DataFrame, metadata: Metadata, *, params: dict[str, Any] | None = None, n: int = 200
+) -> list[ContractResult]:
+    """Run every clause of the generator contract and report each (the `check-generator` command).
+
+    Fitting happens under `seeded(0)`, as the runner fits under the scenario seed. The copy clause
+    fits on one half of `train` and asks that the sample match rows of that half no more often than
+    rows of the other half (natural duplicates count on both sides), unless the class declares
+    `copies_rows = True` (the calibration canaries and the de-identification baseline).
+    """
+    from suite.seeding import seeded
+
+    params = dict(params or {})
+    name = getattr(cls, "name", cls.__name__)
+    results: list[ContractResult] = []
+
+    def clause(title: str, ok: bool, message: str = "") -> bool:
+        results.append(ContractResult(title, bool(ok), "" if ok else message))
+        return bool(ok)
+
+    try:
+        check_constructor(cls)
+        clause("constructor: keyword parameters with defaults, stored unchanged", True)
+    except AssertionError as exc:
+        clause("constructor: keyword parameters with defaults, stored unchanged", False, str(exc))
+    try:
+        cls(**params).sample(5, seed=0)
+        clause("refuses to sample before fit", False, f"{name}.sample worked before fit")
+    except Exception as exc:  # noqa: BLE001 - any clear error will do
+        clause("refuses to sample before fit", "fit" in str(exc).lower(), f"unclear error: {type(exc).__name__}: {exc}")
     before = sha256_frame(train)
-    generator = cls()
-    assert generator.fit(train, metadata) is generator, f"{cls.__name__}.fit must return self"
-    assert sha256_frame(train) == before, f"{cls.__name__}.fit modified its input"
-    first = generator.sample(n, seed=7)
-    assert isinstance(first, pd.DataFrame), f"{cls.__name__}.sample must return a DataFrame"
-    assert len(first) == n, f"{cls.__name__}.sample({n}) returned {len(first)} rows"
-    assert list(first.columns) == list(train.columns), f"{cls.__name__}.sample returned columns {list(first.columns)}"
-    wrong = {c: (str(train[c].dtype), str(first[c].dtype)) for c in train.columns if train[c].dtype != first[c].dtype}
-    assert not wrong, f"{cls.__name__}.sample changed dtypes (train, sample): {wrong}"
-    again = cls().fit(train, metadata).sample(n, seed=7)
-    pd.testing.assert_frame_equal(first, again, obj=f"{cls.__name__} with the same seed")
+    try:
+        with seeded(0):
+            generator = cls(**params)
+            fitted = generator.fit(train, metadata)
+        first = generator.sample(n, seed=7)
+    except Exception as exc:  # noqa: BLE001
+        clause("fits and samples", False, f"{type(exc).__name__}: {exc}")
+        return results
+    clause("fit returns self", fitted is generator, f"{name}.fit returned {type(fitted).__name__}")
+    clause("fit leaves its input intact", sha256_frame(train) == before, f"{name}.fit modified the training table")
+    if not clause("sample returns a DataFrame", isinstance(first, pd.DataFrame), f"got {type(first).__name__}"):
+        return results
+    clause("requested row count", len(first) == n, f"sample({n}) returned {len(first)} rows")
+    clause(
+        "same columns in the same order",
+        list(first.columns) == list(train.columns),
+        f"columns {list(first.columns)} instead of {list(train.columns)}",
+    )
+    common = [c for c in train.columns if c in first.columns]
+    wrong = {c: (str(train[c].dtype), str(first[c].dtype)) for c in common if train[c].dtype != first[c].dtype}
+    clause("same dtypes", not wrong, f"dtypes changed (train, sample): {wrong}")
+    outside = {}
+    for column in common:
+        if column in metadata.columns and column not in metadata.continuous:
+            seen = set(train[column].dropna().astype(str))
+            new = set(first[column].dropna().astype(str)) - seen
+            if new:
+                outside[column] = sorted(new)[:3]
+    clause("categories inside the training domain", not outside, f"values never seen in training: {outside}")
+    dates = [c for c in common if pd.api.types.is_datetime64_any_dtype(train[c])]
+    bad_dates = [c for c in dates if first[c].notna().any() and not pd.api.types.is_datetime64_any_dtype(first[c])]
+    clause("dates come back as dates", not bad_dates, f"not dates: {bad_dates}")
+    gaps = [c for c in common if train[c].isna().mean() >= 0.1 and not first[c].isna().any()]
+    clause("missing values kept", not gaps, f"missing in >= 10% of training rows, never in the sample: {gaps}")
+    try:
+        with seeded(0):
+            again = cls(**params).fit(train, metadata).sample(n, seed=7)
+        pd.testing.assert_frame_equal(first, again)
+        clause("same seed, same rows (refitted)", True)
+    except AssertionError as exc:
+        clause("same seed, same rows (refitted)", False, str(exc).splitlines()[0])
     other = generator.sample(n, seed=8)
-    assert not first.equals(other) or train.drop_duplicates().shape[0] <= 1, f"{cls.__name__}.sample ignores its seed"
+    clause(
+        "another seed, other rows",
+        not first.equals(other) or train.drop_duplicates().shape[0] <= 1,
+        f"{name}.sample ignores its seed",
+    )
+    try:
+        with seeded(0):
+            tiny = cls(**params).fit(train.head(20).reset_index(drop=True), metadata).sample(30, seed=1)
+        clause("fits a 20-row table", len(tiny) == 30, f"sample(30) returned {len(tiny)} rows")
+    except Exception as exc:  # noqa: BLE001
+        clause("fits a 20-row table", False, f"{type(exc).__name__}: {exc}")
+    if getattr(cls, "copies_rows", False):
+        clause("copies no training row wholesale (exempt: copies_rows = True)", True)
+    else:
+        half = len(train) // 2
+        seen_half, unseen_half = train.iloc[:half], train.iloc[half:]
+        with seeded(0):
+            sample = cls(**params).fit(seen_half.reset_index(drop=True), metadata).sample(max(n, 500), seed=3)
+        own, other_rate = _copy_rate(sample, seen_half), _copy_rate(sample, unseen_half)
+        clause(
+            "copies no training row wholesale",
+            own <= other_rate + 0.02,
+            f"{own:.1%} of sampled rows are rows it was fitted on, against {other_rate:.1%} for rows it never saw",
+        )
+    return results
+
+
+def check_generator(
+    cls: type, train: pd.DataFrame, metadata: Metadata, *, params: dict[str, Any] | None = None, n: int = 200
+) -> None:
+    """The generator contract as a pytest helper: fails with every clause that did not hold."""
+    failed = [r for r in generator_contract(cls, train, metadata, params=params, n=n) if not r.ok]
+    assert not failed, f"{getattr(cls, 'name', cls.__name__)} breaks the contract:\n" + "\n".join(
+        f"- {r.clause}: {r.message}" for r in failed
+    )
 
 
 def check_check(cls: type, ctx: Context) -> list[Measurement]:
@@ -100,3 +207,22 @@ def context_for(
     component = Component(spec=spec, cls=generators.get(generator), params=params)
     synthetic = fit_generator(component, data, seed).sample(n or len(data.train), seed=seed)
     return make_context(component, data, synthetic[list(data.train.columns)].reset_index(drop=True), seed=seed)
+
+
+def contract_table(rows: int = 1_500, seed: int = 0) -> tuple[pd.DataFrame, Metadata]:
+    """The shipped data the contract runs on: real COVID-19 test rows (numbers, categories,
+    missing values) with a date column derived from the pandemic day, so dates are exercised too.
+    Identifiers are dropped as a run drops them."""
+    from pathlib import Path
+
+    from suite.metadata import read_metadata
+
+    root = Path(__file__).resolve().parent.parent / "data"
+    frame = pd.read_parquet(root / "covid_testing.parquet")
+    metadata = read_metadata(root / "covid_testing.metadata.json")
+    dropped = ["subject_id", "fake_first_name", "fake_last_name"]
+    frame = frame.drop(columns=dropped).sample(n=min(rows, len(frame)), random_state=seed).reset_index(drop=True)
+    frame["test_date"] = pd.Timestamp("2020-03-01") + pd.to_timedelta(frame["pan_day"].astype("float64"), unit="D")
+    columns = {c: dict(s) for c, s in metadata.columns.items() if c not in dropped}
+    columns["test_date"] = {"sdtype": "datetime", "datetime_format": "%Y-%m-%d"}
+    return frame, Metadata(columns=columns)

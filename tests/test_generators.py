@@ -7,7 +7,7 @@ import pytest
 from suite.dataset import prepare
 from suite.metadata import Roles
 from suite.registry import generators
-from suite.testing import check_generator
+from suite.testing import check_generator, contract_table
 from tests.conftest import METADATA, ROLES
 
 
@@ -16,9 +16,25 @@ def data(small_csv):
     return prepare(small_csv, metadata_path=METADATA, roles=Roles.from_dict(ROLES), holdout=0.3, seed=0)
 
 
+#: Parameters that keep the slow generators' contract run short (the contract, not the quality, is tested).
+FAST = {
+    "sdv.ctgan": {"epochs": 1, "batch_size": 200},
+    "sdv.copulagan": {"epochs": 1, "batch_size": 200},
+    "sdv.tvae": {"epochs": 1, "batch_size": 200},
+    "vae": {"epochs": 3},
+    "forest_flow": {"n_t": 3, "n_estimators": 10, "duplicate_k": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def contract_data():
+    return contract_table(800)
+
+
 @pytest.mark.parametrize("name", generators.names())
-def test_generator_contract(name, data):
-    check_generator(generators.get(name), data.train, data.metadata)
+def test_generator_contract(name, contract_data):
+    train, metadata = contract_data
+    check_generator(generators.get(name), train, metadata, params=FAST.get(name))
 
 
 def test_uniform_covers_the_domain_and_marginals_keep_shapes(data):
