@@ -23,6 +23,7 @@ from suite.io import new_run_dir, sha256_file
 from suite.metadata import Roles, write_metadata
 from suite.plan import Component, Plan
 from suite.policy import MIN_COUNT, judge
+from suite.processing import Processed, check_constraints
 from suite.registry import checks as check_registry
 from suite.registry import generators as generator_registry
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard, Summary
@@ -81,6 +82,8 @@ def run(plan: Plan, *, out: Path | None = None, progress: Progress | None = None
         f"[{sc.name}] {data.fingerprint['rows']} rows: train {len(data.train)}, holdout control {len(data.control)}, "
         f"holdout reference {len(data.reference)}; dropped before any generator: {', '.join(data.dropped) or 'none'}"
     )
+    for i, spec in enumerate(sc.generators):  # before any output exists: a bad rule is bad input
+        check_constraints(spec.constraints, data.metadata, where=f"{plan.path}: generators[{i}] ({spec.key})")
     run_dir = new_run_dir(out if out is not None else sc.output, sc.name)
     metadata_file = run_dir / ("metadata.inferred.json" if data.metadata_inferred else "metadata.json")
     write_metadata(data.full_metadata, metadata_file)
@@ -132,11 +135,11 @@ def _run_generator(plan: Plan, component: Component, index: int, data: PreparedD
             start = time.perf_counter()
             generator = fit_generator(component, data, seed)
             seconds["fit"] += time.perf_counter() - start
-            fit_info.append({"repeat": repeat, **_fit_info(generator)})
             say(f"{tag}: sample {n} rows")
             start = time.perf_counter()
             synthetic = _conform(generator.sample(n, seed=seed), data.train, n)
             seconds["sample"] += time.perf_counter() - start
+            fit_info.append({"repeat": repeat, **_fit_info(generator)})
         except Exception as exc:  # the generator failed: every check errors, the gate blocks
             error = f"generator failed: {type(exc).__name__}: {exc}"
             say(f"{tag}: {error}")
@@ -197,8 +200,12 @@ def fit_generator(component: Component, data: PreparedData, seed: int, rows: pd.
     """
     own = fit_rows(component, data)
     chosen = rows if rows is not None and own is data.train else own
+    generator = component.build()
+    spec = component.spec
+    if getattr(spec, "impute", "none") != "none" or getattr(spec, "constraints", None):
+        generator = Processed(generator, impute=spec.impute, constraints=spec.constraints)
     with seeded(seed):
-        return component.build().fit(chosen.copy(), data.metadata)
+        return generator.fit(chosen.copy(), data.metadata)
 
 
 def make_context(

@@ -7,7 +7,7 @@ Validation here checks the shape only (no registry, no data), so `suite validate
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -45,9 +45,44 @@ class Spec(_Model):
     params: dict[str, Any] = {}
 
 
+class RangeConstraint(_Model):
+    """Values of `column` within [min, max] (either end optional)."""
+
+    kind: Literal["range"]
+    column: str
+    min: float | None = None
+    max: float | None = None
+
+
+class InequalityConstraint(_Model):
+    """`low` <= `high` row by row (< with `strict`); rows missing either value comply."""
+
+    kind: Literal["inequality"]
+    low: str
+    high: str
+    strict: bool = False
+
+
+class FixedCombinationsConstraint(_Model):
+    """Only combinations of `columns` that occur in the training data."""
+
+    kind: Literal["fixed_combinations"]
+    columns: list[str] = Field(min_length=2)
+
+
+Constraint = Annotated[
+    RangeConstraint | InequalityConstraint | FixedCombinationsConstraint, Field(discriminator="kind")
+]
+
+
 class GeneratorSpec(Spec):
     label: str | None = None
     expect: Literal["release", "block"] = "release"
+    #: Fill missing values before fitting: numbers with scikit-learn's IterativeImputer
+    #: (`iterative`) or the median (`simple`), categories with their most frequent value.
+    impute: Literal["none", "simple", "iterative"] = "none"
+    #: Logical rules the synthetic rows must obey, enforced by rejection sampling.
+    constraints: list[Constraint] = []
 
     @property
     def key(self) -> str:
