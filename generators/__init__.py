@@ -1,3 +1,3 @@
 """Built-in generators. Importing this package registers them in `suite.registry.generators`."""
 
-from generators import bayesian_network, calibration, cart, marginals, sdv_models  # noqa: F401
+from generators import bayesian_network, calibration, cart, marginals, sdv_models, vae  # noqa: F401
