@@ -1,3 +1,12 @@
 """Built-in generators. Importing this package registers them in `suite.registry.generators`."""
 
-from generators import bayesian_network, calibration, cart, marginals, sdv_models, vae  # noqa: F401
+from generators import (  # noqa: F401
+    bayesian_network,
+    calibration,
+    cart,
+    forest_flow,
+    generalize,
+    marginals,
+    sdv_models,
+    vae,
+)
