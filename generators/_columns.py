@@ -53,8 +53,8 @@ def with_missing(values: pd.Series, rate: float, rng: np.random.Generator) -> pd
     return values
 
 
-def require_fit(generator: object, attribute: str) -> None:
+def require_fit(generator: object, attribute: str, method: str = "sample") -> None:
     """A clear error for a generator used before `fit` (the contract kit checks it)."""
     if not hasattr(generator, attribute):
         name = getattr(generator, "name", type(generator).__name__)
-        raise RuntimeError(f"generator {name!r} is not fitted: call fit(train, metadata) before sample()")
+        raise RuntimeError(f"{name}: call fit before {method}")

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from generators._columns import kind, restore
+from generators._columns import kind, require_fit, restore
 from generators.cart import precision, round_to
 from suite.encoding import as_float
 from suite.metadata import Metadata
@@ -381,8 +381,7 @@ class BayesianNetworkGenerator:
         return cdf
 
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:
-        if not hasattr(self, "conditionals_"):
-            raise RuntimeError("bayesian_network: call fit before sample")
+        require_fit(self, "conditionals_", "sample")
         rng = np.random.default_rng(seed)
         cards = np.array([c.n_codes for c in self.codings_], dtype=np.int64)
         codes = np.zeros((n, len(self.columns_)), dtype=np.int64)
@@ -401,6 +400,5 @@ class BayesianNetworkGenerator:
 
     def fit_info(self) -> dict[str, Any]:
         """The network (column -> parents), the visit order, the epsilon split and whether it is DP."""
-        if not hasattr(self, "info_"):
-            raise RuntimeError("bayesian_network: call fit before fit_info")
+        require_fit(self, "info_", "fit_info")
         return dict(self.info_)

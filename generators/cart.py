@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from generators._columns import decimals, kind, restore
+from generators._columns import decimals, kind, require_fit, restore
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import generators
@@ -292,8 +292,7 @@ class CARTGenerator:
         return self
 
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:
-        if not hasattr(self, "steps_"):
-            raise RuntimeError("cart: call fit before sample")
+        require_fit(self, "steps_", "sample")
         rng = np.random.default_rng(seed)
         feats = np.zeros((n, self.width_))
         filled = 0
@@ -327,8 +326,7 @@ class CARTGenerator:
 
     def fit_info(self) -> dict[str, Any]:
         """The visit order and, per column, the depth and number of leaves of its trees."""
-        if not hasattr(self, "steps_"):
-            raise RuntimeError("cart: call fit before fit_info")
+        require_fit(self, "steps_", "fit_info")
         trees: dict[str, Any] = {}
         for step in self.steps_:
             if step["kind"] == "categorical":

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from generators._columns import decimals, kind, restore
+from generators._columns import decimals, kind, require_fit, restore
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import generators
@@ -250,8 +250,7 @@ class ForestFlowGenerator:
         return self
 
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:
-        if not hasattr(self, "models_"):
-            raise RuntimeError("forest_flow: call fit before sample")
+        require_fit(self, "models_", "sample")
         rng = np.random.default_rng(seed)
         x = rng.standard_normal((n, self.width_), dtype=np.float32)
         step = np.float32(1.0 / self.n_t)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from generators._columns import kind, restore
+from generators._columns import kind, require_fit, restore
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import generators
@@ -247,8 +247,7 @@ class GeneralizeGenerator:
         return self
 
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:
-        if not hasattr(self, "rows_"):
-            raise RuntimeError("generalize: call fit before sample")
+        require_fit(self, "rows_", "sample")
         rng = np.random.default_rng(seed)
         m = len(self.rows_)
         order = rng.permutation(m)

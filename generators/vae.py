@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from generators._columns import decimals, kind, restore
+from generators._columns import decimals, kind, require_fit, restore
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import generators
@@ -544,15 +544,13 @@ class VAEGenerator:
 
     def fit_info(self) -> dict[str, Any]:
         """Epochs run, best validation loss (None with DP) and the privacy spent (None without DP)."""
-        if not hasattr(self, "info_"):
-            raise RuntimeError("vae: call fit before fit_info")
+        require_fit(self, "info_", "fit_info")
         return dict(self.info_)
 
     # ------------------------------------------------------------------ sample
 
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:
-        if not hasattr(self, "decoder_"):
-            raise RuntimeError("vae: call fit before sample")
+        require_fit(self, "decoder_", "sample")
         import torch
 
         threads = torch.get_num_threads()
