@@ -8,5 +8,6 @@ from generators import (  # noqa: F401
     generalize,
     marginals,
     sdv_models,
+    sdv_par,
     vae,
 )

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from suite.errors import ConfigError
+from suite.histories import HistorySchema
 from suite.io import read_table, sha256_file
 from suite.metadata import BOOLEAN, DATETIME, ID, NUMERICAL, Metadata, Roles, infer_metadata, read_metadata
 
@@ -42,6 +43,34 @@ class PreparedData:
     control_entities: pd.Series | None
     reference_entities: pd.Series | None
     fingerprint: dict
+    long: LongData | None = None  # the rows per visit, when the table is longitudinal
+
+
+@dataclass(frozen=True)
+class LongData:
+    """A longitudinal table's rows (one per visit) beside the histories the checks compare.
+
+    Sequential generators (`sequential = True`) are fitted on `train` with the entity column
+    put back under its own name; `schema` turns their output into histories.
+    """
+
+    train: pd.DataFrame
+    control: pd.DataFrame
+    reference: pd.DataFrame
+    train_entities: pd.Series
+    control_entities: pd.Series
+    reference_entities: pd.Series
+    metadata: Metadata  # of the rows per visit, without the entity; roles name entity and sequence_index
+    schema: HistorySchema
+
+    @property
+    def entity(self) -> str:
+        return str(self.metadata.roles.entity)
+
+    def with_entities(self, part: str = "train") -> pd.DataFrame:
+        """A part's rows with the entity column first (what a sequential generator is fitted on)."""
+        rows = getattr(self, part)
+        return pd.concat([getattr(self, f"{part}_entities").rename(self.entity), rows], axis=1)
 
 
 def load_dataset(
@@ -154,6 +183,12 @@ def prepare(
     """Load, type, split and strip the dataset of a scenario."""
     frame, metadata, inferred = load_dataset(path, metadata_path=metadata_path, roles=roles, sheet=sheet)
     roles = metadata.roles
+    if roles.sequence_index and not roles.entity:
+        raise ConfigError(
+            "dataset.roles.sequence_index is set but dataset.roles.entity is not; a sequence is ordered within "
+            "an entity: name the patient id column as dataset.roles.entity",
+            source=str(path),
+        )
     ids = [c for c in frame.columns if metadata.sdtype(c) == ID]
     dropped = tuple(dict.fromkeys([*roles.identifiers, *([roles.entity] if roles.entity else []), *ids]))
     personal = [c for c in frame.columns if metadata.sdtype(c) in _PERSONAL_SDTYPES and c not in dropped]
@@ -195,6 +230,18 @@ def prepare(
         "reference_rows": int(len(reference_idx)),
         "entities": None if entities is None else int(entities.nunique(dropna=False)),
     }
+    if roles.sequence_index:
+        return _histories(
+            {
+                k: (part(idx), ent(idx))
+                for k, idx in (("train", train_idx), ("control", control_idx), ("reference", reference_idx))
+            },
+            metadata=metadata,
+            dropped=dropped,
+            inferred=inferred,
+            fingerprint=fingerprint,
+            source=str(path),
+        )
     return PreparedData(
         train=part(train_idx),
         control=part(control_idx),
@@ -207,4 +254,54 @@ def prepare(
         control_entities=ent(control_idx),
         reference_entities=ent(reference_idx),
         fingerprint=fingerprint,
+    )
+
+
+def _histories(
+    parts: dict[str, tuple[pd.DataFrame, pd.Series]],
+    *,
+    metadata: Metadata,
+    dropped: tuple[str, ...],
+    inferred: bool,
+    fingerprint: dict,
+    source: str,
+) -> PreparedData:
+    """A longitudinal table: the checks compare one record per entity (`suite.histories`)."""
+    long_md = metadata.without(dropped)
+    long_md = long_md.with_roles(
+        Roles(
+            **{**vars(long_md.roles), "entity": metadata.roles.entity, "sequence_index": metadata.roles.sequence_index}
+        )
+    )
+    try:
+        schema = HistorySchema.fit(*parts["train"], long_md, str(metadata.roles.sequence_index))
+    except ConfigError as exc:
+        raise ConfigError(str(exc), source=source) from None
+    flat = {k: schema.transform(rows, entities) for k, (rows, entities) in parts.items()}
+    for label in ("control", "reference"):
+        if len(flat[label][0]) < MIN_PART_ROWS:
+            raise ConfigError(
+                f"the {label} half of the holdout has {len(flat[label][0])} entities; at least {MIN_PART_ROWS} are "
+                "needed: raise split.holdout or use a table with more patients",
+                source=source,
+            )
+    fingerprint = {**fingerprint, "records": {k: int(len(v[0])) for k, v in flat.items()}, "record": "history"}
+    return PreparedData(
+        train=flat["train"][0],
+        control=flat["control"][0],
+        reference=flat["reference"][0],
+        metadata=schema.history_metadata(),
+        full_metadata=metadata,
+        metadata_inferred=inferred,
+        dropped=dropped,
+        train_entities=flat["train"][1],
+        control_entities=flat["control"][1],
+        reference_entities=flat["reference"][1],
+        fingerprint=fingerprint,
+        long=LongData(
+            *(parts[k][0] for k in ("train", "control", "reference")),
+            *(parts[k][1] for k in ("train", "control", "reference")),
+            metadata=long_md,
+            schema=schema,
+        ),
     )

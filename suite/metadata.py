@@ -39,10 +39,18 @@ class Roles:
     secrets: tuple[str, ...] = ()
     target: str | None = None
     entity: str | None = None
+    sequence_index: str | None = None  # the time or visit number ordering an entity's rows
 
     def columns(self) -> list[str]:
         """Every column a role names, in role order, without repeats."""
-        named = [*self.identifiers, *self.quasi_identifiers, *self.secrets, self.target, self.entity]
+        named = [
+            *self.identifiers,
+            *self.quasi_identifiers,
+            *self.secrets,
+            self.target,
+            self.entity,
+            self.sequence_index,
+        ]
         return list(dict.fromkeys(c for c in named if c))
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,6 +60,7 @@ class Roles:
             "secrets": list(self.secrets),
             "target": self.target,
             "entity": self.entity,
+            "sequence_index": self.sequence_index,
         }
 
     @classmethod
@@ -63,11 +72,12 @@ class Roles:
             secrets=tuple(data.get("secrets") or ()),
             target=data.get("target"),
             entity=data.get("entity"),
+            sequence_index=data.get("sequence_index"),
         )
 
     def merged(self, override: Roles) -> Roles:
         """These roles with every role that `override` sets replacing ours."""
-        changes = {k: v for k, v in vars(override).items() if v not in (None, ())}
+        changes = {k: v for k, v in vars(override).items() if v is not None and v != () and v != []}
         return replace(self, **changes)
 
 
@@ -105,6 +115,7 @@ class Metadata:
                 secrets=tuple(c for c in roles.secrets if c not in gone),
                 target=None if roles.target in gone else roles.target,
                 entity=None if roles.entity in gone else roles.entity,
+                sequence_index=None if roles.sequence_index in gone else roles.sequence_index,
             ),
         )
 

@@ -19,6 +19,8 @@ from typing import Any, TextIO
 import pandas as pd
 
 from suite.dataset import PreparedData, prepare
+from suite.errors import ConfigError
+from suite.histories import AsHistories, rows_of_entities
 from suite.io import new_run_dir, sha256_file
 from suite.metadata import Roles, write_metadata
 from suite.plan import Component, Plan
@@ -83,7 +85,9 @@ def run(plan: Plan, *, out: Path | None = None, progress: Progress | None = None
         f"holdout reference {len(data.reference)}; dropped before any generator: {', '.join(data.dropped) or 'none'}"
     )
     for i, spec in enumerate(sc.generators):  # before any output exists: a bad rule is bad input
-        check_constraints(spec.constraints, data.metadata, where=f"{plan.path}: generators[{i}] ({spec.key})")
+        where = f"{plan.path}: generators[{i}] ({spec.key})"
+        check_sequential(plan.generators[i], data, where)
+        check_constraints(spec.constraints, data.metadata, where=where)
     run_dir = new_run_dir(out if out is not None else sc.output, sc.name)
     metadata_file = run_dir / ("metadata.inferred.json" if data.metadata_inferred else "metadata.json")
     write_metadata(data.full_metadata, metadata_file)
@@ -187,8 +191,29 @@ def _fit_info(generator: Any) -> dict[str, Any]:
         return {"fit_info_error": f"{type(exc).__name__}: {exc}"}
 
 
+def is_sequential(component: Component) -> bool:
+    """A generator of whole histories (`sequential = True`, like `sdv.par`), fitted on visits."""
+    return bool(getattr(component.cls, "sequential", False))
+
+
+def check_sequential(component: Component, data: PreparedData, where: str) -> None:
+    """A sequential generator needs a longitudinal table and takes no row-level processing."""
+    spec = component.spec
+    if is_sequential(component):
+        if data.long is None:
+            raise ConfigError(
+                f"{where}: {spec.name} generates sequences; set dataset.roles.entity and dataset.roles.sequence_index "
+                "(the patient id and the visit time), or choose a row-level generator"
+            )
+        if getattr(spec, "impute", "none") != "none" or getattr(spec, "constraints", None):
+            raise ConfigError(f"{where}: impute and constraints are not available for a sequential generator")
+
+
 def fit_rows(component: Component, data: PreparedData) -> pd.DataFrame:
-    """The rows a generator is fitted on: train, or the reference half for `fit_on = "reference"` (holdout)."""
+    """The rows a generator is fitted on: train, the reference half for `fit_on = "reference"` (holdout),
+    or the training visits with their entity column for a sequential generator."""
+    if is_sequential(component) and data.long is not None:
+        return data.long.with_entities()
     return data.reference if getattr(component.cls, "fit_on", "train") == "reference" else data.train
 
 
@@ -198,6 +223,8 @@ def fit_generator(component: Component, data: PreparedData, seed: int, rows: pd.
     A generator fitted on other rows than train (`holdout`) ignores `rows`: its output never
     depends on the training data, whatever a shadow attack hands it.
     """
+    if is_sequential(component):
+        return _fit_sequential(component, data, seed, rows)
     own = fit_rows(component, data)
     chosen = rows if rows is not None and own is data.train else own
     generator = component.build()
@@ -206,6 +233,28 @@ def fit_generator(component: Component, data: PreparedData, seed: int, rows: pd.
         generator = Processed(generator, impute=spec.impute, constraints=spec.constraints)
     with seeded(seed):
         return generator.fit(chosen.copy(), data.metadata)
+
+
+def _fit_sequential(component: Component, data: PreparedData, seed: int, rows: pd.DataFrame | None) -> AsHistories:
+    """Fit on visits; `rows` (history records, from a shadow attack) are traced back to their entities' visits."""
+    check_sequential(component, data, component.spec.name)
+    long = data.long
+    assert long is not None
+    visits = long.with_entities()
+    if rows is not None:
+        parts = [(data.train, data.train_entities), (data.control, data.control_entities)]
+        parts.append((data.reference, data.reference_entities))
+        wanted = rows_of_entities(rows, parts)  # type: ignore[arg-type]
+        everyone = pd.concat([long.with_entities(k) for k in ("train", "control", "reference")], ignore_index=True)
+        by_entity = everyone.groupby(long.entity, sort=False).indices
+        # a record drawn twice becomes two entities, as a row drawn twice is two rows
+        visits = pd.concat(
+            [everyone.iloc[by_entity[e]].assign(**{long.entity: f"shadow-{k}"}) for k, e in enumerate(wanted)],
+            ignore_index=True,
+        )
+    with seeded(seed):
+        fitted = component.build().fit(visits, long.metadata)
+    return AsHistories(fitted, long.schema, long.entity)
 
 
 def make_context(

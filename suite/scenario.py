@@ -26,6 +26,7 @@ class RolesSpec(_Model):
     secrets: list[str] = []
     target: str | None = None
     entity: str | None = None
+    sequence_index: str | None = None
 
 
 class DatasetSpec(_Model):
