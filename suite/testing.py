@@ -58,6 +58,51 @@ def _copy_rate(synthetic: pd.DataFrame, rows: pd.DataFrame) -> float:
     return float(hashes.isin(keys).mean()) if len(synthetic) else 0.0
 
 
+class _Rows:
+    """How the contract counts, cuts and compares a generator's tables: rows, or (sequential) entities' visits."""
+
+    def __init__(self, entity: str | None = None, schema: Any = None) -> None:
+        self.entity, self.schema = entity, schema
+
+    def count(self, frame: pd.DataFrame) -> int:
+        return len(frame) if self.entity is None else int(frame[self.entity].nunique(dropna=False))
+
+    def head(self, frame: pd.DataFrame, k: int) -> pd.DataFrame:
+        if self.entity is None:
+            return frame.head(k).reset_index(drop=True)
+        keep = frame[self.entity].drop_duplicates().head(k)
+        return frame[frame[self.entity].isin(keep)].reset_index(drop=True)
+
+    def halves(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if self.entity is None:
+            half = len(frame) // 2
+            return frame.iloc[:half], frame.iloc[half:]
+        ids = frame[self.entity].drop_duplicates()
+        first = frame[self.entity].isin(ids.head(len(ids) // 2))
+        return frame[first].reset_index(drop=True), frame[~first].reset_index(drop=True)
+
+    def records(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """What the copy clause compares: rows, or one record per history."""
+        if self.entity is None:
+            return frame
+        return self.schema.transform(frame.drop(columns=[self.entity]), frame[self.entity])[0]
+
+
+def _rows_for(cls: type, train: pd.DataFrame, metadata: Metadata) -> _Rows:
+    if not getattr(cls, "sequential", False):
+        return _Rows()
+    from suite.histories import HistorySchema
+
+    entity, index = metadata.roles.entity, metadata.roles.sequence_index
+    if not entity or not index or entity not in train.columns:
+        raise ValueError(
+            "a sequential generator's contract runs on visits: the table needs its entity column, and the "
+            "metadata roles.entity and roles.sequence_index (see suite.testing.sequence_table)"
+        )
+    visits = train.drop(columns=[entity])
+    return _Rows(entity, HistorySchema.fit(visits, train[entity], metadata, index))
+
+
 def generator_contract(
     cls: type, train: pd.DataFrame, metadata: Metadata, *, params: dict[str, Any] | None = None, n: int = 200
 ) -> list[ContractResult]:
@@ -67,10 +112,13 @@ def generator_contract(
     fits on one half of `train` and asks that the sample match rows of that half no more often than
     rows of the other half (natural duplicates count on both sides), unless the class declares
     `copies_rows = True` (the calibration canaries and the de-identification baseline).
+    A sequential generator (`sequential = True`) is given visits with the entity column
+    (`sequence_table`): n counts entities, and copies are whole histories.
     """
     from suite.seeding import seeded
 
     params = dict(params or {})
+    rows = _rows_for(cls, train, metadata)
     name = getattr(cls, "name", cls.__name__)
     results: list[ContractResult] = []
 
@@ -101,18 +149,23 @@ def generator_contract(
     clause("fit leaves its input intact", sha256_frame(train) == before, f"{name}.fit modified the training table")
     if not clause("sample returns a DataFrame", isinstance(first, pd.DataFrame), f"got {type(first).__name__}"):
         return results
-    clause("requested row count", len(first) == n, f"sample({n}) returned {len(first)} rows")
+    unit = "rows" if rows.entity is None else "entities"
+    clause(f"requested {unit} count", rows.count(first) == n, f"sample({n}) returned {rows.count(first)} {unit}")
     clause(
         "same columns in the same order",
         list(first.columns) == list(train.columns),
         f"columns {list(first.columns)} instead of {list(train.columns)}",
     )
     common = [c for c in train.columns if c in first.columns]
-    wrong = {c: (str(train[c].dtype), str(first[c].dtype)) for c in common if train[c].dtype != first[c].dtype}
+    wrong = {
+        c: (str(train[c].dtype), str(first[c].dtype))
+        for c in common
+        if train[c].dtype != first[c].dtype and c != rows.entity  # entity ids are made up: any type
+    }
     clause("same dtypes", not wrong, f"dtypes changed (train, sample): {wrong}")
     outside = {}
     for column in common:
-        if column in metadata.columns and column not in metadata.continuous:
+        if column in metadata.columns and column not in metadata.continuous and column != rows.entity:
             seen = set(train[column].dropna().astype(str))
             new = set(first[column].dropna().astype(str)) - seen
             if new:
@@ -138,17 +191,17 @@ def generator_contract(
     )
     try:
         with seeded(0):
-            tiny = cls(**params).fit(train.head(20).reset_index(drop=True), metadata).sample(30, seed=1)
-        clause("fits a 20-row table", len(tiny) == 30, f"sample(30) returned {len(tiny)} rows")
+            tiny = cls(**params).fit(rows.head(train, 20), metadata).sample(30, seed=1)
+        clause(f"fits a 20-{unit[:-1]} table", rows.count(tiny) == 30, f"sample(30) returned {rows.count(tiny)} {unit}")
     except Exception as exc:  # noqa: BLE001
-        clause("fits a 20-row table", False, f"{type(exc).__name__}: {exc}")
+        clause(f"fits a 20-{unit[:-1]} table", False, f"{type(exc).__name__}: {exc}")
     if getattr(cls, "copies_rows", False):
         clause("copies no training row wholesale (exempt: copies_rows = True)", True)
     else:
-        half = len(train) // 2
-        seen_half, unseen_half = train.iloc[:half], train.iloc[half:]
+        seen_half, unseen_half = rows.halves(train)
         with seeded(0):
             sample = cls(**params).fit(seen_half.reset_index(drop=True), metadata).sample(max(n, 500), seed=3)
+        sample, seen_half, unseen_half = (rows.records(f) for f in (sample, seen_half, unseen_half))
         own, other_rate = _copy_rate(sample, seen_half), _copy_rate(sample, unseen_half)
         clause(
             "copies no training row wholesale",
@@ -226,3 +279,26 @@ def contract_table(rows: int = 1_500, seed: int = 0) -> tuple[pd.DataFrame, Meta
     columns = {c: dict(s) for c, s in metadata.columns.items() if c not in dropped}
     columns["test_date"] = {"sdtype": "datetime", "datetime_format": "%Y-%m-%d"}
     return frame, Metadata(columns=columns)
+
+
+def sequence_table(patients: int | None = None, seed: int = 0) -> tuple[pd.DataFrame, Metadata]:
+    """The shipped longitudinal data a sequential generator's contract runs on: the PBC follow-up
+    visits (entity `id`, sequence index `day`), `patients` of them drawn at random (all by default)."""
+    from pathlib import Path
+
+    from suite.metadata import read_metadata
+
+    root = Path(__file__).resolve().parent.parent / "data"
+    frame = pd.read_parquet(root / "pbcseq.parquet")
+    metadata = read_metadata(root / "pbcseq.metadata.json")
+    if patients is not None:
+        ids = frame["id"].drop_duplicates().sample(n=min(patients, frame["id"].nunique()), random_state=seed)
+        frame = frame[frame["id"].isin(ids)].reset_index(drop=True)
+    return frame, metadata
+
+
+def contract_data_for(cls: type, rows: int = 1_500) -> tuple[pd.DataFrame, Metadata]:
+    """The table `check-generator` uses: visits for a sequential generator, rows otherwise."""
+    if getattr(cls, "sequential", False):
+        return sequence_table()
+    return contract_table(rows)

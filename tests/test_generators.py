@@ -7,7 +7,7 @@ import pytest
 from suite.dataset import prepare
 from suite.metadata import Roles
 from suite.registry import generators
-from suite.testing import check_generator, contract_table
+from suite.testing import check_generator, contract_table, sequence_table
 from tests.conftest import METADATA, ROLES
 
 
@@ -23,6 +23,7 @@ FAST = {
     "sdv.tvae": {"epochs": 1, "batch_size": 200},
     "vae": {"epochs": 3},
     "forest_flow": {"n_t": 3, "n_estimators": 10, "duplicate_k": 2},
+    "sdv.par": {"epochs": 1},
 }
 
 
@@ -33,8 +34,9 @@ def contract_data():
 
 @pytest.mark.parametrize("name", generators.names())
 def test_generator_contract(name, contract_data):
-    train, metadata = contract_data
-    check_generator(generators.get(name), train, metadata, params=FAST.get(name))
+    cls = generators.get(name)
+    train, metadata = sequence_table(120) if getattr(cls, "sequential", False) else contract_data
+    check_generator(cls, train, metadata, params=FAST.get(name))
 
 
 def test_uniform_covers_the_domain_and_marginals_keep_shapes(data):
