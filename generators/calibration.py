@@ -31,6 +31,7 @@ class IdentityGenerator:
     """Returns the training rows themselves: a release that every privacy check must block."""
 
     copies_rows: ClassVar[bool] = True  # a canary: the contract kit does not hold copying against it
+    calibration: ClassVar[bool] = True  # a yardstick, never chosen as the generator to release
     name: ClassVar[str] = "identity"
     #: Which part of the split the runner fits this generator on.
     fit_on: ClassVar[str] = "train"
@@ -67,6 +68,7 @@ class UniformGenerator:
     equally likely; missing values keep the column's missing share.
     """
 
+    calibration: ClassVar[bool] = True
     name: ClassVar[str] = "uniform"
 
     def __init__(self) -> None:
@@ -120,6 +122,7 @@ class NoisyCopyGenerator:
     """
 
     copies_rows: ClassVar[bool] = True  # a canary: the contract kit does not hold copying against it
+    calibration: ClassVar[bool] = True
     name: ClassVar[str] = "noisy_copy"
 
     def __init__(self, *, noise: float = 0.05) -> None:

@@ -708,6 +708,7 @@ def render_html(scorecard: Scorecard, *, min_count: int = 10, allow_records: boo
         "tradeoff": _tradeoff(sc),
         "provenance": _provenance(sc, min_count, allow_records),
         "dataset": sc.dataset,
+        "selection": getattr(sc, "selection", None),
     }
     return _environment().get_template("report.html.j2").render(**context)
 

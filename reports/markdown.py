@@ -54,6 +54,9 @@ def render_markdown(scorecard: Scorecard) -> str:
     ]
     for g in sc.generators:
         lines.append(f"| {_cell(g.name)} | **{g.verdict}** | {g.expected} | {'yes' if g.as_expected else '**NO**'} |")
+    if sc.selection is not None:
+        chosen = f"**{_cell(sc.selection.chosen)}**" if sc.selection.chosen else "none"
+        lines += ["", f"Selected by `{sc.selection.by}`: {chosen} ({_cell(sc.selection.reason)})."]
     for g in sc.generators:
         lines += ["", f"## {_cell(g.name)}: {g.verdict}", ""]
         if g.reasons:

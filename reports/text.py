@@ -15,7 +15,11 @@ def verdict_table(scorecard: Scorecard) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
     summary = scorecard.summary
     status = "every verdict as expected" if summary.all_as_expected else f"UNEXPECTED: {', '.join(summary.unexpected)}"
-    return f"scenario {scorecard.scenario['name']}: {status}\n" + "\n".join(lines)
+    text = f"scenario {scorecard.scenario['name']}: {status}\n" + "\n".join(lines)
+    if scorecard.selection is not None:
+        chosen = scorecard.selection.chosen or "none"
+        text += f"\nselected by {scorecard.selection.by}: {chosen} ({scorecard.selection.reason})"
+    return text
 
 
 def _line(m: MeasurementRecord, width: int) -> str:

@@ -56,6 +56,11 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
                 f"policy.{name}: no selected check produces this measurement; "
                 f"{hint}produced: {', '.join(produced) or 'none'}"
             )
+    select = scenario.select
+    if select is not None and not any(fnmatch.fnmatchcase(select.by, p) for p in produced):
+        close = difflib.get_close_matches(select.by, produced, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        problems.append(f"select.by: no selected check produces {select.by!r}; {hint}name a measurement of a check")
     if not scenario.dataset.path.is_file():
         problems.append(
             f"dataset.path: file not found: {scenario.dataset.path} (relative paths start at the scenario file)"

@@ -30,6 +30,7 @@ from suite.registry import checks as check_registry
 from suite.registry import generators as generator_registry
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard, Summary
 from suite.seeding import seeded
+from suite.selection import select
 from suite.types import Context, Goal, Measurement
 
 _PACKAGES = (
@@ -115,6 +116,7 @@ def run(plan: Plan, *, out: Path | None = None, progress: Progress | None = None
             "min_count": sc.report.min_count or MIN_COUNT[sc.preset],
             "allow_records": sc.report.allow_records,
         },
+        selection=select(plan, records),
     )
     return RunResult(scorecard=scorecard, run_dir=run_dir)
 

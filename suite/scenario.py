@@ -100,6 +100,15 @@ class ReportSpec(_Model):
     allow_records: bool = False
 
 
+class SelectSpec(_Model):
+    """After the gate, name the best released generator by one measurement (its goal decides the direction).
+
+    Calibration generators (identity, holdout, uniform, noisy_copy) never qualify.
+    """
+
+    by: str = "utility.tstr_ratio"
+
+
 class Scenario(_Model):
     version: Literal[1] = 1
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -115,6 +124,7 @@ class Scenario(_Model):
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     output: Path = Path("runs")
     report: ReportSpec = ReportSpec()
+    select: SelectSpec | None = None
 
     @field_validator("checks", mode="before")
     @classmethod

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, field_serializer
 from suite.policy import Judgement, Status, Threshold
 from suite.types import Measurement
 
-SCHEMA_VERSION = "1.1"  # 1.1: `disclosure`
+SCHEMA_VERSION = "1.2"  # 1.1: `disclosure`; 1.2: `selection`
 
 
 class _Model(BaseModel):
@@ -82,6 +82,16 @@ class Summary(_Model):
     status_counts: dict[str, int]
 
 
+class Selection(_Model):
+    """The best released generator by one measurement (`select` in the scenario), or none and why."""
+
+    by: str
+    goal: Literal["minimize", "maximize"] | None
+    chosen: str | None
+    ranking: list[dict[str, Any]]  # released, non-calibration generators: name, mean value over repeats
+    reason: str
+
+
 class Scorecard(_Model):
     schema_version: str = SCHEMA_VERSION
     created: str
@@ -93,3 +103,4 @@ class Scorecard(_Model):
     summary: Summary
     generators: list[GeneratorRecord]
     disclosure: dict[str, Any] = {"min_count": 10, "allow_records": False}
+    selection: Selection | None = None

@@ -85,7 +85,7 @@ def test_run_folder_holds_scorecard_report_and_metadata(quickstart_run):
     _, run_dir, scorecard = quickstart_run
     names = sorted(p.name for p in run_dir.iterdir())
     assert names == ["junit.xml", "metadata.json", "report.html", "report.md", "scorecard.json"]
-    assert scorecard.schema_version == "1.1"
+    assert scorecard.schema_version == "1.2"
     assert scorecard.metadata["dropped_columns"] == IDENTIFIERS
     for g in scorecard.generators:
         for m in g.measurements:
@@ -198,3 +198,13 @@ def test_propensity_cannot_tell_holdout_from_real_but_finds_uniform(quickstart_r
     auc = _values(quickstart_run[2], "propensity.auc")
     assert auc["holdout"] < 0.56
     assert auc["uniform"] > 0.95
+
+
+def test_selection_names_the_best_released_generator_never_a_yardstick(quickstart_run):
+    _, run_dir, scorecard = quickstart_run
+    sel = scorecard.selection
+    assert sel is not None and sel.by == "utility.tstr_ratio" and sel.goal == "maximize"
+    released = set(scorecard.summary.released)
+    assert "holdout" in released and {r["name"] for r in sel.ranking} == released - {"holdout"}
+    assert sel.chosen == "sdv.gaussian_copula"
+    assert f"Selected by `utility.tstr_ratio`: **{sel.chosen}**" in (run_dir / "report.md").read_text()
