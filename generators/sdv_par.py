@@ -69,9 +69,7 @@ class PARGenerator:
                 "and the generator is fitted on the visits with the entity column"
             )
         context = (
-            list(self.context_columns)
-            if self.context_columns is not None
-            else _static_columns(train, entity, index)
+            list(self.context_columns) if self.context_columns is not None else _static_columns(train, entity, index)
         )
         unknown = [c for c in context if c not in train.columns]
         if unknown:

@@ -1,4 +1,5 @@
-"""Command line: `run`, `validate`, `compare` and `list`.
+"""Command line: `run` (with `--workers`, `--executor dask`, `--resume DIR`), `validate`, `compare`,
+`check-generator`, `export-marginals` and `list`.
 
 Exit codes: 0 every generator's verdict equals its expectation; 1 some verdict does not
 (a generator blocked that was expected to be released, or a canary released); 2 bad input or
@@ -14,6 +15,7 @@ import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from suite.errors import ConfigError
 
@@ -25,9 +27,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="fit, attack, measure and judge; write a run folder per scenario")
-    run.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO")
+    run.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO")
     run.add_argument("--out", type=Path, default=None, help="folder for run folders (default: the scenario's `output`)")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    run.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="continue an interrupted run folder; finished work is reused",
+    )
+    run.add_argument("--workers", type=int, default=1, help="tasks (generator x repeat) run in parallel (default 1)")
+    run.add_argument("--executor", choices=("local", "dask"), default="local", help="local processes or a Dask cluster")
+    run.add_argument(
+        "--address", default=None, help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster)"
+    )
     validate = sub.add_parser("validate", help="check scenarios without running them")
     validate.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO")
     compare = sub.add_parser("compare", help="what got worse between two runs (exit 1 if anything did)")
@@ -42,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     contract.add_argument("--params", default="{}", help="parameters as JSON, e.g. '{\"epochs\": 5}'")
     contract.add_argument("--rows", type=int, default=1_500, help="training rows of the shipped table (default 1500)")
     sub.add_parser("list", help="list registered generators and checks")
+    export = sub.add_parser(
+        "export-marginals", help="fit `marginals` on a scenario's training rows and write its model as JSON"
+    )
+    export.add_argument("scenario", type=Path, metavar="SCENARIO", help="scenario file naming the dataset")
+    export.add_argument("--out", type=Path, required=True, help="JSON file to write (docs/marginals.md)")
+    export.add_argument("--params", default="{}", help="marginals parameters as JSON, e.g. '{\"min_count\": 20}'")
     return parser
 
 
@@ -60,9 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return max(_validate(path) for path in args.scenarios)
         if args.command == "check-generator":
             return _check_generator(args.generator, args.params, args.rows)
+        if args.command == "export-marginals":
+            return _export_marginals(args.scenario, args.out, args.params)
         if args.command == "compare":
             return _compare(args.old, args.new, abs_tol=args.abs_tol, rel_tol=args.rel_tol)
-        return max(_run(path, out=args.out, quiet=args.quiet) for path in args.scenarios)
+        return _run_all(args)
     except ConfigError as exc:
         _error(exc, args.debug)
         return BAD_INPUT
@@ -100,7 +122,25 @@ def _validate(path: Path) -> int:
     return OK
 
 
-def _run(path: Path, *, out: Path | None, quiet: bool) -> int:
+def _run_all(args: argparse.Namespace) -> int:
+    from suite.runner import Execution, resumable
+
+    if args.address is not None and args.executor != "dask":
+        raise ConfigError("--address needs --executor dask", source="--address")
+    if args.workers < 1:
+        raise ConfigError("at least 1 worker is needed", source="--workers")
+    if args.resume is not None:
+        if args.scenarios:
+            raise ConfigError("give either scenarios or --resume DIR (the run folder knows its scenario)", source="run")
+        how = Execution(args.executor, args.workers, args.address, resume=args.resume)
+        return _run(resumable(args.resume), out=None, quiet=args.quiet, execution=how)
+    if not args.scenarios:
+        raise ConfigError("name at least one scenario file, or --resume DIR", source="run")
+    how = Execution(args.executor, args.workers, args.address)
+    return max(_run(path, out=args.out, quiet=args.quiet, execution=how) for path in args.scenarios)
+
+
+def _run(path: Path, *, out: Path | None, quiet: bool, execution: Any = None) -> int:
     from reports import gate_table, verdict_table, write_reports
     from suite.runner import Progress, run
 
@@ -110,7 +150,7 @@ def _run(path: Path, *, out: Path | None, quiet: bool) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return BAD_INPUT
     try:
-        result = run(plan, out=out, progress=Progress(enabled=not quiet))
+        result = run(plan, out=out, progress=Progress(enabled=not quiet), execution=execution)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return BAD_INPUT
@@ -141,7 +181,7 @@ def _check_generator(name: str, params_json: str, rows: int) -> int:
     import json
 
     from suite.registry import generators
-    from suite.testing import contract_table, generator_contract
+    from suite.testing import contract_data_for, generator_contract
 
     cls = generators.get(name)
     try:
@@ -153,13 +193,59 @@ def _check_generator(name: str, params_json: str, rows: int) -> int:
     from suite.plan import validate_params
 
     params = validate_params(cls, params, where=f"--params for {name}")
-    train, metadata = contract_table(rows)
+    train, metadata = contract_data_for(cls, rows)
     results = generator_contract(cls, train, metadata, params=params)
     for r in results:
         print(f"{'ok  ' if r.ok else 'FAIL'}  {r.clause}" + (f": {r.message}" if r.message else ""))
     failed = sum(not r.ok for r in results)
     print(f"{name}: {len(results) - failed} of {len(results)} contract clauses hold")
     return OK if not failed else GATE_FAILED
+
+
+def _export_marginals(path: Path, out: Path, params_json: str) -> int:
+    """Fit `marginals` on the scenario's training rows (prepared as a run prepares them) and write
+    its model; the scenario's own `marginals` parameters apply, `--params` overrides them."""
+    import json
+
+    from generators.marginals import MarginalsGenerator
+    from suite.dataset import prepare
+    from suite.metadata import Roles
+    from suite.plan import validate_params
+    from suite.seeding import seeded
+
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        raise ConfigError(
+            "expected a scenario file (.yaml); name the dataset in a scenario's `dataset` section", source=str(path)
+        )
+    try:
+        extra = json.loads(params_json)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not JSON: {exc.msg} at character {exc.pos}", source="--params") from None
+    if not isinstance(extra, dict):
+        raise ConfigError("expected a JSON object of parameters, like '{\"min_count\": 20}'", source="--params")
+    if "model" in extra:
+        raise ConfigError("`model` reads a model; export-marginals writes one from the data", source="--params")
+    if not out.parent.is_dir():
+        raise ConfigError("the folder to write the model into does not exist", source=str(out))
+    plan = _load(path)
+    sc = plan.scenario
+    listed = next((dict(g.params) for g in plan.generators if g.spec.name == "marginals"), {})
+    listed.pop("model", None)
+    params = validate_params(MarginalsGenerator, {**listed, **extra}, where="--params for marginals")
+    data = prepare(
+        sc.dataset.path,
+        metadata_path=sc.dataset.metadata,
+        roles=Roles(**sc.dataset.roles.model_dump()),
+        holdout=sc.split.holdout,
+        seed=sc.split.seed,
+        sheet=sc.dataset.sheet,
+    )
+    with seeded(sc.seed):
+        generator = MarginalsGenerator(**params).fit(data.train, data.metadata)
+    generator.save(out)
+    chosen = ", ".join(f"{c}: {f}" for c, f in generator.fit_info().items())
+    print(f"{out}: marginals model of {len(data.train)} training rows ({chosen})")
+    return OK
 
 
 def _list() -> int:

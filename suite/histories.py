@@ -144,9 +144,6 @@ def _keep_dtype(values: pd.Series, like: pd.Series) -> pd.Series:
         return values
 
 
-
-
-
 class AsHistories:
     """A fitted sequential generator whose `sample(n)` returns `n` histories (one record each)."""
 

@@ -18,10 +18,12 @@ from typing import Any, TextIO
 
 import pandas as pd
 
+from suite.cache import TaskCache, content_key, remove_leftovers
 from suite.dataset import PreparedData, prepare
 from suite.errors import ConfigError
+from suite.executors import execute
 from suite.histories import AsHistories, rows_of_entities
-from suite.io import new_run_dir, sha256_file
+from suite.io import new_run_dir, sha256_file, write_text_atomic
 from suite.metadata import Roles, write_metadata
 from suite.plan import Component, Plan
 from suite.policy import MIN_COUNT, judge
@@ -67,9 +69,43 @@ class Progress:
             print(message, file=self.stream, flush=True)
 
 
-def run(plan: Plan, *, out: Path | None = None, progress: Progress | None = None) -> RunResult:
-    """Execute the plan and write the scorecard's inputs into a fresh run folder."""
+@dataclass(frozen=True)
+class Execution:
+    """How the (generator, repeat) tasks run: where, on how many workers, and whether to reuse a run folder."""
+
+    executor: str = "local"
+    workers: int = 1
+    address: str | None = None
+    resume: Path | None = None  # an existing run folder of the same scenario: finished tasks are reused
+
+
+@dataclass(frozen=True)
+class _TaskInput:
+    plan: Plan
+    data: PreparedData
+    index: int
+    repeat: int
+    run_dir: Path
+    verbose: bool
+
+
+@dataclass(frozen=True)
+class _TaskOutput:
+    measurements: list[Measurement]
+    seconds: dict[str, float]
+    fit_info: dict[str, Any] | None  # None when the generator failed
+    reused: bool
+
+
+RUN_FILE = "run.json"
+
+
+def run(
+    plan: Plan, *, out: Path | None = None, progress: Progress | None = None, execution: Execution | None = None
+) -> RunResult:
+    """Execute the plan and write the scorecard's inputs into a fresh run folder (or the one resumed)."""
     say = progress or Progress(enabled=False)
+    how = execution or Execution()
     sc = plan.scenario
     say(f"[{sc.name}] loading {sc.dataset.path.name}")
     roles = Roles(**sc.dataset.roles.model_dump())
@@ -89,10 +125,33 @@ def run(plan: Plan, *, out: Path | None = None, progress: Progress | None = None
         where = f"{plan.path}: generators[{i}] ({spec.key})"
         check_sequential(plan.generators[i], data, where)
         check_constraints(spec.constraints, data.metadata, where=where)
-    run_dir = new_run_dir(out if out is not None else sc.output, sc.name)
+    if how.resume is not None:
+        run_dir = how.resume
+        left = remove_leftovers(run_dir)
+        say(
+            f"[{sc.name}] resuming {run_dir}"
+            + (f" ({left} temporary file(s) of the interrupted run removed)" if left else "")
+        )
+    else:
+        run_dir = new_run_dir(out if out is not None else sc.output, sc.name)
+        write_text_atomic(
+            run_dir / RUN_FILE,
+            json.dumps({"scenario": str(plan.path), "scenario_sha256": sha256_file(plan.path)}, indent=2),
+        )
     metadata_file = run_dir / ("metadata.inferred.json" if data.metadata_inferred else "metadata.json")
     write_metadata(data.full_metadata, metadata_file)
-    records = [_run_generator(plan, g, i, data, say) for i, g in enumerate(plan.generators)]
+    inputs = [
+        _TaskInput(plan, data, i, r, run_dir, say.enabled)
+        for i in range(len(plan.generators))
+        for r in range(sc.repeats)
+    ]
+    outputs: dict[tuple[int, int], _TaskOutput] = {}
+    for position, output in execute(_run_task, inputs, executor=how.executor, workers=how.workers, address=how.address):
+        task = inputs[position]
+        outputs[(task.index, task.repeat)] = output
+        if how.workers > 1 or how.executor != "local":
+            say(f"[{sc.name}] done: {sc.generators[task.index].key} repeat {task.repeat + 1}/{sc.repeats}")
+    records = [_record(plan, i, [outputs[(i, r)] for r in range(sc.repeats)], say) for i in range(len(plan.generators))]
     scorecard = Scorecard(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         scenario={
@@ -121,45 +180,125 @@ def run(plan: Plan, *, out: Path | None = None, progress: Progress | None = None
     return RunResult(scorecard=scorecard, run_dir=run_dir)
 
 
-def _run_generator(plan: Plan, component: Component, index: int, data: PreparedData, say: Progress) -> GeneratorRecord:
-    sc = plan.scenario
-    spec = sc.generators[index]
-    key = spec.key
-    n = sc.sample_size or len(data.train)
-    fit_data = fit_rows(component, data)
-    records: list[MeasurementRecord] = []
-    seconds: Counter[str] = Counter()
-    fit_info: list[dict[str, Any]] = []
-    for repeat in range(sc.repeats):
-        seed = sc.seed + repeat
-        tag = f"[{sc.name}] {key} ({index + 1}/{len(plan.generators)})" + (
-            f" repeat {repeat + 1}/{sc.repeats}" if sc.repeats > 1 else ""
+def resumable(run_dir: Path) -> Path:
+    """The scenario file of a run folder that `run --resume` can continue, checked unchanged."""
+    info_file = Path(run_dir) / RUN_FILE
+    if not info_file.is_file():
+        raise ConfigError(
+            f"{run_dir} is not a run folder this suite can resume (no {RUN_FILE}); give a folder a run created",
+            source="--resume",
         )
-        measurements: list[Measurement] = []
+    info = json.loads(info_file.read_text(encoding="utf-8"))
+    path = Path(info["scenario"])
+    if not path.is_file():
+        raise ConfigError(f"the run's scenario file {path} is gone; start a new run", source="--resume")
+    if sha256_file(path) != info["scenario_sha256"]:
+        raise ConfigError(
+            f"the scenario file {path} changed since this run started; start a new run (its results would mix "
+            "two scenarios)",
+            source="--resume",
+        )
+    return path
+
+
+def task_key(plan: Plan, data: PreparedData, index: int, repeat: int) -> str:
+    """The content hash a task's cached fit and sample are stored under."""
+    sc = plan.scenario
+    component, spec = plan.generators[index], sc.generators[index]
+    return content_key(
+        {
+            "data": data.fingerprint["sha256"],
+            "split": sc.split.model_dump(mode="json"),
+            "metadata": data.full_metadata.to_json_dict(),
+            "generator": spec.name,
+            "source": generator_registry.source(spec.name),
+            "params": component.params,
+            "processing": {"impute": spec.impute, "constraints": [c.model_dump() for c in spec.constraints]},
+            "seed": sc.seed + repeat,
+            "n": sc.sample_size or len(data.train),
+        }
+    )
+
+
+def _check_key(check: Component, seed: int, confidence: float) -> str:
+    return content_key({"check": check.spec.name, "params": check.params, "seed": seed, "confidence": confidence})
+
+
+def _run_task(task: _TaskInput) -> _TaskOutput:
+    """Fit, sample and check one (generator, repeat), reusing what the run folder's cache holds."""
+    plan, data, index, repeat = task.plan, task.data, task.index, task.repeat
+    say = Progress(enabled=task.verbose)
+    sc = plan.scenario
+    component = plan.generators[index]
+    key = sc.generators[index].key
+    n = sc.sample_size or len(data.train)
+    seed = sc.seed + repeat
+    cache = TaskCache(task.run_dir, task_key(plan, data, index, repeat))
+    tag = f"[{sc.name}] {key} ({index + 1}/{len(plan.generators)})" + (
+        f" repeat {repeat + 1}/{sc.repeats}" if sc.repeats > 1 else ""
+    )
+    seconds: Counter[str] = Counter()
+    cached = cache.load_sample()
+    reused = cached is not None
+    if cached is not None:
+        synthetic, facts = cached
+        fit_info = facts.get("fit_info", {})
+        seconds.update(facts.get("seconds", {}))
+        say(f"{tag}: fit and sample reused from the run folder")
+    else:
         try:
-            say(f"{tag}: fit on {len(fit_data)} rows")
-            start = time.perf_counter()
-            generator = fit_generator(component, data, seed)
-            seconds["fit"] += time.perf_counter() - start
+            generator = cache.load_generator()
+            if generator is None:
+                say(f"{tag}: fit on {len(fit_rows(component, data))} rows")
+                start = time.perf_counter()
+                generator = fit_generator(component, data, seed)
+                seconds["fit"] += time.perf_counter() - start
+                cache.save_generator(generator)
+            else:
+                say(f"{tag}: fitted generator reused from the run folder")
             say(f"{tag}: sample {n} rows")
             start = time.perf_counter()
             synthetic = _conform(generator.sample(n, seed=seed), data.train, n)
             seconds["sample"] += time.perf_counter() - start
-            fit_info.append({"repeat": repeat, **_fit_info(generator)})
+            fit_info = _fit_info(generator)
         except Exception as exc:  # the generator failed: every check errors, the gate blocks
             error = f"generator failed: {type(exc).__name__}: {exc}"
             say(f"{tag}: {error}")
-            for check in plan.checks:
-                measurements += _error_measurements(check, error)
+            measurements = [m for check in plan.checks for m in _error_measurements(check, error)]
+            return _TaskOutput(measurements, dict(seconds), None, False)
+        cache.save_sample(synthetic, {"fit_info": fit_info, "seconds": dict(seconds)})
+    ctx = make_context(component, data, synthetic, seed=seed, confidence=sc.confidence)
+    measurements: list[Measurement] = []
+    for check in plan.checks:
+        check_key = _check_key(check, seed, sc.confidence)
+        done = cache.load_check(check_key) if reused else None
+        if done is not None:
+            found, spent = done
         else:
-            ctx = make_context(component, data, synthetic, seed=seed, confidence=sc.confidence)
-            for check in plan.checks:
-                say(f"{tag}: {check.spec.name}")
-                start = time.perf_counter()
-                measurements += _evaluate(check, ctx)
-                seconds[f"check.{check.spec.name}"] += time.perf_counter() - start
-        by_name = {m.name: m for m in measurements}
-        for j in judge(measurements, plan.policy, plan.defaults):
+            say(f"{tag}: {check.spec.name}")
+            start = time.perf_counter()
+            found = _evaluate(check, ctx)
+            spent = time.perf_counter() - start
+            cache.save_check(check_key, found, spent)
+        measurements += found
+        seconds[f"check.{check.spec.name}"] += spent
+    return _TaskOutput(measurements, dict(seconds), fit_info, reused)
+
+
+def _record(plan: Plan, index: int, outputs: list[_TaskOutput], say: Progress) -> GeneratorRecord:
+    """Judge every repeat of one generator and build its scorecard entry."""
+    sc = plan.scenario
+    component, spec = plan.generators[index], sc.generators[index]
+    key = spec.key
+    records: list[MeasurementRecord] = []
+    seconds: Counter[str] = Counter()
+    fit_info: list[dict[str, Any]] = []
+    for repeat, output in enumerate(outputs):
+        seconds.update(output.seconds)
+        if output.fit_info is not None:
+            fit_info.append({"repeat": repeat, **output.fit_info})
+        by_name = {m.name: m for m in output.measurements}
+        for j in judge(output.measurements, plan.policy, plan.defaults):
             records.append(MeasurementRecord.build(by_name.get(j.measurement), j, repeat))
     blocking = [r for r in records if r.status.blocks]
     verdict = "block" if blocking else "release"
