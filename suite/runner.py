@@ -6,9 +6,11 @@ import fnmatch
 import json
 import platform
 import sys
+import threading
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -28,6 +30,7 @@ from suite.metadata import Roles, write_metadata
 from suite.plan import Component, Plan
 from suite.policy import MIN_COUNT, judge
 from suite.processing import Processed, check_constraints
+from suite.registry import RegistryError
 from suite.registry import checks as check_registry
 from suite.registry import generators as generator_registry
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard, Summary
@@ -211,7 +214,7 @@ def task_key(plan: Plan, data: PreparedData, index: int, repeat: int) -> str:
             "split": sc.split.model_dump(mode="json"),
             "metadata": data.full_metadata.to_json_dict(),
             "generator": spec.name,
-            "source": generator_registry.source(spec.name),
+            "source": _source(generator_registry, component),
             "params": component.params,
             "processing": {"impute": spec.impute, "constraints": [c.model_dump() for c in spec.constraints]},
             "seed": sc.seed + repeat,
@@ -229,8 +232,8 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
     plan, data, index, repeat = task.plan, task.data, task.index, task.repeat
     say = Progress(enabled=task.verbose)
     sc = plan.scenario
-    component = plan.generators[index]
-    key = sc.generators[index].key
+    component, spec = plan.generators[index], sc.generators[index]
+    key = spec.key
     n = sc.sample_size or len(data.train)
     seed = sc.seed + repeat
     cache = TaskCache(task.run_dir, task_key(plan, data, index, repeat))
@@ -251,14 +254,15 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
             if generator is None:
                 say(f"{tag}: fit on {len(fit_rows(component, data))} rows")
                 start = time.perf_counter()
-                generator = fit_generator(component, data, seed)
+                generator = within(spec.timeout, lambda: fit_generator(component, data, seed), f"{key} fit")
                 seconds["fit"] += time.perf_counter() - start
                 cache.save_generator(generator)
             else:
                 say(f"{tag}: fitted generator reused from the run folder")
             say(f"{tag}: sample {n} rows")
             start = time.perf_counter()
-            synthetic = _conform(generator.sample(n, seed=seed), data.train, n)
+            drawn = within(spec.timeout, lambda: generator.sample(n, seed=seed), f"{key} sample")
+            synthetic = _conform(drawn, data.train, n)
             seconds["sample"] += time.perf_counter() - start
             fit_info = _fit_info(generator)
         except Exception as exc:  # the generator failed: every check errors, the gate blocks
@@ -277,7 +281,7 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
         else:
             say(f"{tag}: {check.spec.name}")
             start = time.perf_counter()
-            found = _evaluate(check, ctx)
+            found = _evaluate(check, ctx, check.spec.timeout or sc.check_timeout)
             spent = time.perf_counter() - start
             cache.save_check(check_key, found, spent)
         measurements += found
@@ -309,7 +313,7 @@ def _record(plan: Plan, index: int, outputs: list[_TaskOutput], say: Progress) -
         name=key,
         generator=spec.name,
         params=component.params,
-        source=generator_registry.source(spec.name),
+        source=_source(generator_registry, component),
         verdict=verdict,
         expected=spec.expect,
         as_expected=verdict == spec.expect,
@@ -434,10 +438,42 @@ def _conform(synthetic: pd.DataFrame, train: pd.DataFrame, n: int) -> pd.DataFra
     return synthetic[list(train.columns)].reset_index(drop=True)
 
 
-def _evaluate(check: Component, ctx: Context) -> list[Measurement]:
-    """Run one check; an exception or an undeclared measurement name becomes an error that blocks."""
+class _TimedOut(Exception):
+    pass
+
+
+def within(seconds: float | None, fn: Callable[[], Any], what: str) -> Any:
+    """`fn()`, or `_TimedOut` after `seconds` (None: no limit).
+
+    Python cannot stop a thread: a call past its time is left running in the background (a daemon
+    thread) and its result is ignored; the gate has already blocked on it.
+    """
+    if seconds is None:
+        return fn()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name=f"suite-{what}", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise _TimedOut(f"{what} did not finish within its timeout of {seconds:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _evaluate(check: Component, ctx: Context, timeout: float | None = None) -> list[Measurement]:
+    """Run one check; an exception, a timeout or an undeclared measurement name becomes an error that blocks."""
     try:
-        measurements = list(check.build().evaluate(ctx))
+        measurements = list(within(timeout, lambda: check.build().evaluate(ctx), check.spec.name))
+    except _TimedOut as exc:
+        return _error_measurements(check, f"{check.spec.name} timed out: {exc}")
     except Exception as exc:
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return _error_measurements(check, f"{check.spec.name} raised {detail}")
@@ -471,6 +507,14 @@ def _summary(records: list[GeneratorRecord]) -> Summary:
     )
 
 
+def _source(registry: Any, component: Component) -> str:
+    """Where a component comes from: its registry entry, or its class for one handed in directly (tests)."""
+    try:
+        return registry.source(component.spec.name)
+    except RegistryError:
+        return f"{component.cls.__module__}.{component.cls.__qualname__}"
+
+
 def _provenance(plan: Plan) -> dict[str, Any]:
     versions = {}
     for package in ("synth-release-gate", *_PACKAGES):
@@ -482,8 +526,8 @@ def _provenance(plan: Plan) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": versions,
-        "generators": {c.spec.name: generator_registry.source(c.spec.name) for c in plan.generators},
-        "checks": {c.spec.name: check_registry.source(c.spec.name) for c in plan.checks},
+        "generators": {c.spec.name: _source(generator_registry, c) for c in plan.generators},
+        "checks": {c.spec.name: _source(check_registry, c) for c in plan.checks},
         "split_seed": plan.scenario.split.seed,
         "seeds": [plan.scenario.seed + r for r in range(plan.scenario.repeats)],
     }

@@ -43,6 +43,8 @@ class SplitSpec(_Model):
 
 class Spec(_Model):
     name: str
+    #: Seconds this check (or this generator's fit and sample) may take; past it, it blocks.
+    timeout: float | None = Field(None, gt=0)
     params: dict[str, Any] = {}
 
 
@@ -125,6 +127,8 @@ class Scenario(_Model):
     output: Path = Path("runs")
     report: ReportSpec = ReportSpec()
     select: SelectSpec | None = None
+    #: Seconds any check may take unless its own `timeout` says otherwise (none: no limit).
+    check_timeout: float | None = Field(None, gt=0)
 
     @field_validator("checks", mode="before")
     @classmethod
@@ -146,6 +150,17 @@ class Scenario(_Model):
                 raise ValueError(f"two generators are named {g.key!r}; give each a distinct `label`")
             seen.add(g.key)
         return self
+
+    @field_validator("output")
+    @classmethod
+    def _output_stays_inside(cls, value: Path) -> Path:
+        """A scenario may not write outside the folder the run starts in through `..`."""
+        if ".." in value.parts:
+            raise ValueError(
+                f"{value} climbs out with '..'; name a folder under the working directory, an absolute path, "
+                "or pass --out DIR on the command line"
+            )
+        return value
 
 
 def load_scenario(path: Path | str) -> tuple[Scenario, Path]:
