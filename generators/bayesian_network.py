@@ -191,8 +191,9 @@ class BayesianNetworkGenerator:
     PrivBayes' and DataSynthesizer's implementations; a level held by one person is
     disclosed by its existence. For an end-to-end guarantee the domains must be public
     (declared beforehand) or released with their own budget. The noise comes from
-    `random_state`, fixed so that a scenario is reproducible: for a real release choose a
-    secret value, since noise drawn from a known seed can be regenerated and removed.
+    `random_state`, or, when it is None (the default), from the run's seed for this repeat, so
+    repeats draw different noise and a scenario stays reproducible. Noise drawn from a known
+    seed can be regenerated and removed: for a real release keep the seed that fed it secret.
     """
 
     name: ClassVar[str] = "bayesian_network"
@@ -205,7 +206,7 @@ class BayesianNetworkGenerator:
         binning: Literal["quantile", "equal_width"] = "quantile",
         epsilon: float | None = 1.0,
         beta: float = 0.3,
-        random_state: int = 0,
+        random_state: int | None = None,
     ) -> None:
         self.degree = degree
         self.bins = bins
@@ -228,7 +229,8 @@ class BayesianNetworkGenerator:
 
     def fit(self, train: pd.DataFrame, metadata: Metadata) -> BayesianNetworkGenerator:
         self._validate()
-        rng = np.random.default_rng(self.random_state)
+        seed = self.random_state if self.random_state is not None else int(np.random.randint(0, 2**31 - 1))
+        rng = np.random.default_rng(seed)  # np.random is seeded by the runner with the repeat's seed
         self.template_ = train.iloc[:0].copy()
         columns = [str(c) for c in train.columns]
         self.codings_: list[_Coding] = []
