@@ -23,6 +23,43 @@ def decimals(values: np.ndarray, limit: int = 6) -> int | None:
     return None
 
 
+#: Steps a date column may be rounded to (nanoseconds), coarsest first: a day, an hour, a minute,
+#: a second, a millisecond, a microsecond.
+DATE_STEPS = (86_400e9, 3_600e9, 60e9, 1e9, 1e6, 1e3)
+
+
+def date_step(values: np.ndarray) -> float | None:
+    """The coarsest of `DATE_STEPS` that every date (nanoseconds) is a whole multiple of."""
+    finite = values[np.isfinite(values)]
+    for step in DATE_STEPS:
+        if np.all(np.mod(finite, step) == 0):
+            return step
+    return None
+
+
+def precision(values: np.ndarray, column_kind: str) -> tuple[str, float] | None:
+    """How drawn numbers are rounded to look like the column's: ("decimals", d) for numbers,
+    ("step", ns) for dates (`date_step`), None when the values show no such precision."""
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return None
+    if column_kind == "datetime":
+        step = date_step(finite)
+        return None if step is None else ("step", step)
+    d = decimals(finite)
+    return None if d is None else ("decimals", float(d))
+
+
+def round_to(values: np.ndarray, rounding: tuple[str, float] | None) -> np.ndarray:
+    """`values` rounded as `precision` says (NaN stays NaN)."""
+    if rounding is None:
+        return values
+    how, amount = rounding
+    if how == "step":
+        return np.round(values / amount) * amount
+    return np.round(values, int(amount))
+
+
 def restore(values: np.ndarray, like: pd.Series) -> pd.Series:
     """Numbers drawn for a column, turned back into that column's dtype (integers rounded)."""
     if pd.api.types.is_datetime64_any_dtype(like):

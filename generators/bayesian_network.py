@@ -10,8 +10,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from generators._columns import kind, require_fit, restore
-from generators.cart import precision, round_to
+from generators._columns import kind, precision, require_fit, restore, round_to
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import generators

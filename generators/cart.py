@@ -8,43 +8,14 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from generators._columns import decimals, kind, require_fit, restore
+from generators._columns import kind, precision, require_fit, restore, round_to
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import generators
 
-#: Steps a datetime column may be rounded to (nanoseconds): a day, an hour, a minute, a second,
-#: a millisecond, a microsecond.
-_DATE_STEPS = (86_400e9, 3_600e9, 60e9, 1e9, 1e6, 1e3)
 #: A value holding more than this share of a column's present values is drawn without smoothing
 #: (synthpop's rule: a spike, such as a test's "not detected" value, stays a spike).
 DOMINANT = 0.7
-
-
-def precision(values: np.ndarray, column_kind: str) -> tuple[str, float] | None:
-    """How drawn numbers are rounded to look like the column's: ("decimals", d) for numbers,
-    ("step", ns) for dates (the largest of day/hour/.../microsecond that divides every value),
-    None when the values show no such precision."""
-    finite = values[np.isfinite(values)]
-    if not len(finite):
-        return None
-    if column_kind == "datetime":
-        for step in _DATE_STEPS:
-            if np.all(np.mod(finite, step) == 0):
-                return ("step", step)
-        return None
-    d = decimals(finite)
-    return None if d is None else ("decimals", float(d))
-
-
-def round_to(values: np.ndarray, rounding: tuple[str, float] | None) -> np.ndarray:
-    """`values` rounded as `precision` says (NaN stays NaN)."""
-    if rounding is None:
-        return values
-    how, amount = rounding
-    if how == "step":
-        return np.round(values / amount) * amount
-    return np.round(values, int(amount))
 
 
 def reflect(values: np.ndarray, low: float, high: float) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from generators._columns import decimals, kind, require_fit, restore
+from generators._columns import date_step, decimals, kind, require_fit, restore
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import generators
@@ -31,9 +31,6 @@ _LOG_SIGMA = (math.log(0.05), math.log(2.0))
 _QUANTILES = 1000
 #: A value of a number column holding at least this share of its present values is a mode of its own.
 _ATOM_SHARE = 0.05
-#: Steps a date column is rounded to, coarsest first, in nanoseconds: a day, an hour, a minute, a second,
-#: a millisecond, a microsecond.
-_DATE_STEPS = (86_400e9, 3_600e9, 60e9, 1e9, 1e6, 1e3)
 #: Rényi orders of the DP accountant. opacus' default (90 fractional orders) makes its noise search
 #: take seconds at high sampling rates; these give the same noise to about 1e-4 in the usual regimes.
 #: The reported epsilon is a valid bound whatever orders are tried (a minimum over them): fewer
@@ -114,14 +111,6 @@ class _Encoding:
         return [(c.start, c.width) for c in self.categories] + modes
 
 
-def _date_step(finite: np.ndarray) -> float | None:
-    """The coarsest of `_DATE_STEPS` that every date (nanoseconds) is a whole multiple of."""
-    for step in _DATE_STEPS:
-        if np.all(np.mod(finite, step) == 0):
-            return step
-    return None
-
-
 def _fit_number(column: str, numbers: np.ndarray, seed: int, date: bool) -> _Number:
     from sklearn.preprocessing import QuantileTransformer
 
@@ -137,7 +126,7 @@ def _fit_number(column: str, numbers: np.ndarray, seed: int, date: bool) -> _Num
         low=float(finite.min()) if len(finite) else math.nan,
         high=float(finite.max()) if len(finite) else math.nan,
         decimals=decimals(finite) if len(finite) and not date else None,
-        step=_date_step(finite) if len(finite) and date else None,
+        step=date_step(finite) if len(finite) and date else None,
         missing=float(1.0 - len(finite) / max(len(numbers), 1)),
     )
     if len(rest) and rest.min() == rest.max():

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from generators.cart import CARTGenerator, knn_radius, precision, reflect, round_to, silverman
+from generators._columns import precision, round_to
+from generators.cart import CARTGenerator, knn_radius, reflect, silverman
 from metrics.collisions import CollisionsMetric
 from metrics.dcr import DCRMetric
 from metrics.dependence import DependenceMetric
