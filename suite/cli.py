@@ -177,19 +177,26 @@ def _compare(old: Path, new: Path, *, abs_tol: float | None, rel_tol: float | No
     return GATE_FAILED if any(c.regression for c in changes) else OK
 
 
-def _check_generator(name: str, params_json: str, rows: int) -> int:
+def _json_params(text: str, *, example: str) -> dict:
+    """`--params`: a JSON object, or a clear error."""
     import json
+
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not JSON: {exc.msg} at character {exc.pos}", source="--params") from None
+    if not isinstance(params, dict):
+        raise ConfigError(f"expected a JSON object of parameters, like '{example}'", source="--params")
+    return params
+
+
+def _check_generator(name: str, params_json: str, rows: int) -> int:
 
     from suite.registry import generators
     from suite.testing import contract_data_for, generator_contract
 
     cls = generators.get(name)
-    try:
-        params = json.loads(params_json)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"not JSON: {exc.msg} at character {exc.pos}", source="--params") from None
-    if not isinstance(params, dict):
-        raise ConfigError("expected a JSON object of parameters, like '{\"epochs\": 5}'", source="--params")
+    params = _json_params(params_json, example='{"epochs": 5}')
     from suite.plan import validate_params
 
     params = validate_params(cls, params, where=f"--params for {name}")
@@ -205,7 +212,6 @@ def _check_generator(name: str, params_json: str, rows: int) -> int:
 def _export_marginals(path: Path, out: Path, params_json: str) -> int:
     """Fit `marginals` on the scenario's training rows (prepared as a run prepares them) and write
     its model; the scenario's own `marginals` parameters apply, `--params` overrides them."""
-    import json
 
     from generators.marginals import MarginalsGenerator
     from suite.dataset import prepare
@@ -217,12 +223,7 @@ def _export_marginals(path: Path, out: Path, params_json: str) -> int:
         raise ConfigError(
             "expected a scenario file (.yaml); name the dataset in a scenario's `dataset` section", source=str(path)
         )
-    try:
-        extra = json.loads(params_json)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"not JSON: {exc.msg} at character {exc.pos}", source="--params") from None
-    if not isinstance(extra, dict):
-        raise ConfigError("expected a JSON object of parameters, like '{\"min_count\": 20}'", source="--params")
+    extra = _json_params(params_json, example='{"min_count": 20}')
     if "model" in extra:
         raise ConfigError("`model` reads a model; export-marginals writes one from the data", source="--params")
     if not out.parent.is_dir():
