@@ -64,12 +64,33 @@ def _rdt_fit_state() -> Iterator[None]:
         shared.set_state(saved)
 
 
+def _sdv_constraints(rules: list[Any]) -> list[Any]:
+    """The scenario's inequality and fixed-combination rules as SDV constraint objects (`sdv.cag`)."""
+    from sdv.cag import FixedCombinations, Inequality
+
+    out = []
+    for rule in rules:
+        if rule.kind == "inequality":
+            out.append(Inequality(low_column_name=rule.low, high_column_name=rule.high, strict_boundaries=rule.strict))
+        elif rule.kind == "fixed_combinations":
+            out.append(FixedCombinations(column_names=list(rule.columns)))
+        else:  # pragma: no cover - Processed hands over only the kinds in `native_constraints`
+            raise ValueError(f"SDV has no constraint for {rule.kind!r}")
+    return out
+
+
 class _SDVGenerator:
     """Shared fit/sample for SDV synthesizers; subclasses name the class and its parameters."""
 
     name: ClassVar[str]
     requires: ClassVar[tuple[str, ...]] = ("sdv",)
     synthesizer: ClassVar[str]
+    #: Constraint kinds SDV itself can enforce (`suite.processing.Processed` hands them over).
+    native_constraints: ClassVar[frozenset[str]] = frozenset({"inequality", "fixed_combinations"})
+
+    def use_constraints(self, rules: list[Any]) -> None:
+        """Rules for SDV to enforce during the next `fit` (the training rows must already obey them)."""
+        self._constraints = list(rules)
 
     def _params(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -81,6 +102,8 @@ class _SDVGenerator:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.model_ = cls(_sdv_metadata(metadata), **self._params())
+            if getattr(self, "_constraints", None):
+                self.model_.add_constraints(_sdv_constraints(self._constraints))
             with _rdt_fit_state(), _torch_for_fit():
                 self.model_.fit({"table": train})
         self.dtypes_ = train.dtypes.copy()

@@ -1,5 +1,7 @@
 """Pre- and post-processing declared per generator in the scenario: imputation before fitting and
-logical constraints on the output, enforced by rejection sampling with compliance reported.
+logical constraints on the output, enforced by rejection sampling with compliance reported. A
+generator that can enforce a rule itself (`native_constraints`: SDV's inequality and fixed
+combinations) is handed the rules its training rows obey; rejection still checks every row.
 
 `Processed` wraps the generator, so every fit the run makes (the shadow attacks' refits too)
 sees the same processing, and it keeps the Generator contract itself.
@@ -114,6 +116,15 @@ class Processed:
             for i, c in enumerate(self.constraints)
             if isinstance(c, FixedCombinationsConstraint)
         }
+        native = getattr(self.inner, "native_constraints", frozenset())
+        # the model enforces a rule itself only when the training rows obey it (SDV refuses otherwise);
+        # rejection below still checks every rule on every sampled row
+        self.enforced_by_ = [
+            "sdv" if c.kind in native and complies(rows, c, self.allowed_.get(i)).all() else "rejection"
+            for i, c in enumerate(self.constraints)
+        ]
+        if native:
+            self.inner.use_constraints([c for c, how in zip(self.constraints, self.enforced_by_) if how == "sdv"])
         self.inner.fit(rows, metadata)
         self.compliance_: dict[str, Any] = {}
         return self
@@ -158,5 +169,6 @@ class Processed:
         if self.impute != "none":
             info["imputation"] = {"method": self.impute, "values_filled": self.imputed_}
         if self.constraints:
-            info["constraints"] = {"rules": [c.model_dump() for c in self.constraints], **self.compliance_}
+            rules = [{**c.model_dump(), "enforced_by": how} for c, how in zip(self.constraints, self.enforced_by_)]
+            info["constraints"] = {"rules": rules, **self.compliance_}
         return info

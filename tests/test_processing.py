@@ -98,3 +98,27 @@ def test_a_rule_on_a_missing_column_is_bad_input(tmp_path, small_csv, capsys):
     err = capsys.readouterr().err
     assert "agee" in err and "generators[0]" in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_sdv_enforces_the_rules_its_training_rows_obey(table):
+    """SDV's own constraint objects carry a rule the data obeys; a rule the data breaks falls back to rejection."""
+    train, metadata = table
+    obeying = train[~(train["col_rec_tat"] > train["rec_ver_tat"])].reset_index(drop=True)
+    rules = [
+        InequalityConstraint(kind="inequality", low="col_rec_tat", high="rec_ver_tat"),
+        FixedCombinationsConstraint(kind="fixed_combinations", columns=["clinic_name", "patient_class"]),
+        RangeConstraint(kind="range", column="age", min=1, max=60),  # SDV has no fixed-bound range: rejection
+    ]
+    gen = Processed(generators.get("sdv.gaussian_copula")(), constraints=rules).fit(obeying, metadata)
+    out = gen.sample(1_000, seed=0)
+    info = gen.fit_info()["constraints"]
+    assert [r["enforced_by"] for r in info["rules"]] == ["sdv", "sdv", "rejection"]
+    assert [type(c).__name__ for c in gen.inner.model_.get_constraints()] == ["Inequality", "FixedCombinations"]
+    both = out[["col_rec_tat", "rec_ver_tat"]].dropna()
+    assert (both["col_rec_tat"] <= both["rec_ver_tat"]).all() and out["age"].between(1, 60).all()
+    # the training rows of `table` break the inequality: SDV would refuse them, so rejection takes over
+    fallback = Processed(generators.get("sdv.gaussian_copula")(), constraints=rules[:1]).fit(train, metadata)
+    assert fallback.fit_info()["constraints"]["rules"][0]["enforced_by"] == "rejection"
+    assert (
+        fallback.sample(500, seed=0).dropna(subset=["col_rec_tat", "rec_ver_tat"]).eval("col_rec_tat <= rec_ver_tat")
+    ).all()
