@@ -76,14 +76,16 @@ def select_candidates(
     rng: np.random.Generator,
     train_entities: pd.Series | None = None,
     control_entities: pd.Series | None = None,
+    limit: int | None = None,
 ) -> Candidates:
-    """Members (train) and non-members (control) sampled to equal numbers, whole entities at a time.
+    """Members (train) and non-members (control) sampled to equal numbers (at most `limit` of each),
+    whole entities at a time.
 
     With entities, an entity that has rows in train is a member: its control rows (if any) are
     not used as non-members. Without entities every record is its own candidate.
     """
     if train_entities is None or control_entities is None:
-        n = min(len(train), len(control))
+        n = min(len(train), len(control), limit or len(train))
         picks = [np.sort(rng.choice(len(f), n, replace=False)) for f in (train, control)]
         rows = pd.concat([train.iloc[picks[0]], control.iloc[picks[1]]], ignore_index=True)
         labels = np.r_[np.ones(n, dtype=np.int8), np.zeros(n, dtype=np.int8)]
@@ -96,7 +98,7 @@ def select_candidates(
     outsiders = pd.unique(c_codes)
     in_train = np.isin(outsiders, members)
     outsiders = outsiders[~in_train]
-    n = min(len(members), len(outsiders))
+    n = min(len(members), len(outsiders), limit or len(members))
     chosen_m = np.sort(members[rng.choice(len(members), n, replace=False)])
     chosen_o = np.sort(outsiders[rng.choice(len(outsiders), n, replace=False)])
     t_rows = np.flatnonzero(np.isin(t_codes, chosen_m))
@@ -171,6 +173,7 @@ class MembershipAttack:
         *,
         attackers: tuple[str, ...] = ("distance", "density"),
         max_fit_rows: int = 20_000,
+        max_candidates: int = 20_000,
         density_bandwidth: float = 0.05,
         reference_bandwidth: float = 0.2,
         shadow_targets: int = 5,
@@ -180,6 +183,7 @@ class MembershipAttack:
     ) -> None:
         self.attackers = attackers
         self.max_fit_rows = max_fit_rows
+        self.max_candidates = max_candidates
         self.density_bandwidth = density_bandwidth
         self.reference_bandwidth = reference_bandwidth
         self.shadow_targets = shadow_targets
@@ -227,7 +231,9 @@ class MembershipAttack:
             details["reference"] = "half of the control (no reference data given); the other half is scored"
         elif attacker == "density":
             details["reference"] = "the reference half of the holdout"
-        cands = select_candidates(ctx.train, control, self._rng(ctx, "candidates"), ctx.train_entities, control_ent)
+        cands = select_candidates(
+            ctx.train, control, self._rng(ctx, "candidates"), ctx.train_entities, control_ent, self.max_candidates
+        )
         if attacker == "distance":
             rows = self._distance_scores(ctx, cands, details)
         else:

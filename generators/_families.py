@@ -322,9 +322,11 @@ class Categorical(Family):
 
 class Histogram(Family):
     """The nonparametric fallback: atoms (values holding at least 1/bins of the values and seen at
-    least `min_count` times) and equal-frequency bins over the other values; a bin is drawn with its
-    share, then a value uniformly inside it. Parameters counted for AIC: every atom's value and
-    every distinct bin edge (locations), and every probability but one."""
+    least `min_count` times) and equal-frequency bins over the other values, at most `bins` and each
+    holding at least `min_count` values, the outer edges at the `min_count`-th smallest and largest
+    value (top and bottom coding); a bin is drawn with its share, then a value uniformly inside it.
+    Parameters counted for AIC: every atom's value and every distinct bin edge (locations), and every
+    probability but one."""
 
     name = "histogram"
     kinds = ("numerical", "datetime")
@@ -347,7 +349,17 @@ class Histogram(Family):
         atoms = [{"value": float(v), "p": float(c / n)} for v, c in zip(distinct[heavy], counts[heavy], strict=True)]
         out_bins: list[dict[str, float]] = []
         if len(np.unique(rest)) >= 2:
-            edges = np.unique(np.quantile(rest, np.linspace(0.0, 1.0, bins + 1)))
+            # each bin holds at least min_count values: on a small table a bin per value would
+            # place draws next to single real values (a shadow-model attack sees one record's presence)
+            m = max(d.min_count, 1)
+            k = max(1, min(bins, len(rest) // m))
+            # top and bottom coding: the outer edges are the m-th smallest and largest values, so the
+            # support never ends exactly at one person's extreme value
+            ordered = np.sort(rest)
+            low, high = (ordered[m - 1], ordered[-m]) if len(ordered) >= 2 * m else (ordered[0], ordered[-1])
+            if low < high:
+                rest = np.clip(rest, low, high)
+            edges = np.unique(np.quantile(rest, np.linspace(0.0, 1.0, k + 1)))
             in_bins = np.histogram(rest, edges)[0]
             out_bins = [
                 {"low": float(lo), "high": float(hi), "p": float(c / n)}
@@ -367,8 +379,9 @@ class Histogram(Family):
             lows = np.array([b["low"] for b in bins])
             highs = np.array([b["high"] for b in bins])
             ps = np.array([b["p"] for b in bins])
-            idx = np.clip(np.searchsorted(lows, x, side="right") - 1, 0, len(bins) - 1)
-            inside = (x >= lows[idx]) & (x <= highs[idx])
+            xc = np.clip(x, lows[0], highs[-1])  # top- and bottom-coded values count in the outer bins
+            idx = np.clip(np.searchsorted(lows, xc, side="right") - 1, 0, len(bins) - 1)
+            inside = (xc >= lows[idx]) & (xc <= highs[idx])
             width = np.maximum(highs[idx] - lows[idx], 1e-300)
             cell = ps[idx] * np.minimum(1.0, d.h / width)
             logp[inside] = np.log(np.maximum(cell[inside], 1e-300))
