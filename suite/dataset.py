@@ -17,7 +17,17 @@ import pandas as pd
 from suite.errors import ConfigError
 from suite.histories import HistorySchema
 from suite.io import read_table, sha256_file
-from suite.metadata import BOOLEAN, DATETIME, ID, NUMERICAL, Metadata, Roles, infer_metadata, read_metadata
+from suite.metadata import (
+    BOOLEAN,
+    CONTINUOUS_SDTYPES,
+    DATETIME,
+    ID,
+    NUMERICAL,
+    Metadata,
+    Roles,
+    infer_metadata,
+    read_metadata,
+)
 
 #: The smallest control or reference part the checks can work with.
 MIN_PART_ROWS = 20
@@ -83,12 +93,12 @@ def load_dataset(
         raise ConfigError("the table is empty; a release check needs real rows", source=source)
     if len(frame) < 2:
         raise ConfigError("the table has one row; nothing can be split or compared", source=source)
+    frame.columns = [str(c) for c in frame.columns]
     if frame.columns.duplicated().any():
         dup = frame.columns[frame.columns.duplicated()][0]
         raise ConfigError(f"column {dup!r} appears twice; rename one", source=source)
-    frame.columns = [str(c) for c in frame.columns]
     inferred = metadata_path is None
-    metadata = infer_metadata(frame) if inferred else read_metadata(metadata_path)
+    metadata = _infer(frame, source) if inferred else read_metadata(metadata_path)
     metadata = metadata.with_roles(metadata.roles.merged(roles))
     md_source = str(metadata_path) if metadata_path else "inferred metadata"
     not_in_data = [c for c in metadata.columns if c not in frame.columns]
@@ -101,7 +111,8 @@ def load_dataset(
     not_in_md = [c for c in frame.columns if c not in metadata.columns]
     if not_in_md:
         raise ConfigError(
-            f"the table has column(s) {not_in_md} that the metadata does not describe; add them with an sdtype",
+            f"the table has column(s) {not_in_md} that the metadata does not describe; add them with an sdtype "
+            '(`{"sdtype": "id"}` drops a column before any generator sees it)',
             source=md_source,
         )
     unknown = [c for c in metadata.roles.columns() if c not in frame.columns]
@@ -112,6 +123,17 @@ def load_dataset(
     return _coerce(frame, metadata, source), metadata, inferred
 
 
+def _infer(frame: pd.DataFrame, source: str) -> Metadata:
+    try:
+        return infer_metadata(frame)
+    except Exception as exc:  # SDV's detection on a table it cannot type: bad input, not a crash
+        raise ConfigError(
+            f"could not infer the metadata ({type(exc).__name__}: {exc}); write a metadata JSON for the table "
+            "and name it in dataset.metadata",
+            source=source,
+        ) from exc
+
+
 def _closest(name: str, options: list[str]) -> str | None:
     import difflib
 
@@ -119,37 +141,248 @@ def _closest(name: str, options: list[str]) -> str | None:
     return found[0] if found else None
 
 
+def _row(mask: pd.Series) -> int:
+    """The 1-based row (header excluded) of the first True in `mask`: a place to look, not a value to print."""
+    return int(np.flatnonzero(mask.to_numpy())[0]) + 1
+
+
 def _coerce(frame: pd.DataFrame, metadata: Metadata, source: str) -> pd.DataFrame:
-    """A new frame whose columns carry the dtype their sdtype implies."""
+    """A new frame whose columns carry the dtype their sdtype implies.
+
+    Messages name the column, how many values are wrong and the first row, never a value: an error
+    message ends up in CI logs, which are not covered by the reports' suppression rules.
+    """
     out = {}
     for column in frame.columns:
         values = frame[column]
         sdtype = metadata.sdtype(column)
-        if sdtype == NUMERICAL and not pd.api.types.is_numeric_dtype(values):
-            converted = pd.to_numeric(values, errors="coerce")
-            bad = values[converted.isna() & values.notna()]
-            if len(bad):
-                raise ConfigError(
-                    f"column {column!r} is declared numerical but holds {len(bad)} value(s) that are not numbers; "
-                    "clean the column or declare it categorical in the metadata",
-                    source=source,
-                )
-            values = converted
-        elif sdtype == DATETIME and not pd.api.types.is_datetime64_any_dtype(values):
-            fmt = metadata.columns[column].get("datetime_format")
-            converted = pd.to_datetime(values, format=fmt, errors="coerce")
-            if (converted.isna() & values.notna()).any():
-                raise ConfigError(
-                    f"column {column!r} is declared datetime but some values do not parse"
-                    + (f" with datetime_format {fmt!r}" if fmt else "")
-                    + "; give the right datetime_format in the metadata or clean the column",
-                    source=source,
-                )
-            values = converted
-        elif sdtype == BOOLEAN and values.dtype == object:
-            values = values.astype("boolean")
+        if sdtype == NUMERICAL:
+            values = _to_number(values, column, source)
+        elif sdtype == DATETIME:
+            values = _to_datetime(values, column, metadata.columns[column].get("datetime_format"), source)
+        elif sdtype == BOOLEAN:
+            values = _to_boolean(values, column, source)
         out[column] = values
     return pd.DataFrame(out, index=frame.index)
+
+
+#: A number written with thousands separators, a decimal comma, a unit or a qualifier: "1,234", "12 mg", "<5".
+_NUMBER_AS_TEXT = r"[<>~≤≥]?\s*[-+]?(\d{1,3}([,' ]\d{3})+|\d+)([.,]\d+)?\s*([A-Za-zµ%/][A-Za-zµ%/0-9.^]*)?"
+
+
+def _to_number(values: pd.Series, column: str, source: str) -> pd.Series:
+    if not pd.api.types.is_numeric_dtype(values):
+        converted = pd.to_numeric(values, errors="coerce")
+        bad = converted.isna() & values.notna()
+        if bad.any():
+            text = values[bad].astype(str).str.strip()
+            if text.str.fullmatch(_NUMBER_AS_TEXT).mean() >= 0.5:
+                what = (
+                    "numbers written as text (thousands separators or decimal commas like 1,234, units or "
+                    "qualifiers like '12 mg' or '<5')"
+                )
+                fix = "write plain numbers (a dot for decimals, the unit in the column name)"
+            else:
+                what = "text that is not a number"
+                fix = "clean the column (leave unknown values empty)"
+            raise ConfigError(
+                f"column {column!r} is declared numerical but holds {int(bad.sum())} value(s) of {what}, "
+                f"first at row {_row(bad)}; {fix}, or declare it categorical in the metadata",
+                source=source,
+            )
+        values = converted
+    infinite = pd.Series(np.isinf(values.to_numpy(dtype=float, na_value=np.nan)), index=values.index)
+    if infinite.any():
+        raise ConfigError(
+            f"column {column!r} holds {int(infinite.sum())} infinite value(s), first at row {_row(infinite)}; "
+            "no generator or distance can use them: replace them with a number or leave them empty (missing)",
+            source=source,
+        )
+    return values
+
+
+_OFFSET = r".*(Z|[+-]\d\d:?\d\d|UTC|GMT)$"
+
+
+def _to_datetime(values: pd.Series, column: str, fmt: str | None, source: str) -> pd.Series:
+    """Parse a datetime column; times with zones become UTC times without a zone (one clock for all rows)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return _without_zone(values, column, source)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        converted = pd.to_datetime(values, format=fmt, errors="coerce")
+        if not pd.api.types.is_datetime64_any_dtype(converted):  # mixed offsets: pandas returns objects
+            converted = pd.to_datetime(values, format=fmt, errors="coerce", utc=True)
+    bad = converted.isna() & values.notna()
+    if bad.any():
+        text = values[values.notna()].astype(str).str.strip()
+        zoned = text.str.fullmatch(_OFFSET)
+        if zoned.any() and not zoned.all():
+            problem = "mixes values with and without a time-zone offset; give every value an offset, or none"
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                each = pd.to_datetime(values[bad], format="mixed", errors="coerce", utc=True)
+            if fmt is None and each.notna().all():
+                problem = (
+                    "mixes date formats (or day-first and month-first dates): give the one format as datetime_format "
+                    'in the metadata (e.g. "%Y-%m-%d" or "%d/%m/%Y") and write every value in it'
+                )
+            elif fmt is not None:
+                problem = f"does not match datetime_format {fmt!r}: fix the format in the metadata or clean the column"
+            else:
+                problem = "holds values that are not dates: clean the column (leave unknown dates empty)"
+        raise ConfigError(
+            f"column {column!r} is declared datetime but {int(bad.sum())} value(s) do not parse, "
+            f"first at row {_row(bad)}; the column {problem}",
+            source=source,
+        )
+    guessed = [str(w.message) for w in caught if "dayfirst" in str(w.message) or "infer format" in str(w.message)]
+    if guessed and fmt is None:
+        warnings.warn(
+            f"{source}: column {column!r}: the datetime format was guessed ({guessed[0].split('.')[0]}); give "
+            "datetime_format in the metadata to be sure each date is read as meant",
+            DataWarning,
+            stacklevel=3,
+        )
+    return _without_zone(converted, column, source)
+
+
+def _without_zone(values: pd.Series, column: str, source: str) -> pd.Series:
+    if getattr(values.dt, "tz", None) is None:
+        return values
+    warnings.warn(
+        f"{source}: column {column!r} carries time zones; its times are converted to UTC and compared and "
+        "synthesised without a zone",
+        DataWarning,
+        stacklevel=3,
+    )
+    return values.dt.tz_convert("UTC").dt.tz_localize(None)
+
+
+_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
+_FALSE = {"false", "f", "no", "n", "0", "0.0"}
+
+
+def _to_boolean(values: pd.Series, column: str, source: str) -> pd.Series:
+    present = values.dropna()
+    if pd.api.types.is_bool_dtype(values) or present.empty:
+        return values
+    if values.dtype == object or pd.api.types.is_string_dtype(values):
+        text = values.astype(str).str.strip().str.lower()
+        parsed = pd.Series(pd.NA, index=values.index, dtype="boolean")
+        parsed[text.isin(_TRUE) & values.notna()] = True
+        parsed[text.isin(_FALSE) & values.notna()] = False
+        bad = parsed.isna() & values.notna()
+        if bad.any():
+            raise ConfigError(
+                f"column {column!r} is declared boolean but {int(bad.sum())} value(s) are not true/false, yes/no or "
+                f"1/0, first at row {_row(bad)}; clean the column or declare it categorical in the metadata",
+                source=source,
+            )
+        return parsed
+    if present.nunique() > 2:
+        raise ConfigError(
+            f"column {column!r} is declared boolean but holds {present.nunique()} distinct values; "
+            "declare it categorical or numerical in the metadata",
+            source=source,
+        )
+    return values
+
+
+#: Warn when at least this share of rows repeats another row exactly.
+REPEATED_ROWS = 0.5
+#: A categorical column with this many levels, or more than half as many levels as values, is high-cardinality.
+HIGH_CARDINALITY = 1000
+
+
+def _inspect_columns(frame: pd.DataFrame, metadata: Metadata, dropped: tuple[str, ...], source: str) -> list[str]:
+    """Warn about columns that may leak or teach a generator nothing; return the empty ones (to drop).
+
+    An empty column (every value missing) holds nothing to learn or to leak; it is dropped with a
+    warning, unless a role names it, which is an error (a secret or target with no values cannot be attacked
+    or predicted).
+    """
+    roles = metadata.roles
+    role_of = {c: r for r in ("quasi_identifiers", "secrets") for c in getattr(roles, r)}
+    role_of.update({getattr(roles, r): r for r in ("target", "sequence_index") if getattr(roles, r)})
+    kept = [c for c in frame.columns if c not in dropped]
+    present: dict[str, int] = {}  # non-missing values per column
+    levels: dict[str, np.ndarray] = {}  # distinct non-missing values per column
+    for c in kept:
+        missing = frame[c].isna()
+        present[c] = len(frame) - int(missing.sum())
+        if present[c]:
+            levels[c] = frame[c][~missing].unique()
+    empty = [c for c in kept if not present[c]]
+    named = [c for c in empty if c in role_of]
+    if named:
+        raise ConfigError(
+            "every value is missing in column(s) named by dataset.roles: "
+            + ", ".join(f"{c!r} ({role_of[c]})" for c in named)
+            + "; fix the data or take them out of the roles",
+            source=source,
+        )
+    notes: list[str] = []
+    if empty:
+        notes.append(
+            f"column(s) {empty} are empty (every value missing): nothing to learn or to leak, so they are dropped "
+            "before any generator sees them; remove them from the table to silence this"
+        )
+    rest = [c for c in kept if c not in empty]
+    n_rows = len(frame)
+    constant = [c for c in rest if len(levels[c]) == 1 and present[c] == n_rows]
+    if constant:
+        notes.append(
+            f"column(s) {constant} hold one value in every row: every generator reproduces them and no check learns "
+            "anything from them; drop them unless the released table must keep them"
+        )
+    id_like, high, as_text = [], [], []
+    for c in rest:
+        values, sdtype, n_unique = frame[c], metadata.sdtype(c), len(levels[c])
+        if c in constant or sdtype in _PERSONAL_SDTYPES or c == roles.sequence_index:
+            continue
+        integer_or_text = pd.api.types.is_integer_dtype(values) or not (
+            pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values)
+        )
+        if integer_or_text and sdtype not in (DATETIME, BOOLEAN) and n_rows >= 2 and n_unique == n_rows:
+            id_like.append(c)  # n_unique == n_rows: no value missing, none repeated
+            continue
+        if sdtype in CONTINUOUS_SDTYPES or sdtype == BOOLEAN:
+            continue
+        if n_unique >= HIGH_CARDINALITY or (n_unique >= 50 and n_unique > 0.5 * present[c]):
+            high.append(f"{c!r} ({n_unique} levels)")
+        if values.dtype == object:
+            text = pd.Series(levels[c])  # levels, not rows: cheap on long tables
+            if not pd.to_numeric(text, errors="coerce").notna().all():
+                if text.astype(str).str.strip().str.fullmatch(_NUMBER_AS_TEXT).mean() >= 0.9:
+                    as_text.append(c)
+    if id_like:
+        notes.append(
+            f"column(s) {id_like} have a different value in every row, like a record number, but are not declared "
+            "identifiers: a generator that learns them can copy them, and an exact value links a synthetic row to "
+            "a person. Add them to dataset.roles.identifiers (or give them sdtype id) if they identify records"
+        )
+    if high:
+        notes.append(
+            f"categorical column(s) {', '.join(high)} have very many levels: rare levels single people out, and "
+            "generators and attacks get slow. Declare the column an identifier, drop it, or group its levels"
+        )
+    repeated = float(frame[rest].duplicated(keep=False).mean()) if rest else 0.0
+    if repeated >= REPEATED_ROWS:
+        notes.append(
+            f"{repeated:.0%} of the rows repeat another row exactly: a copy of the training rows then looks like "
+            "unseen data to the checks, so a copying generator (the `identity` canary) may be released. The gate "
+            "can only tell copying from generating on tables whose records mostly differ"
+        )
+    if as_text:
+        notes.append(
+            f"column(s) {as_text} look like numbers stored as text (thousands separators or units) and are treated "
+            "as categories; write plain numbers and declare them numerical in the metadata"
+        )
+    for note in notes:
+        warnings.warn(f"{source}: {note}", DataWarning, stacklevel=3)
+    return empty
 
 
 def split_indices(
@@ -191,6 +424,15 @@ def prepare(
         )
     ids = [c for c in frame.columns if metadata.sdtype(c) == ID]
     dropped = tuple(dict.fromkeys([*roles.identifiers, *([roles.entity] if roles.entity else []), *ids]))
+    if roles.entity and frame[roles.entity].isna().any():
+        missing = frame[roles.entity].isna()
+        raise ConfigError(
+            f"dataset.roles.entity column {roles.entity!r} is empty in {int(missing.sum())} row(s) "
+            f"(first at row {_row(missing)}); every row needs the id of its person: fill them in or remove those rows",
+            source=str(path),
+        )
+    empty = _inspect_columns(frame, metadata, dropped, str(path))
+    dropped = tuple(dict.fromkeys([*dropped, *empty]))
     personal = [c for c in frame.columns if metadata.sdtype(c) in _PERSONAL_SDTYPES and c not in dropped]
     if personal:
         warnings.warn(

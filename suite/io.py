@@ -43,10 +43,38 @@ def read_table(path: Path, *, sheet: str | int | None = None) -> pd.DataFrame:
         else:
             frame = pd.read_excel(path, sheet_name=0 if sheet is None else sheet)
     except PermissionError:
-        raise ConfigError("dataset file is not readable; check its permissions", source=str(path)) from None
+        raise ConfigError(
+            "dataset file is not readable; check its permissions (the suite only needs to read it)", source=str(path)
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise ConfigError("the file is empty; a release check needs a header and rows", source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start}); save the table as UTF-8 (Excel: 'CSV UTF-8')", source=str(path)
+        ) from None
+    except ImportError as exc:
+        raise ConfigError(
+            f"reading {TABLE_SUFFIXES[suffix]} needs a package that is missing ({exc}); install it with pip",
+            source=str(path),
+        ) from None
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise ConfigError(f"could not read as {TABLE_SUFFIXES[suffix]}: {exc}", source=str(path)) from None
+    if suffix in (".csv", ".tsv"):
+        _no_repeated_header(path, "\t" if suffix == ".tsv" else ",")
     return frame
+
+
+def _no_repeated_header(path: Path, sep: str) -> None:
+    """pandas renames a repeated CSV header (`age`, `age.1`); a repeated name is a mistake to fix, not to guess."""
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as handle:
+        header = next(csv.reader(handle, delimiter=sep), [])
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise ConfigError(f"column {name!r} appears twice in the header; rename one", source=str(path))
+        seen.add(name)
 
 
 def sha256_file(path: Path) -> str:
@@ -81,7 +109,14 @@ def write_text_atomic(path: Path, text: str) -> None:
 def new_run_dir(root: Path, name: str) -> Path:
     """Create a fresh run folder `root/<name>-<UTC time>[-k]`; an existing folder is never reused."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the folder for run folders ({exc.strerror}); set `output` in the scenario or pass "
+            "--out DIR with a writable folder",
+            source=str(root),
+        ) from None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for k in range(1000):
         candidate = root / (f"{name}-{stamp}" if k == 0 else f"{name}-{stamp}-{k}")
@@ -89,5 +124,10 @@ def new_run_dir(root: Path, name: str) -> Path:
             candidate.mkdir()
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create a run folder here ({exc.strerror}); pass --out DIR with a writable folder",
+                source=str(root),
+            ) from None
         return candidate
     raise ConfigError(f"could not create a fresh run folder under {root}")

@@ -27,6 +27,16 @@ BOOLEAN = "boolean"
 ID = "id"
 #: sdtypes measured as numbers (range-normalised); every other sdtype is compared as a category.
 CONTINUOUS_SDTYPES = frozenset({NUMERICAL, DATETIME})
+#: Spellings people write for an sdtype. SDV takes any other name as a kind of personal data (Faker's
+#: `email`, `ssn`, ...), so `numeric` would silently turn a number column into a category.
+_SDTYPE_TYPOS = {
+    **dict.fromkeys(
+        ("numerical", "numeric", "number", "numbers", "float", "int", "integer", "continuous", "double"), NUMERICAL
+    ),
+    **dict.fromkeys(("datetime", "date", "time", "timestamp", "dates", "date_time"), DATETIME),
+    **dict.fromkeys(("categorical", "category", "categories", "categoric", "string", "str", "discrete"), CATEGORICAL),
+    **dict.fromkeys(("boolean", "bool", "binary", "logical"), BOOLEAN),
+}
 _DATA_DERIVED_KEYS = ("range_min", "range_max", "range_values", "range_is_nullable", "high_cardinality")
 
 
@@ -142,6 +152,14 @@ def read_metadata(path: Path) -> Metadata:
         raise ConfigError(
             "metadata file not found; fix `dataset.metadata` or omit it to infer one", source=str(path)
         ) from None
+    except PermissionError:
+        raise ConfigError("metadata file is not readable; check its permissions", source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start}); save the metadata as UTF-8 JSON", source=str(path)
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the metadata file: {exc.strerror}", source=str(path)) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", source=str(path)
@@ -161,12 +179,18 @@ def read_metadata(path: Path) -> Metadata:
         raise ConfigError(
             '`columns` is missing or empty; give {name: {"sdtype": ...}} for every column', source=str(path)
         )
+    problems = []
     for name, spec in columns.items():
         if not isinstance(spec, dict) or "sdtype" not in spec:
-            raise ConfigError(
-                f"columns.{name}: every column needs an `sdtype` (numerical, datetime, categorical, boolean, id, ...)",
-                source=str(path),
+            problems.append(
+                f"columns.{name}: every column needs an `sdtype` (numerical, datetime, categorical, boolean, id, ...)"
             )
+            continue
+        meant = _SDTYPE_TYPOS.get(str(spec["sdtype"]).strip().lower())
+        if meant is not None and spec["sdtype"] != meant:
+            problems.append(f"columns.{name}: sdtype {spec['sdtype']!r} is not an SDV sdtype; did you mean {meant!r}?")
+    if problems:
+        raise ConfigError.of(problems, source=str(path))
     return Metadata(
         columns={c: dict(s) for c, s in columns.items()},
         primary_key=table.get("primary_key"),

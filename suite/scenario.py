@@ -6,6 +6,7 @@ Validation here checks the shape only (no registry, no data), so `suite validate
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -173,6 +174,10 @@ def load_scenario(path: Path | str) -> tuple[Scenario, Path]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("scenario file not found", source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start}); save the scenario file as UTF-8", source=str(path)
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read scenario file: {exc.strerror}", source=str(path)) from None
     try:
@@ -231,21 +236,57 @@ def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold (through lists, dicts, unions and Annotated), in order."""
+    found: list[type[BaseModel]] = []
+    pending = [annotation]
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            found.append(item)
+        pending.extend(getattr(item, "__args__", ()))
+    return list(dict.fromkeys(found))
+
+
+def _kind_of(model: type[BaseModel]) -> str | None:
+    """The `kind` literal of a constraint model (the discriminator pydantic puts in an error's location)."""
+    field = model.model_fields.get("kind")
+    values = getattr(field.annotation, "__args__", ()) if field is not None else ()
+    return str(values[0]) if len(values) == 1 else None
+
+
 #: Names pydantic puts in an error's location for the branch of a union; not fields of the file.
-_UNION_TAGS = {"str", "int", "float", "Spec", "GeneratorSpec"}
+_UNION_TAGS = {"str", "int", "float", "Spec", "GeneratorSpec"} | {
+    kind for model in _models_in(Constraint) if (kind := _kind_of(model))
+}
+
+
+def _is_tag(part: Any) -> bool:
+    return isinstance(part, str) and ("[" in part or part in _UNION_TAGS)
 
 
 def _describe(exc: ValidationError, root: yaml.Node | None) -> list[str]:
+    errors = exc.errors()
+    locs = [tuple(p for p in err["loc"] if not _is_tag(p)) for err in errors]
     lines = []
-    for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS)))
+    for err, loc in zip(errors, locs):
+        # A union reports every branch that failed; when a deeper error explains the failure (an unknown
+        # key inside `{name, params}`), the branch errors ("Input should be 'all'") are noise.
+        branch = any(_is_tag(p) for p in err["loc"])
+        if branch and loc and any(len(other) > len(loc) and other[: len(loc)] == loc for other in locs):
+            continue
         field = format_loc(loc) or "(top level)"
         line = _line_of(root, loc)
         where = f"line {line}: " if line else ""
         message = err["msg"]
         if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(loc[:-1])
-            message = f"unknown key {loc[-1]!r}" + (f"; accepted keys: {', '.join(allowed)}" if allowed else "")
+            allowed = _allowed_keys(tuple(err["loc"][:-1]))
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+            message = (
+                f"unknown key {loc[-1]!r}"
+                + (f"; did you mean {close[0]!r}?" if close else "")
+                + (f"{'' if close else ';'} accepted keys: {', '.join(allowed)}" if allowed else "")
+            )
         elif err["type"] == "missing":
             message = "required field is missing"
         elif err["type"] == "value_error":
@@ -257,17 +298,28 @@ def _describe(exc: ValidationError, root: yaml.Node | None) -> list[str]:
 
 
 def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:
-    """The accepted keys of the model found at `parent` in the scenario."""
-    model: type[BaseModel] | None = Scenario
+    """The accepted keys of the model found at `parent` (a pydantic error location) in the scenario.
+
+    Follows lists (indices), dicts (`policy`: the measurement name is a key, not a field) and
+    unions, where the branch pydantic names in the location (`Spec`, a constraint's `kind`) picks the model.
+    """
+    models: list[type[BaseModel]] = [Scenario]
+    dict_key_next = False
     for part in parent:
-        if isinstance(part, int) or model is None:
+        if isinstance(part, int) or (isinstance(part, str) and "[" in part):
             continue
-        field = model.model_fields.get(str(part))
+        if dict_key_next:
+            dict_key_next = False
+            continue
+        tagged = [m for m in models if part in (m.__name__, _kind_of(m))]
+        if tagged and not any(part in m.model_fields for m in models):
+            models = tagged
+            continue
+        field = next((m.model_fields[part] for m in models if part in m.model_fields), None)
         if field is None:
             return []
-        annotation = field.annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        for arg in list(candidates):
-            candidates.extend(getattr(arg, "__args__", ()))
-        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-    return sorted(model.model_fields) if model else []
+        models = _models_in(field.annotation)
+        dict_key_next = getattr(field.annotation, "__origin__", None) is dict
+        if not models:
+            return []
+    return sorted({name for m in models for name in m.model_fields})

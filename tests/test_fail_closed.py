@@ -93,14 +93,26 @@ def test_a_scenario_wide_check_timeout_applies_to_every_check(tmp_path, small_cs
     assert any("hangs timed out" in r for r in card.generators[0].reasons)
 
 
+class SlowGenerator:
+    """Fits forever (a sleep: nothing global is touched while its abandoned thread lingers)."""
+
+    name: ClassVar[str] = "slow"
+
+    def fit(self, train, metadata):  # noqa: ANN001, ANN201
+        time.sleep(30)
+        return self
+
+    def sample(self, n: int, *, seed: int):  # noqa: ANN201
+        raise AssertionError("never reached")
+
+
 def test_a_generator_past_its_timeout_blocks(tmp_path, small_csv):
-    path = write_scenario(
-        tmp_path,
-        small_csv,
-        generators=[{"name": "sdv.ctgan", "params": {"epochs": 50}, "timeout": 1}],
-        checks=["collisions"],
-    )
-    card = run(resolve(*load_scenario(path)), out=tmp_path / "o").scorecard
+    path = write_scenario(tmp_path, small_csv, generators=[{"name": "marginals", "timeout": 1}], checks=["collisions"])
+    plan = resolve(*load_scenario(path))
+    slow = Component(spec=plan.generators[0].spec, cls=SlowGenerator, params={})
+    start = time.perf_counter()
+    card = run(replace(plan, generators=[slow]), out=tmp_path / "o").scorecard
+    assert time.perf_counter() - start < 25
     (g,) = card.generators
     assert g.verdict == "block"
     assert any("generator failed" in r and "timeout of 1 s" in r for r in g.reasons), g.reasons
