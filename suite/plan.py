@@ -101,7 +101,9 @@ def _component(
             field = format_loc((*loc, "params", *err["loc"]))
             if err["type"] == "extra_forbidden":
                 accepted = ", ".join(_parameters(cls)) or "none"
-                problems.append(f"{field}: {spec.name} has no parameter {err['loc'][-1]!r}; accepted: {accepted}")
+                close = difflib.get_close_matches(str(err["loc"][-1]), list(_parameters(cls)), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                problems.append(f"{field}: {spec.name} has no parameter {err['loc'][-1]!r}; {hint}accepted: {accepted}")
             else:
                 problems.append(f"{field}: {err['msg']} (got {err.get('input')!r})")
         return None

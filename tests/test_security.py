@@ -52,3 +52,16 @@ def test_only_the_suites_own_pickle_is_loaded(tmp_path):
 def test_absolute_and_nested_outputs_are_fine(tmp_path, small_csv, output):
     path = write_scenario(tmp_path, small_csv, output=output)
     assert main(["validate", str(path)]) == 0
+
+
+def test_a_key_given_twice_is_refused_not_silently_merged(tmp_path, capsys):
+    path = tmp_path / "twice.yaml"
+    path.write_text("name: a\npolicy: {dcr.share_closer_to_train: {max: 0.6}}\npolicy: {}\n")
+    assert main(["validate", str(path)]) == 2
+    assert "key 'policy' appears twice in one mapping (first on line 2)" in capsys.readouterr().err
+
+
+def test_a_misspelt_parameter_gets_the_nearest_name(tmp_path, small_csv, capsys):
+    path = write_scenario(tmp_path, small_csv, generators=[{"name": "marginals", "params": {"bin": 3}}])
+    assert main(["validate", str(path)]) == 2
+    assert "has no parameter 'bin'; did you mean 'bins'?" in capsys.readouterr().err
