@@ -1,4 +1,4 @@
-"""Nearest-neighbour search for mixed-type records under Gower's distance.
+"""Nearest-neighbour search for mixed-type records under Gower's (or an encoded Euclidean) distance.
 
 This is the single engine behind every distance-based privacy check of the suite
 (distance to closest record, nearest-neighbour distance ratio, membership inference).
@@ -24,8 +24,31 @@ Distance rule (Gower 1971, with his rule for missing values).  For rows x, y::
   **1.0**: when nothing is known about a pair, nothing shows the two records to be close, and
   a privacy check must not report such a pair as a (distance 0) copy.
 
+Encoded Euclidean rule (``metric="euclidean"``): the plain Euclidean distance between the rows
+of the matrix that one-hot encodes the categories and keeps the range-scaled numbers, that is::
+
+    d(x, y)**2 = sum_num (x_j - y_j)**2 / range_j**2 + 2 * (categorical mismatches)
+                 + (numerical columns missing on exactly one side)
+
+* numbers are range-scaled as for Gower (same encoder, same ``Encoded`` arrays);
+* a category is a one-hot vector (missing is a level of its own, unseen values levels of their
+  own), so one mismatch adds 1 + 1 to the squared distance: a distance of sqrt(2) per mismatch;
+* a missing number is imputed by the column's fitted median (``GowerEncoder.median_``, carried
+  by ``Encoded.medians``; for arrays built without it, the reference's median) and every column
+  with a missing value on either side gets a 0/1 "missing" indicator: missing vs present adds
+  ``(median - value)**2 + 1``, missing vs missing adds 0;
+* with no column at all every distance is 0.
+
+Speed (numpy backend): :func:`nearest` computes each tile in float32 first and keeps as
+candidates the pairs within a proven bound on the float32 error (below 1e-4 of a distance unit
+for tables of a few dozen columns in the fitted ranges) of each row's k-th smallest value; only
+the candidates get their float64 value.  The results (indices, ties, distances bit for bit) are
+those of the float64 computation, which :func:`distance_matrix` does; tiles with too many
+candidates (heavily tied data) are redone in float64.  ``backend="torch"`` computes the float64
+tiles with torch instead (CPU, or CUDA when available); torch is imported only then.
+
 Memory: :func:`nearest` never materialises the n x m distance matrix.  It works on tiles of
-``rows x cols`` pairs whose working arrays (about 27 bytes per pair, summed over the worker
+``rows x cols`` pairs whose working arrays (about 20-30 bytes per pair, summed over the worker
 threads) stay under ``memory_mb``; only inputs, outputs and O(n + m) helper arrays come on top.
 """
 
@@ -42,14 +65,21 @@ import pandas as pd
 
 from suite.encoding import as_float
 
-__all__ = ["Encoded", "GowerEncoder", "gower_matrix", "nearest"]
+__all__ = ["METRICS", "BACKENDS", "Encoded", "GowerEncoder", "distance_matrix", "gower_matrix", "nearest"]
 
 # Tuning constants (measured on a 2-core AMD EPYC, numpy 1.26).
-_TARGET_TILE_PAIRS = 1 << 18  # pairs per tile: large enough to amortise Python overhead
+_TARGET_TILE_PAIRS = 1 << 19  # pairs per tile: large enough to amortise Python overhead
 _MAX_TILE_COLS = 1 << 16  # references wider than this are split into column blocks
 _COL_BLOCK = 1 << 15  # block width then (numpy broadcasting is ~3x slower below 8192)
 _ITERATIVE_MAX_K = 32  # k up to this: k successive argmins; above: one partition
 _PARALLEL_MIN_PAIRS = 1 << 21  # below this many pairs a single thread is used
+_SCREEN_FLOAT32 = True  # nearest: float32 tiles screen candidates, exact float64 values for those only
+_FALLBACK_SHARE = 16  # a tile with more than 1 in this many pairs as candidates is redone in float64
+
+#: distances nearest() and distance_matrix() know
+METRICS = ("gower", "euclidean")
+#: array libraries nearest() can compute the tiles with
+BACKENDS = ("numpy", "torch")
 
 
 # --------------------------------------------------------------------------- encoding
@@ -61,10 +91,18 @@ class Encoded:
 
     numerical: np.ndarray  # (n, p_num) float64, scaled, NaN = missing
     categorical: np.ndarray  # (n, p_cat) int32 codes, -1 = missing
+    #: (p_num,) fitted medians on the same scale (NaN: column entirely missing at fit time), or None.
+    #: Only the "euclidean" metric reads them (to impute missing numbers).
+    medians: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         num = np.ascontiguousarray(self.numerical, dtype=np.float64)
         cat = np.ascontiguousarray(self.categorical, dtype=np.int32)
+        if self.medians is not None:
+            med = np.array(self.medians, dtype=np.float64).reshape(-1)
+            if num.ndim == 2 and med.shape[0] != num.shape[1]:
+                raise ValueError(f"Encoded medians has {med.shape[0]} values for {num.shape[1]} numerical columns")
+            object.__setattr__(self, "medians", med)
         if num.ndim != 2 or cat.ndim != 2:
             raise ValueError("Encoded arrays must be two-dimensional (rows x columns)")
         if num.shape[0] != cat.shape[0]:
@@ -105,6 +143,8 @@ class GowerEncoder:
       own level).  A value unseen at fit time gets a code >= ``len(categories_[col])`` that
       matches no fitted category; equal unseen values get equal codes in every ``transform``
       call of the same encoder (the encoder keeps a private registry of them).
+    * medians: the fitted median of every numerical column on the same scale (``median_``; only
+      the ``"euclidean"`` metric reads it, to impute missing numbers).
     """
 
     def __init__(self, *, numerical: Sequence[str] = (), categorical: Sequence[str] = ()) -> None:
@@ -144,6 +184,7 @@ class GowerEncoder:
 
         mins = np.full(len(num), np.nan)
         ranges = np.zeros(len(num))
+        medians = np.full(len(num), np.nan)
         for j, col in enumerate(num):
             values = np.concatenate([as_float(f[col], col) for f in frames])
             if values.size and not np.isnan(values).all():
@@ -151,6 +192,7 @@ class GowerEncoder:
                 mins[j] = lo
                 span = hi - lo
                 ranges[j] = span if np.isfinite(span) and span > 0 else 0.0
+                medians[j] = (np.nanmedian(values) - lo) / ranges[j] if ranges[j] > 0 else 0.0
 
         categories: dict[str, pd.Index] = {}
         for col in cat:
@@ -163,6 +205,7 @@ class GowerEncoder:
         self.categorical_ = cat
         self.min_ = mins
         self.range_ = ranges
+        self.median_ = medians  # on the encoded (scaled) axis, for the "euclidean" metric
         self.categories_ = categories
         self._unseen: dict[str, dict[Hashable, int]] = {col: {} for col in cat}
         return self
@@ -186,7 +229,7 @@ class GowerEncoder:
         categorical = np.empty((n, len(cat)), dtype=np.int32)
         for j, col in enumerate(cat):
             categorical[:, j] = self._codes(col, _to_object(frame[col]))
-        return Encoded(numerical=numerical, categorical=categorical)
+        return Encoded(numerical=numerical, categorical=categorical, medians=getattr(self, "median_", None))
 
     def _codes(self, col: str, values: np.ndarray) -> np.ndarray:
         levels = self.categories_[col]
@@ -223,8 +266,38 @@ def _check_pair(query: Encoded, reference: Encoded) -> None:
         )
 
 
+def _check_metric(metric: str) -> str:
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    return metric
+
+
+def _compact_codes(qc: np.ndarray, rc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes renumbered per column over the values present in either table (equality is kept).
+
+    The smallest unsigned type that holds them (uint8 for up to 256 levels) makes the
+    comparisons of the tiles up to 4x cheaper than on int32.
+    """
+    p = qc.shape[1]
+    if p == 0:
+        return np.empty((len(qc), 0), np.uint8), np.empty((0, len(rc)), np.uint8)
+    n = len(qc)
+    new = np.empty((n + len(rc), p), dtype=np.int64)
+    levels = 1
+    for j in range(p):
+        uniq, inverse = np.unique(np.concatenate((qc[:, j], rc[:, j])), return_inverse=True)
+        new[:, j] = inverse.reshape(-1)
+        levels = max(levels, len(uniq))
+    dtype = np.uint8 if levels <= 0x100 else np.uint16 if levels <= 0x10000 else np.int64
+    new = new.astype(dtype)
+    return np.ascontiguousarray(new[:n]), np.ascontiguousarray(new[n:].T)
+
+
+_UNIT32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff of float32, 2**-24
+
+
 class _Buffers:
-    """Per-thread scratch arrays for tiles of at most ``pairs`` pairs."""
+    """Per-thread scratch memory for tiles of at most ``pairs`` pairs (8-byte slots, viewed as needed)."""
 
     def __init__(self, pairs: int, cnt_dtype: type, with_den: bool) -> None:
         self.tmp = np.empty(pairs, dtype=np.float64)
@@ -233,40 +306,115 @@ class _Buffers:
         self.den = np.empty(pairs, dtype=np.float64) if with_den else None
         self.acc = np.empty(pairs, dtype=np.float64)
 
+    @staticmethod
+    def view(buf: np.ndarray, dtype: type, c: int, w: int) -> np.ndarray:
+        return buf.view(dtype)[: c * w].reshape(c, w)
+
+
+class _Side:
+    """The numerical arrays of the kernel in one float precision."""
+
+    def __init__(self, q_num: np.ndarray, r_num: np.ndarray, r_present: dict[int, np.ndarray], dtype: type) -> None:
+        self.dtype = dtype
+        self.q_num = q_num.astype(dtype)
+        self.r_num = r_num.astype(dtype)
+        self.r_present = {j: v.astype(dtype) for j, v in r_present.items()}
+
 
 class _Kernel:
-    """Gower distances of query rows [i0, i1) to reference rows [j0, j1), tile by tile."""
+    """Distances of query rows [i0, i1) to reference rows [j0, j1), tile by tile.
 
-    def __init__(self, query: Encoded, reference: Encoded) -> None:
+    Gower: ``(mismatches + sum |q - r| over usable numbers) / usable columns``.  Euclidean: the
+    *squared* distance ``2 * mismatches + indicator mismatches + sum (q - r)**2`` (the square root
+    is taken on the selected neighbours only: it does not change the order).
+    """
+
+    def __init__(self, query: Encoded, reference: Encoded, metric: str = "gower") -> None:
+        self.metric = _check_metric(metric)
+        self.euclidean = metric == "euclidean"
         self.p_num = query.numerical.shape[1]
         self.p_cat = query.categorical.shape[1]
         self.p = self.p_num + self.p_cat
         qn = query.numerical
-        self.q_nan = np.isnan(qn)
-        self.q_num = np.where(self.q_nan, 0.0, qn)  # NaN -> 0, masked out below
-        self.q_cat = query.categorical
         rt = np.ascontiguousarray(reference.numerical.T)  # (p_num, m)
-        self.r_nan = np.isnan(rt)
-        self.r_num = np.where(self.r_nan, 0.0, rt)
-        # reference missing values, per numerical column: sorted positions (for sparse
+        q_nan, r_nan = np.isnan(qn), np.isnan(rt)
+        self.q_cat, self.r_cat = _compact_codes(query.categorical, reference.categorical)
+        if self.euclidean:
+            # missing number -> the fitted median (or the reference's, when the arrays carry none),
+            # plus a 0/1 "was missing" indicator column for every column with a missing value
+            fill = reference.medians if reference.medians is not None else query.medians
+            if fill is None:
+                with np.errstate(all="ignore"), _quiet_nanmedian():
+                    fill = np.nanmedian(reference.numerical, axis=0) if len(reference) else np.zeros(self.p_num)
+            fill = np.where(np.isnan(fill), 0.0, fill)
+            q_num = np.where(q_nan, fill[None, :], qn)
+            r_num = np.where(r_nan, fill[:, None], rt)
+            ind = np.flatnonzero(q_nan.any(axis=0) | r_nan.any(axis=1))
+            self.q_ind = np.ascontiguousarray(q_nan[:, ind].astype(np.uint8))
+            self.r_ind = np.ascontiguousarray(r_nan[ind].astype(np.uint8))
+            self.q_nan = np.zeros_like(q_nan)
+            self.r_nan = np.zeros_like(r_nan)
+        else:
+            q_num = np.where(q_nan, 0.0, qn)  # NaN -> 0, masked out below
+            r_num = np.where(r_nan, 0.0, rt)
+            self.q_ind = np.empty((len(qn), 0), np.uint8)
+            self.r_ind = np.empty((0, rt.shape[1]), np.uint8)
+            self.q_nan, self.r_nan = q_nan, r_nan
+        # reference missing values (Gower), per numerical column: sorted positions (for sparse
         # zeroing) and a 0/1 presence row (for dense masking)
         self.r_nan_pos = [np.flatnonzero(row) for row in self.r_nan]
-        self.r_present = {j: (~self.r_nan[j]).astype(np.float64) for j in range(self.p_num) if self.r_nan_pos[j].size}
+        r_present = {j: (~self.r_nan[j]).astype(np.float64) for j in range(self.p_num) if self.r_nan_pos[j].size}
         self.r_miss = self.r_nan.sum(axis=0).astype(np.float64)  # (m,)
-        self.r_cat = np.ascontiguousarray(reference.categorical.T)  # (p_cat, m)
         self.cnt_dtype = np.uint8 if self.p_cat <= 0xFF else np.uint16 if self.p_cat <= 0xFFFF else np.uint32
         self.any_nan = bool(self.q_nan.any() or self.r_nan.any())
+        self.f64 = _Side(q_num, r_num, r_present, np.float64)
+        self._f32: _Side | None = None
+        # float32 screening (see nearest): only with numerical columns (with categorical columns
+        # alone the counts are exact small integers) and values of a moderate size
+        q_abs = np.abs(q_num).max(axis=0) if len(q_num) else np.zeros(self.p_num)
+        r_abs = np.abs(r_num).max(axis=1) if r_num.shape[1] else np.zeros(self.p_num)
+        if self.euclidean:
+            bound = 2.0 * self.p_cat + self.q_ind.shape[1] + float(np.sum((q_abs + r_abs) ** 2))
+        else:
+            bound = self.p_cat + float(np.sum(q_abs + r_abs))
+        # |float32 value - float64 value| <= err for every pair: inputs rounded (u each), one
+        # rounding per operation and p + 3 for the running sum, times 2 for slack
+        err = 2.0 * (self.p + 4 + self.q_ind.shape[1]) * _UNIT32 * (bound + 1.0)
+        self.screen_tol = 2.0 * err  # a true top-k value is at most 2 err above the float32 k-th value
+        self.can_screen = self.p_num > 0 and np.isfinite(bound) and self.screen_tol < 1e-2
 
-    def tile(self, i0: int, i1: int, j0: int, j1: int, bufs: _Buffers, out: np.ndarray | None = None) -> np.ndarray:
+    @property
+    def f32(self) -> _Side:
+        if self._f32 is None:
+            self._f32 = _Side(self.f64.q_num, self.f64.r_num, self.f64.r_present, np.float32)
+        return self._f32
+
+    def tile(
+        self,
+        i0: int,
+        i1: int,
+        j0: int,
+        j1: int,
+        bufs: _Buffers,
+        out: np.ndarray | None = None,
+        side: _Side | None = None,
+        scale: bool = True,
+    ) -> np.ndarray:
+        """The tile's values (see the class docstring) in ``side``'s precision.
+
+        ``scale=False``: a Gower tile without missing numbers is left undivided by the column
+        count (the same for every pair of the tile), which does not change any row's order.
+        """
+        side = side or self.f64
+        dt = side.dtype
         c, w = i1 - i0, j1 - j0
-        size = c * w
-        acc = bufs.acc[:size].reshape(c, w) if out is None else out
-        tmp = bufs.tmp[:size].reshape(c, w)
-        mask = bufs.mask[:size].reshape(c, w)
+        acc = bufs.view(bufs.acc, dt, c, w) if out is None else out
+        tmp = bufs.view(bufs.tmp, dt, c, w)
+        mask = bufs.view(bufs.mask, np.bool_, c, w)
 
         # categorical mismatches, counted in small integers, then one cast into acc
         if self.p_cat:
-            cnt = bufs.cnt[:size].reshape(c, w)
+            cnt = bufs.view(bufs.cnt, self.cnt_dtype, c, w)
             qc, rc = self.q_cat[i0:i1], self.r_cat[:, j0:j1]
             if self.cnt_dtype is np.uint8:
                 np.not_equal(qc[:, 0:1], rc[0], out=cnt.view(np.bool_))
@@ -279,17 +427,25 @@ class _Kernel:
                     np.not_equal(qc[:, j : j + 1], rc[j], out=mask)
                     np.add(cnt, mask, out=cnt, casting="unsafe")
             np.copyto(acc, cnt, casting="unsafe")
+            if self.euclidean:  # one-hot vectors: a mismatch adds 1 + 1 to the squared distance
+                np.add(acc, acc, out=acc)
         else:
             acc.fill(0.0)
+        for j in range(self.q_ind.shape[1]):  # euclidean: missing-value indicators
+            np.not_equal(self.q_ind[i0:i1, j : j + 1], self.r_ind[j, j0:j1], out=mask)
+            np.add(acc, mask, out=acc)
 
-        # numerical |q - r| (already divided by the range); missing pairs contribute 0
+        # numerical |q - r| (already divided by the range) or (q - r)**2; missing pairs (Gower) add 0
         q_nan = self.q_nan[i0:i1]
         q_has = q_nan.any(axis=0)
-        qn = self.q_num[i0:i1]
+        qn = side.q_num[i0:i1]
         r_has = np.zeros(self.p_num, dtype=bool)
         for j in range(self.p_num):
-            np.subtract(qn[:, j : j + 1], self.r_num[j, j0:j1], out=tmp)
-            np.abs(tmp, out=tmp)
+            np.subtract(qn[:, j : j + 1], side.r_num[j, j0:j1], out=tmp)
+            if self.euclidean:
+                np.multiply(tmp, tmp, out=tmp)
+            else:
+                np.abs(tmp, out=tmp)
             pos = self.r_nan_pos[j]
             if pos.size:
                 lo, hi = np.searchsorted(pos, (j0, j1))
@@ -298,10 +454,12 @@ class _Kernel:
                     if 8 * (hi - lo) < w:  # few missing references: zero their columns
                         tmp[:, pos[lo:hi] - j0] = 0.0
                     else:
-                        np.multiply(tmp, self.r_present[j][j0:j1], out=tmp)
+                        np.multiply(tmp, side.r_present[j][j0:j1], out=tmp)
             if q_has[j]:
                 tmp[q_nan[:, j]] = 0.0
             np.add(acc, tmp, out=acc)
+        if self.euclidean:
+            return acc
 
         # divide by the number of usable columns: p minus the numerical columns missing on
         # either side; the divisor is materialised only when both sides have missing values
@@ -311,15 +469,17 @@ class _Kernel:
         q_any, r_any = bool(q_has.any()), bool(r_has.any())
         den: Any
         if not q_any and not r_any:
-            den = float(self.p)
+            if not scale:
+                return acc
+            den = dt(self.p)
         elif not q_any:
-            den = (self.p - self.r_miss[j0:j1])[None, :]
+            den = (self.p - self.r_miss[j0:j1])[None, :].astype(dt)
         elif not r_any:
-            den = (self.p - q_nan.sum(axis=1).astype(np.float64))[:, None]
+            den = (self.p - q_nan.sum(axis=1).astype(np.float64))[:, None].astype(dt)
         else:
-            den = bufs.den[:size].reshape(c, w)
+            den = bufs.view(bufs.den, dt, c, w)
             miss_q = q_nan.sum(axis=1).astype(np.float64)
-            np.subtract((self.p - miss_q)[:, None], self.r_miss[j0:j1], out=den)
+            np.subtract((self.p - miss_q)[:, None].astype(dt), self.r_miss[j0:j1].astype(dt), out=den)
             for j in np.flatnonzero(q_has & r_has):  # missing on both sides: counted twice
                 rows = np.flatnonzero(q_nan[:, j])
                 den[rows] += self.r_nan[j, j0:j1]
@@ -332,6 +492,62 @@ class _Kernel:
             else:
                 np.copyto(acc, 1.0, where=np.equal(den, 0.0))
         return acc
+
+    def pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Exact float64 values for query rows ``a`` and reference rows ``b`` (1-d, same length).
+
+        The same operations in the same order as :meth:`tile` in float64, so the values are
+        bit-for-bit those of :func:`distance_matrix` (squared for the euclidean metric).
+        """
+        size = a.size
+        if self.p_cat:
+            cnt = np.zeros(size, dtype=self.cnt_dtype)
+            for j in range(self.p_cat):
+                np.add(cnt, self.q_cat[a, j] != self.r_cat[j, b], out=cnt, casting="unsafe")
+            acc = cnt.astype(np.float64)
+            if self.euclidean:
+                acc += acc
+        else:
+            acc = np.zeros(size)
+        for j in range(self.q_ind.shape[1]):
+            acc += self.q_ind[a, j] != self.r_ind[j, b]
+        side = self.f64
+        miss = np.zeros(size, dtype=np.int64) if self.any_nan else None
+        for j in range(self.p_num):
+            t = side.q_num[a, j] - side.r_num[j, b]
+            if self.euclidean:
+                t *= t
+            else:
+                np.abs(t, out=t)
+                if miss is not None:
+                    gone = self.q_nan[a, j] | self.r_nan[j, b]
+                    t[gone] = 0.0
+                    miss += gone
+            acc += t
+        if self.euclidean:
+            return acc
+        if self.p == 0:
+            return np.ones(size)
+        den = float(self.p) if miss is None else (self.p - miss).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            acc /= den
+        if self.p_cat == 0 and miss is not None:
+            acc[den == 0] = 1.0
+        return acc
+
+
+class _quiet_nanmedian:
+    """Silences numpy's 'All-NaN slice' warning of nanmedian (such columns are filled with 0)."""
+
+    def __enter__(self) -> None:
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc: object) -> None:
+        self._ctx.__exit__(*exc)
 
 
 # --------------------------------------------------------------------------- selection
@@ -362,6 +578,38 @@ def _select(d: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
     return v[pick], flat[pick] - r[pick] * w
 
 
+def _kth_value(d: np.ndarray, kk: int) -> np.ndarray:
+    """The kk-th smallest value of every row of ``d`` (left unchanged)."""
+    if kk == 1:
+        return d.min(axis=1)
+    if kk <= _ITERATIVE_MAX_K:
+        c = d.shape[0]
+        rows = np.arange(c)
+        saved_i = np.empty((c, kk - 1), dtype=np.int64)
+        saved_v = np.empty((c, kk - 1), dtype=d.dtype)
+        for t in range(kk - 1):
+            best = d.argmin(axis=1)
+            saved_i[:, t] = best
+            saved_v[:, t] = d[rows, best]
+            d[rows, best] = np.inf
+        kth = d.min(axis=1)
+        for t in range(kk - 2, -1, -1):  # restore, last masked first
+            d[rows, saved_i[:, t]] = saved_v[:, t]
+        return kth
+    return np.partition(d, kk - 1, axis=1)[:, kk - 1]
+
+
+def _select_sparse(
+    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, c: int, kk: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The kk smallest (value, column) candidates of each of the ``c`` rows (every row has >= kk)."""
+    order = np.lexsort((cols, values, rows))
+    counts = np.bincount(rows, minlength=c)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    pick = order[starts[:, None] + np.arange(kk)]
+    return values[pick], cols[pick]
+
+
 def _merge(
     best_d: np.ndarray, best_i: np.ndarray, new_d: np.ndarray, new_i: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -379,14 +627,19 @@ def _n_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _plan(n: int, m: int, k: int, memory_mb: float, kernel: _Kernel) -> tuple[int, int, int]:
+def _plan(
+    n: int, m: int, k: int, memory_mb: float, kernel: _Kernel, threads: int | None = None
+) -> tuple[int, int, int]:
     """(rows per tile, columns per tile, threads) under the memory budget."""
     bytes_per_pair = 8 + 8 + 1 + np.dtype(kernel.cnt_dtype).itemsize
     if kernel.any_nan:
         bytes_per_pair += 8
     if k > _ITERATIVE_MAX_K:
         bytes_per_pair += 8 + 1  # partition copy and candidate mask
-    threads = min(_n_threads(), max(1, (n * m) // _PARALLEL_MIN_PAIRS))
+    if kernel.can_screen and _SCREEN_FLOAT32:
+        bytes_per_pair += 4  # candidates (at most 1 in _FALLBACK_SHARE pairs): positions, rows, values
+    if threads is None:
+        threads = min(_n_threads(), max(1, (n * m) // _PARALLEL_MIN_PAIRS))
     budget_pairs = int(memory_mb * 2**20 / threads // bytes_per_pair)
     max_pairs = max(1, min(budget_pairs, _TARGET_TILE_PAIRS))
     cols = m if m <= _MAX_TILE_COLS else _COL_BLOCK
@@ -396,22 +649,7 @@ def _plan(n: int, m: int, k: int, memory_mb: float, kernel: _Kernel) -> tuple[in
     return rows, cols, threads
 
 
-def nearest(
-    query: Encoded, reference: Encoded, *, k: int = 1, memory_mb: float = 256.0, exclude_self: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """k nearest reference rows of every query row under Gower distance.
-
-    Returns (distances (n, k) float64 ascending, indices (n, k) int64).
-
-    Ties are broken by the lower reference index, so results do not depend on ``memory_mb``.
-    ``exclude_self=True`` means query and reference are the same table: row i never gets
-    itself back (other rows identical to it still count, at distance 0).  A pair with no
-    usable column is at distance 1.0 (see the module docstring).  The working arrays stay
-    under ``memory_mb`` megabytes; the work is spread over the available CPU cores.
-    """
-    _check_pair(query, reference)
-    k = int(k)
-    n, m = len(query), len(reference)
+def _check_search(n: int, m: int, k: int, memory_mb: float, exclude_self: bool) -> None:
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     if not memory_mb > 0:
@@ -426,29 +664,136 @@ def nearest(
             )
     elif k > m:
         raise ValueError(f"k={k} neighbours requested but the reference has only {m} rows")
+
+
+class _Screen:
+    """float32 screening of one tile, then exact float64 values for the candidates only.
+
+    The float32 tile costs about half the float64 one (half the bytes per pass).  Every pair whose
+    float32 value is within ``kernel.screen_tol`` (twice the proven bound on the float32 error) of
+    the row's k-th smallest float32 value is a candidate; the candidates hold every true top-k
+    pair, ties included, and get their exact value from :meth:`_Kernel.pairs`.  When a tile has
+    too many candidates (heavily tied data), its float64 tile is computed instead, and a thread
+    whose tiles keep falling back stops screening.
+    """
+
+    def __init__(self, kernel: _Kernel) -> None:
+        self.kernel = kernel
+        self.on = kernel.can_screen and _SCREEN_FLOAT32
+        self.tiles = 0
+        self.fallbacks = 0
+
+    def select(
+        self, i0: int, i1: int, j0: int, j1: int, bufs: _Buffers, kk: int, exclude_self: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        kernel = self.kernel
+        c, w = i1 - i0, j1 - j0
+        if self.on:
+            d = kernel.tile(i0, i1, j0, j1, bufs, side=kernel.f32, scale=False)
+            if exclude_self:
+                _mask_diagonal(d, i0, i1, j0, j1)
+            kth = _kth_value(d, kk).astype(np.float64)
+            thr = np.nextafter((kth + kernel.screen_tol).astype(np.float32), np.float32(np.inf))
+            mask = bufs.view(bufs.mask, np.bool_, c, w)
+            np.less_equal(d, thr[:, None], out=mask)
+            n_cand = int(np.count_nonzero(mask))
+            self.tiles += 1
+            if n_cand * _FALLBACK_SHARE <= c * w:
+                flat = np.flatnonzero(mask)
+                rows = flat // w
+                cols = flat - rows * w
+                values = kernel.pairs(rows + i0, cols + j0)
+                if exclude_self:
+                    values[rows + i0 == cols + j0] = np.inf
+                return _select_sparse(rows, cols, values, c, kk)
+            self.fallbacks += 1
+            if self.tiles >= 4 and 2 * self.fallbacks > self.tiles:
+                self.on = False  # the data is too tied for screening to pay off
+        d = kernel.tile(i0, i1, j0, j1, bufs)
+        if exclude_self:
+            _mask_diagonal(d, i0, i1, j0, j1)
+        return _select(d, kk)
+
+
+def _mask_diagonal(d: np.ndarray, i0: int, i1: int, j0: int, j1: int) -> None:
+    lo_s, hi_s = max(i0, j0), min(i1, j1)
+    if lo_s < hi_s:
+        diag = np.arange(lo_s, hi_s)
+        d[diag - i0, diag - j0] = np.inf
+
+
+def nearest(
+    query: Encoded,
+    reference: Encoded,
+    *,
+    k: int = 1,
+    memory_mb: float = 256.0,
+    exclude_self: bool = False,
+    metric: str = "gower",
+    backend: str = "numpy",
+    device: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest reference rows of every query row under Gower (default) or encoded Euclidean distance.
+
+    Returns (distances (n, k) float64 ascending, indices (n, k) int64).
+
+    Ties are broken by the lower reference index, so results do not depend on ``memory_mb``.
+    ``exclude_self=True`` means query and reference are the same table: row i never gets
+    itself back (other rows identical to it still count, at distance 0).  A pair with no
+    usable column is at distance 1.0 under Gower (see the module docstring).  The working arrays
+    stay under ``memory_mb`` megabytes; the work is spread over the available CPU cores.
+
+    ``metric="euclidean"``: see the module docstring (range-scaled numbers, one-hot categories,
+    median + indicator for missing numbers).  ``backend="torch"`` computes the tiles with torch in
+    float64 (on ``device``: ``"cuda"`` when ``torch.cuda.is_available()``, else ``"cpu"``, unless
+    given); same results as numpy to about 1e-12.  numpy is the default: it is faster on CPU.
+    """
+    _check_pair(query, reference)
+    _check_metric(metric)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    k = int(k)
+    n, m = len(query), len(reference)
+    _check_search(n, m, k, memory_mb, exclude_self)
     out_d = np.empty((n, k), dtype=np.float64)
     out_i = np.empty((n, k), dtype=np.int64)
     if n == 0:
         return out_d, out_i
 
-    kernel = _Kernel(query, reference)
+    kernel = _Kernel(query, reference, metric)
+    if backend == "torch":
+        _torch_nearest(kernel, n, m, k, memory_mb, exclude_self, device, out_d, out_i)
+    else:
+        _numpy_nearest(kernel, n, m, k, memory_mb, exclude_self, out_d, out_i)
+    if kernel.euclidean:
+        np.sqrt(out_d, out=out_d)
+    return out_d, out_i
+
+
+def _numpy_nearest(
+    kernel: _Kernel,
+    n: int,
+    m: int,
+    k: int,
+    memory_mb: float,
+    exclude_self: bool,
+    out_d: np.ndarray,
+    out_i: np.ndarray,
+) -> None:
     rows, cols, threads = _plan(n, m, k, memory_mb, kernel)
+    if kernel.can_screen and _SCREEN_FLOAT32:
+        kernel.f32  # noqa: B018  (built once here, not by racing threads)
 
     def run(lo: int, hi: int) -> None:
         bufs = _Buffers(rows * cols, kernel.cnt_dtype, kernel.any_nan)
+        screen = _Screen(kernel)
         for i0 in range(lo, hi, rows):
             i1 = min(i0 + rows, hi)
             c = i1 - i0
             best_d = best_i = None
             for j0 in range(0, m, cols):
                 j1 = min(j0 + cols, m)
-                d = kernel.tile(i0, i1, j0, j1, bufs)
-                if exclude_self:
-                    lo_s, hi_s = max(i0, j0), min(i1, j1)
-                    if lo_s < hi_s:
-                        diag = np.arange(lo_s, hi_s)
-                        d[diag - i0, diag - j0] = np.inf
-                vals, idx = _select(d, min(k, j1 - j0))
+                vals, idx = screen.select(i0, i1, j0, j1, bufs, min(k, j1 - j0), exclude_self)
                 idx += j0
                 if best_d is None and vals.shape[1] == k:
                     best_d, best_i = vals, idx
@@ -469,20 +814,166 @@ def nearest(
         with ThreadPoolExecutor(max_workers=len(bounds)) as pool:
             for future in [pool.submit(run, lo, hi) for lo, hi in bounds]:
                 future.result()
-    return out_d, out_i
 
 
-def gower_matrix(query: Encoded, reference: Encoded) -> np.ndarray:
-    """Full distance matrix, for small tables and tests only (same rule as nearest)."""
+def distance_matrix(query: Encoded, reference: Encoded, *, metric: str = "gower") -> np.ndarray:
+    """Full distance matrix, for small tables and tests only (same rule and values as nearest)."""
     _check_pair(query, reference)
+    _check_metric(metric)
     n, m = len(query), len(reference)
     out = np.empty((n, m), dtype=np.float64)
     if n == 0 or m == 0:
         return out
-    kernel = _Kernel(query, reference)
+    kernel = _Kernel(query, reference, metric)
     rows = max(1, _TARGET_TILE_PAIRS // m)
     bufs = _Buffers(rows * m, kernel.cnt_dtype, kernel.any_nan)
     for i0 in range(0, n, rows):
         i1 = min(i0 + rows, n)
         kernel.tile(i0, i1, 0, m, bufs, out=out[i0:i1])
+    if kernel.euclidean:
+        np.sqrt(out, out=out)
     return out
+
+
+def gower_matrix(query: Encoded, reference: Encoded) -> np.ndarray:
+    """Full Gower distance matrix, for small tables and tests only (same rule as nearest)."""
+    return distance_matrix(query, reference, metric="gower")
+
+
+# --------------------------------------------------------------------------- torch backend
+
+
+def _torch_device(device: str | None) -> Any:
+    import torch  # lazily: importing torch costs about a second and is optional
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch, torch.device(device)
+
+
+def _torch_nearest(
+    kernel: _Kernel,
+    n: int,
+    m: int,
+    k: int,
+    memory_mb: float,
+    exclude_self: bool,
+    device: str | None,
+    out_d: np.ndarray,
+    out_i: np.ndarray,
+) -> None:
+    """The same tiles in torch float64 (torch spreads each operation over its own threads)."""
+    torch, dev = _torch_device(device)
+    f64 = kernel.f64
+
+    def T(a: np.ndarray) -> Any:  # noqa: N802
+        if a.dtype == np.uint16:  # torch has few uint16 kernels
+            a = a.astype(np.int32)
+        return torch.from_numpy(np.ascontiguousarray(a)).to(dev)
+
+    q_num, r_num = T(f64.q_num), T(f64.r_num)
+    q_cat, r_cat = T(kernel.q_cat), T(kernel.r_cat)
+    q_ind, r_ind = T(kernel.q_ind), T(kernel.r_ind)
+    q_nan, r_nan = T(kernel.q_nan), T(kernel.r_nan)
+    q_has = kernel.q_nan.any(axis=0)
+    r_has = kernel.r_nan.any(axis=1)
+    q_miss = T(kernel.q_nan.sum(axis=1).astype(np.float64))
+    r_miss = T(kernel.r_miss)
+    rows, cols, _ = _plan(n, m, k, memory_mb, kernel, threads=1)
+    on_cpu = dev.type == "cpu"
+    # preallocated tile buffers: torch's fresh multi-megabyte temporaries cost page faults every time
+    size = rows * cols
+    acc_b = torch.empty(size, dtype=torch.float64, device=dev)
+    tmp_b = torch.empty(size, dtype=torch.float64, device=dev)
+    mask_b = torch.empty(size, dtype=torch.bool, device=dev)
+    cnt_dtype = {np.uint8: torch.uint8, np.uint16: torch.int32}.get(kernel.cnt_dtype, torch.int64)
+    cnt_b = torch.empty(size, dtype=cnt_dtype, device=dev)
+    den_b = torch.empty(size, dtype=torch.float64, device=dev) if kernel.any_nan else None
+
+    def tile(i0: int, i1: int, j0: int, j1: int) -> Any:
+        c, w = i1 - i0, j1 - j0
+        acc, tmp = acc_b[: c * w].view(c, w), tmp_b[: c * w].view(c, w)
+        mask = mask_b[: c * w].view(c, w)
+        mask8 = mask.view(torch.uint8)
+        if kernel.p_cat:
+            cnt = cnt_b[: c * w].view(c, w)
+            cnt.zero_()
+            for j in range(kernel.p_cat):
+                torch.ne(q_cat[i0:i1, j : j + 1], r_cat[j, j0:j1], out=mask)
+                cnt.add_(mask8 if cnt_dtype == torch.uint8 else mask)
+            acc.copy_(cnt)
+            if kernel.euclidean:
+                acc.add_(acc)
+        else:
+            acc.zero_()
+        for j in range(q_ind.shape[1]):
+            torch.ne(q_ind[i0:i1, j : j + 1], r_ind[j, j0:j1], out=mask)
+            acc.add_(mask)
+        for j in range(kernel.p_num):
+            torch.sub(q_num[i0:i1, j : j + 1], r_num[j, j0:j1], out=tmp)
+            if kernel.euclidean:
+                tmp.mul_(tmp)
+            else:
+                tmp.abs_()
+                if r_has[j]:
+                    tmp.masked_fill_(r_nan[j, j0:j1], 0.0)
+                if q_has[j]:
+                    tmp.masked_fill_(q_nan[i0:i1, j : j + 1], 0.0)
+            acc.add_(tmp)
+        if kernel.euclidean:
+            return acc
+        if kernel.p == 0:
+            return acc.fill_(1.0)
+        if not kernel.any_nan:
+            return acc.div_(float(kernel.p))
+        den = den_b[: c * w].view(c, w)
+        torch.sub(kernel.p - q_miss[i0:i1, None], r_miss[None, j0:j1], out=den)
+        for j in np.flatnonzero(q_has & r_has):  # missing on both sides: counted twice
+            torch.logical_and(q_nan[i0:i1, j : j + 1], r_nan[j, j0:j1], out=mask)
+            den.add_(mask)
+        acc.div_(den)
+        if kernel.p_cat == 0:
+            torch.eq(den, 0.0, out=mask)
+            acc.masked_fill_(mask, 1.0)
+        return acc
+
+    def select(d: Any, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        if on_cpu:
+            return _select(d.numpy(), kk)
+        if kk <= _ITERATIVE_MAX_K:  # argmin returns the first of equal values
+            vals, idx = [], []
+            ar = torch.arange(d.shape[0], device=dev)
+            for t in range(kk):
+                best = d.argmin(dim=1)
+                idx.append(best)
+                vals.append(d[ar, best])
+                if t + 1 < kk:
+                    d[ar, best] = float("inf")
+            return torch.stack(vals, 1).cpu().numpy(), torch.stack(idx, 1).cpu().numpy()
+        vals, idx = torch.sort(d, dim=1, stable=True)
+        return vals[:, :kk].cpu().numpy(), idx[:, :kk].cpu().numpy()
+
+    with torch.no_grad():
+        for i0 in range(0, n, rows):
+            i1 = min(i0 + rows, n)
+            c = i1 - i0
+            best_d = best_i = None
+            for j0 in range(0, m, cols):
+                j1 = min(j0 + cols, m)
+                d = tile(i0, i1, j0, j1)
+                if exclude_self:
+                    lo_s, hi_s = max(i0, j0), min(i1, j1)
+                    if lo_s < hi_s:
+                        diag = torch.arange(lo_s, hi_s, device=dev)
+                        d[diag - i0, diag - j0] = float("inf")
+                vals, idx = select(d, min(k, j1 - j0))
+                idx = idx.astype(np.int64) + j0
+                if best_d is None and vals.shape[1] == k:
+                    best_d, best_i = vals, idx
+                else:
+                    if best_d is None:
+                        best_d = np.full((c, k), np.inf)
+                        best_i = np.full((c, k), -1, dtype=np.int64)
+                    best_d, best_i = _merge(best_d, best_i, vals, idx, k)
+            out_d[i0:i1] = best_d
+            out_i[i0:i1] = best_i

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from suite.neighbors import Encoded, GowerEncoder, gower_matrix, nearest
+import suite.neighbors as neighbors
+from suite.neighbors import Encoded, GowerEncoder, distance_matrix, gower_matrix, nearest
 
 DATA = Path(__file__).parent.parent / "data" / "covid_testing.parquet"
 
@@ -391,3 +394,207 @@ def test_zero_range_column_and_encoded_shape(covid: pd.DataFrame) -> None:
     np.testing.assert_array_equal(e.numerical[:, 0], [0.0, 0.0])
     assert gower_matrix(e, e)[0, 1] == 0.0
     assert math.isclose(gower_matrix(e, enc.transform(frame))[0, 2], (0 + 1 + 1) / 2)
+
+
+# --------------------------------------------------------------------------- float32 screening
+
+
+def _exact(monkeypatch: pytest.MonkeyPatch, *args, **kwargs):
+    """nearest with the float32 screening switched off (every tile in float64)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(neighbors, "_SCREEN_FLOAT32", False)
+        return nearest(*args, **kwargs)
+
+
+@pytest.mark.parametrize("complete", [False, True])
+@pytest.mark.parametrize("k", [1, 5, 40])
+def test_float32_screening_gives_the_float64_results(
+    covid: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, complete: bool, k: int
+) -> None:
+    frame = covid.dropna(subset=COLUMNS) if complete else covid
+    x, y = _sample(frame, 260, seed=20), _sample(frame, 310, seed=21)
+    enc = _encoder().fit(y)
+    qx, ry = enc.transform(x), enc.transform(y)
+    kernel = neighbors._Kernel(qx, ry)
+    assert kernel.can_screen and kernel.any_nan == (not complete)
+    exp_d, exp_i = _expected_topk(gower_matrix(qx, ry), k)
+    for memory_mb in (0.001, 0.01, 256.0):
+        dist, idx = nearest(qx, ry, k=k, memory_mb=memory_mb)
+        np.testing.assert_array_equal(idx, exp_i)
+        np.testing.assert_array_equal(dist, exp_d)  # bit for bit: candidates get float64 values
+        slow_d, slow_i = _exact(monkeypatch, qx, ry, k=k, memory_mb=memory_mb)
+        np.testing.assert_array_equal(idx, slow_i)
+        np.testing.assert_array_equal(dist, slow_d)
+    table = enc.transform(y)
+    for memory_mb in (0.001, 256.0):
+        dist, idx = nearest(table, table, k=k, exclude_self=True, memory_mb=memory_mb)
+        slow_d, slow_i = _exact(monkeypatch, table, table, k=k, exclude_self=True, memory_mb=memory_mb)
+        np.testing.assert_array_equal(idx, slow_i)
+        np.testing.assert_array_equal(dist, slow_d)
+        assert (idx != np.arange(310)[:, None]).all()
+
+
+def test_screening_keeps_differences_below_float32_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    # reference values 1e-9 apart: float32 sees them all equal, the true nearest has the highest index
+    reference = pd.DataFrame({"x": 0.5 - 1e-9 * np.arange(50), "c": ["a"] * 50})
+    bounds = pd.DataFrame({"x": [0.0, 1.0], "c": ["a", "b"]})
+    query = pd.DataFrame({"x": [0.25, 0.75, 0.5 - 1e-9 * 20.4], "c": ["a", "b", "a"]})
+    enc = GowerEncoder(numerical=["x"], categorical=["c"]).fit(reference, bounds)
+    q, r = enc.transform(query), enc.transform(reference)
+    assert len(np.unique(r.numerical.astype(np.float32))) < 50  # float32 cannot tell them apart
+    dist, idx = nearest(q, r, k=3)
+    exp_d, exp_i = _expected_topk(gower_matrix(q, r), 3)
+    np.testing.assert_array_equal(idx, exp_i)
+    np.testing.assert_array_equal(dist, exp_d)
+    assert list(idx[0]) == [49, 48, 47] and list(idx[1]) == [0, 1, 2] and list(idx[2]) == [20, 21, 19]
+
+
+def test_heavily_tied_tiles_fall_back_to_float64(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(22)
+    # four distinct records repeated: every tile is almost all ties
+    base = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "c": list("abab")})
+    reference = base.iloc[rng.integers(0, 4, 3000)].reset_index(drop=True)
+    query = base.iloc[rng.integers(0, 4, 200)].reset_index(drop=True)
+    enc = GowerEncoder(numerical=["x"], categorical=["c"]).fit(reference)
+    q, r = enc.transform(query), enc.transform(reference)
+    screens: list[neighbors._Screen] = []
+
+    class Spy(neighbors._Screen):
+        def __init__(self, kernel: neighbors._Kernel) -> None:
+            super().__init__(kernel)
+            screens.append(self)
+
+    monkeypatch.setattr(neighbors, "_Screen", Spy)
+    dist, idx = nearest(q, r, k=2, memory_mb=0.5)
+    assert screens and all(s.fallbacks > 0 for s in screens)
+    assert not any(s.on for s in screens if s.tiles >= 4)  # the thread stopped screening
+    exp_d, exp_i = _expected_topk(gower_matrix(q, r), 2)
+    np.testing.assert_array_equal(idx, exp_i)
+    np.testing.assert_array_equal(dist, exp_d)
+
+
+def test_huge_values_are_not_screened() -> None:
+    fit = pd.DataFrame({"x": [0.0, 1.0], "c": ["a", "b"]})
+    enc = GowerEncoder(numerical=["x"], categorical=["c"]).fit(fit)
+    q = enc.transform(pd.DataFrame({"x": [1e12, -3.0], "c": ["a", "b"]}))
+    r = enc.transform(pd.DataFrame({"x": [1e12 + 1.0, 1e12, 0.0], "c": ["b", "a", "a"]}))
+    assert not neighbors._Kernel(q, r).can_screen  # the float32 error bound would be too wide
+    dist, idx = nearest(q, r, k=3)
+    exp_d, exp_i = _expected_topk(gower_matrix(q, r), 3)
+    np.testing.assert_array_equal(idx, exp_i)
+    np.testing.assert_array_equal(dist, exp_d)
+    assert idx[0, 0] == 1 and dist[0, 0] == 0.0
+
+
+# --------------------------------------------------------------------------- euclidean metric
+
+
+def _one_hot_matrix(
+    frames: list[pd.DataFrame], fit: pd.DataFrame, numerical: list[str], categorical: list[str]
+) -> list[np.ndarray]:
+    """The encoded matrix by hand: range-scaled numbers, median + indicator for missing ones, one-hot."""
+    both = pd.concat(frames, ignore_index=True)
+    parts = []
+    for col in numerical:
+        values = both[col].astype(float)
+        lo, hi = fit[col].min(), fit[col].max()
+        span = hi - lo
+        scaled = (values - lo) / span if span > 0 else values * 0.0
+        median = (fit[col].median() - lo) / span if span > 0 else 0.0
+        parts.append(scaled.fillna(median).to_numpy()[:, None])
+        if values.isna().any():
+            parts.append(values.isna().to_numpy(dtype=float)[:, None])
+    for col in categorical:
+        parts.append(pd.get_dummies(both[col].astype(object), dummy_na=True).to_numpy(dtype=float))
+    matrix = np.hstack(parts)
+    out, start = [], 0
+    for frame in frames:
+        out.append(matrix[start : start + len(frame)])
+        start += len(frame)
+    return out
+
+
+@pytest.mark.parametrize("k", [1, 3, 40])
+def test_euclidean_matches_cdist_on_the_encoded_matrix(
+    covid: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, k: int
+) -> None:
+    from scipy.spatial.distance import cdist
+
+    x = _sample(covid, 230, seed=23).copy()
+    y = _sample(covid, 270, seed=24).copy()
+    rng = np.random.default_rng(25)
+    x.loc[rng.random(len(x)) < 0.1, "age"] = np.nan  # missing numbers on both sides
+    y.loc[rng.random(len(y)) < 0.1, "pan_day"] = np.nan
+    assert x["ct_result"].isna().any() and y["ct_result"].isna().any()
+    enc = _encoder().fit(y)
+    qx, ry = enc.transform(x), enc.transform(y)
+    ex, ey = _one_hot_matrix([x, y], y, NUMERICAL, CATEGORICAL)
+    expected = cdist(ex, ey)  # float64 Euclidean on the encoded matrix
+    ours = distance_matrix(qx, ry, metric="euclidean")
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-6)
+    exp_d, exp_i = _expected_topk(ours, k)
+    for memory_mb in (0.001, 256.0):
+        dist, idx = nearest(qx, ry, k=k, metric="euclidean", memory_mb=memory_mb)
+        np.testing.assert_allclose(dist, np.sort(expected, axis=1)[:, :k], rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(idx, exp_i)
+        np.testing.assert_array_equal(dist, exp_d)
+        slow_d, slow_i = _exact(monkeypatch, qx, ry, k=k, metric="euclidean", memory_mb=memory_mb)
+        np.testing.assert_array_equal(idx, slow_i)
+        np.testing.assert_array_equal(dist, slow_d)
+    # the same table: exclude_self and exact copies at distance 0
+    dist, idx = nearest(ry, ry, k=1, metric="euclidean")
+    assert (dist[:, 0] == 0.0).all()
+    dist, idx = nearest(ry, ry, k=2, exclude_self=True, metric="euclidean")
+    full = distance_matrix(ry, ry, metric="euclidean")
+    np.fill_diagonal(full, np.inf)
+    np.testing.assert_array_equal(idx, _expected_topk(full, 2)[1])
+
+
+def test_euclidean_rules_on_a_small_table() -> None:
+    fit = pd.DataFrame({"x": [0.0, 4.0, 1.0, np.nan], "c": ["a", "b", "a", None]})
+    enc = GowerEncoder(numerical=["x"], categorical=["c"]).fit(fit)
+    assert enc.median_[0] == pytest.approx(0.25)  # median 1.0 on the range [0, 4]
+    e = enc.transform(fit)
+    assert e.medians is not None and e.medians[0] == pytest.approx(0.25)
+    d = distance_matrix(e, e, metric="euclidean")
+    # x: 0, 1, 0.25, missing (-> median 0.25 plus indicator 1); c: a, b, a, missing (its own level)
+    assert d[0, 1] == pytest.approx(math.sqrt(1.0 + 2.0))  # |0 - 1|^2 + one category mismatch (1 + 1)
+    assert d[0, 2] == pytest.approx(0.25)
+    assert d[2, 3] == pytest.approx(math.sqrt(0.0 + 1.0 + 2.0))  # imputed equal, indicator, category
+    # arrays without fitted medians (built by hand) impute with the reference's median
+    bare = Encoded(numerical=e.numerical, categorical=e.categorical)
+    np.testing.assert_allclose(distance_matrix(bare, bare, metric="euclidean"), d)
+    with pytest.raises(ValueError, match="medians"):
+        Encoded(numerical=e.numerical, categorical=e.categorical, medians=[0.1, 0.2])
+    with pytest.raises(ValueError, match="metric"):
+        nearest(e, e, metric="manhattan")
+    with pytest.raises(ValueError, match="backend"):
+        nearest(e, e, backend="jax")
+
+
+# --------------------------------------------------------------------------- torch backend
+
+
+def test_torch_is_imported_lazily() -> None:
+    code = "import sys, suite.neighbors; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+
+
+@pytest.mark.parametrize("metric", ["gower", "euclidean"])
+def test_torch_backend_gives_the_numpy_results(covid: pd.DataFrame, metric: str) -> None:
+    pytest.importorskip("torch")
+    x = _sample(covid, 180, seed=26).copy()
+    y = _sample(covid, 230, seed=27).copy()
+    y.loc[np.random.default_rng(28).random(len(y)) < 0.1, "age"] = np.nan
+    enc = _encoder().fit(y)
+    qx, ry = enc.transform(x), enc.transform(y)
+    for k in (1, 3, 40):
+        exp_d, exp_i = nearest(qx, ry, k=k, metric=metric)
+        for memory_mb in (0.01, 256.0):
+            dist, idx = nearest(qx, ry, k=k, metric=metric, backend="torch", memory_mb=memory_mb)
+            np.testing.assert_allclose(dist, exp_d, rtol=0, atol=1e-12)
+            np.testing.assert_array_equal(idx, exp_i)
+    dist, idx = nearest(ry, ry, k=2, exclude_self=True, metric=metric, backend="torch", device="cpu")
+    exp_d, exp_i = nearest(ry, ry, k=2, exclude_self=True, metric=metric)
+    np.testing.assert_allclose(dist, exp_d, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(idx, exp_i)
