@@ -5,7 +5,9 @@
 file's hash, the split, the metadata and roles, the generator's name, parameters and processing,
 the seed and the sample size. A check's result is keyed by its task, its name, its parameters
 and the confidence level. Every file is written to a temporary name and renamed, so a killed run
-leaves only whole files; temporary leftovers are removed when the run resumes.
+leaves only whole files; temporary leftovers are removed when the run resumes. Once a run has
+written its reports the cache is removed (`run --keep-cache` keeps it): a fitted `identity` or a
+`holdout` sample is real rows. The files are created readable by their owner only.
 
 Layout::
 
@@ -175,3 +177,11 @@ def remove_leftovers(run_dir: Path) -> int:
         path.unlink(missing_ok=True)
         count += 1
     return count
+
+
+def clear(run_dir: Path) -> None:
+    """Remove the cache of a finished run: fitted generators and samples can hold real rows (the
+    calibration generators return them) and a run folder is often shared as a CI artefact."""
+    import shutil
+
+    shutil.rmtree(Path(run_dir) / CACHE, ignore_errors=True)

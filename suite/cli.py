@@ -37,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="continue an interrupted run folder; finished work is reused",
     )
+    run.add_argument(
+        "--keep-cache",
+        action="store_true",
+        help="keep fitted generators and samples in the run folder after a finished run (they can hold real rows)",
+    )
     run.add_argument("--workers", type=int, default=1, help="tasks (generator x repeat) run in parallel (default 1)")
     run.add_argument("--executor", choices=("local", "dask"), default="local", help="local processes or a Dask cluster")
     run.add_argument(
@@ -133,14 +138,16 @@ def _run_all(args: argparse.Namespace) -> int:
         if args.scenarios:
             raise ConfigError("give either scenarios or --resume DIR (the run folder knows its scenario)", source="run")
         how = Execution(args.executor, args.workers, args.address, resume=args.resume)
-        return _run(resumable(args.resume), out=None, quiet=args.quiet, execution=how)
+        return _run(resumable(args.resume), out=None, quiet=args.quiet, execution=how, keep_cache=args.keep_cache)
     if not args.scenarios:
         raise ConfigError("name at least one scenario file, or --resume DIR", source="run")
     how = Execution(args.executor, args.workers, args.address)
-    return max(_run(path, out=args.out, quiet=args.quiet, execution=how) for path in args.scenarios)
+    return max(
+        _run(path, out=args.out, quiet=args.quiet, execution=how, keep_cache=args.keep_cache) for path in args.scenarios
+    )
 
 
-def _run(path: Path, *, out: Path | None, quiet: bool, execution: Any = None) -> int:
+def _run(path: Path, *, out: Path | None, quiet: bool, execution: Any = None, keep_cache: bool = False) -> int:
     from reports import gate_table, verdict_table, write_reports
     from suite.runner import Progress, run
 
@@ -155,6 +162,10 @@ def _run(path: Path, *, out: Path | None, quiet: bool, execution: Any = None) ->
         print(f"error: {exc}", file=sys.stderr)
         return BAD_INPUT
     write_reports(result.scorecard, result.run_dir)
+    if not keep_cache:  # the run is complete: models and samples (real rows, for identity and holdout) go
+        from suite.cache import clear
+
+        clear(result.run_dir)
     print(gate_table(result.scorecard))
     print()
     print(verdict_table(result.scorecard))

@@ -43,7 +43,7 @@ def _measurements(run_dir: Path) -> list[tuple]:
 def serial(tmp_path_factory, small_csv):
     folder = tmp_path_factory.mktemp("serial")
     path = _scenario(folder, small_csv)
-    assert main(["run", str(path), "--out", str(folder / "out"), "--quiet"]) == 0
+    assert main(["run", str(path), "--out", str(folder / "out"), "--quiet", "--keep-cache"]) == 0
     return path, _run_folder(folder / "out")
 
 
@@ -68,7 +68,7 @@ def test_resume_reuses_every_finished_task(serial, capsys):
     assert len(tasks) == 6  # 3 generators x 2 repeats, each under its content hash
     for task in tasks:
         assert {"task.json", "synthetic.parquet", "checks"} <= {p.name for p in task.iterdir()}
-    assert main(["run", "--resume", str(run_dir)]) == 0
+    assert main(["run", "--resume", str(run_dir), "--keep-cache"]) == 0
     err = capsys.readouterr().err
     assert err.count("fit and sample reused from the run folder") == 6
     assert " fit on " not in err and ": dcr" not in err  # nothing refitted, no check rerun
@@ -135,3 +135,14 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, small_csv, capsys):
     assert "changed since this run started" in capsys.readouterr().err
     assert main(["run", str(path), "--address", "tcp://127.0.0.1:1"]) == 2
     assert "--address needs --executor dask" in capsys.readouterr().err
+
+
+def test_a_finished_run_drops_its_cache_unless_asked(tmp_path, small_csv):
+    """identity's fitted model and sample are the training rows: they do not outlive the run."""
+    path = _scenario(tmp_path, small_csv, checks=["collisions"], repeats=1)
+    assert main(["run", str(path), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    run_dir = _run_folder(tmp_path / "o")
+    assert not (run_dir / "cache").exists() and (run_dir / "scorecard.json").is_file()
+    assert main(["run", str(path), "--out", str(tmp_path / "k"), "--quiet", "--keep-cache"]) == 0
+    files = list(_run_folder(tmp_path / "k").glob("cache/*/synthetic.parquet"))
+    assert len(files) == 3 and all(f.stat().st_mode & 0o077 == 0 for f in files)  # owner only
