@@ -610,6 +610,18 @@ def _select_sparse(
     return values[pick], cols[pick]
 
 
+def _accumulate(
+    best_d: np.ndarray | None, best_i: np.ndarray | None, vals: np.ndarray, idx: np.ndarray, rows: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fold one column block's nearest (`vals`, `idx`) into the running best k of its `rows` rows."""
+    if best_d is None and vals.shape[1] == k:
+        return vals, idx
+    if best_d is None or best_i is None:
+        best_d = np.full((rows, k), np.inf)
+        best_i = np.full((rows, k), -1, dtype=np.int64)
+    return _merge(best_d, best_i, vals, idx, k)
+
+
 def _merge(
     best_d: np.ndarray, best_i: np.ndarray, new_d: np.ndarray, new_i: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -795,13 +807,7 @@ def _numpy_nearest(
                 j1 = min(j0 + cols, m)
                 vals, idx = screen.select(i0, i1, j0, j1, bufs, min(k, j1 - j0), exclude_self)
                 idx += j0
-                if best_d is None and vals.shape[1] == k:
-                    best_d, best_i = vals, idx
-                else:
-                    if best_d is None:
-                        best_d = np.full((c, k), np.inf)
-                        best_i = np.full((c, k), -1, dtype=np.int64)
-                    best_d, best_i = _merge(best_d, best_i, vals, idx, k)
+                best_d, best_i = _accumulate(best_d, best_i, vals, idx, c, k)
             out_d[i0:i1] = best_d
             out_i[i0:i1] = best_i
 
@@ -968,12 +974,6 @@ def _torch_nearest(
                         d[diag - i0, diag - j0] = float("inf")
                 vals, idx = select(d, min(k, j1 - j0))
                 idx = idx.astype(np.int64) + j0
-                if best_d is None and vals.shape[1] == k:
-                    best_d, best_i = vals, idx
-                else:
-                    if best_d is None:
-                        best_d = np.full((c, k), np.inf)
-                        best_i = np.full((c, k), -1, dtype=np.int64)
-                    best_d, best_i = _merge(best_d, best_i, vals, idx, k)
+                best_d, best_i = _accumulate(best_d, best_i, vals, idx, c, k)
             out_d[i0:i1] = best_d
             out_i[i0:i1] = best_i
