@@ -37,6 +37,45 @@ def small_csv(tmp_path_factory: pytest.TempPathFactory, covid: pd.DataFrame) -> 
     return path
 
 
+@pytest.fixture(scope="session")
+def small_data(small_csv: Path):
+    """The 3,000-row slice prepared as a run prepares it (quickstart roles, holdout 0.3, seed 0)."""
+    from suite.dataset import prepare
+    from suite.metadata import Roles
+
+    return prepare(small_csv, metadata_path=METADATA, roles=Roles.from_dict(ROLES), holdout=0.3, seed=0)
+
+
+def mixed_table(n: int = 400, seed: int = 0):
+    """A small table of every awkward kind: dates with gaps, nullable integers, booleans, a pandas
+    categorical with missing values and an all-missing column; with its metadata."""
+    import numpy as np
+
+    from suite.metadata import Metadata
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "day": pd.to_datetime("2020-01-01") + pd.to_timedelta(rng.integers(0, 300, n), unit="D"),
+            "count": pd.array(np.where(rng.random(n) < 0.2, None, rng.integers(0, 50, n)), dtype="Int64"),
+            "flag": rng.random(n) < 0.3,
+            "group": pd.Categorical(rng.choice(["a", "b", None], n)),
+            "empty": np.full(n, np.nan),
+        }
+    )
+    frame.loc[rng.random(n) < 0.1, "day"] = pd.NaT
+    metadata = Metadata(
+        columns={
+            "day": {"sdtype": "datetime"},
+            "count": {"sdtype": "numerical"},
+            "flag": {"sdtype": "boolean"},
+            "group": {"sdtype": "categorical"},
+            "empty": {"sdtype": "numerical"},
+        }
+    )
+    return frame, metadata
+
+
 def write_scenario(folder: Path, data: Path, **overrides: object) -> Path:
     """A scenario file over `data` with the quickstart roles; `overrides` replace top-level keys."""
     scenario: dict = {

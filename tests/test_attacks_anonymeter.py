@@ -27,12 +27,11 @@ from attacks._anonymeter import (
 from attacks.inference import InferenceAttack, positional_naive_guesses
 from attacks.linkability import LinkabilityAttack, default_aux_cols
 from attacks.singling_out import SinglingOutAttack
-from suite.dataset import prepare
-from suite.metadata import Metadata, Roles
+from suite.metadata import Metadata
 from suite.registry import checks
 from suite.testing import check_check, context_for
 from suite.types import Context, Goal
-from tests.conftest import METADATA, ROLES
+from tests.conftest import ROLES
 
 CHECKS = {"singling_out": SinglingOutAttack, "linkability": LinkabilityAttack, "inference": InferenceAttack}
 
@@ -42,8 +41,8 @@ CHECKS = {"singling_out": SinglingOutAttack, "linkability": LinkabilityAttack, "
 
 
 @pytest.fixture(scope="session")
-def prepared(small_csv):
-    return prepare(small_csv, metadata_path=METADATA, roles=Roles.from_dict(ROLES), holdout=0.3, seed=0)
+def prepared(small_data):
+    return small_data
 
 
 def _context(data, generator: str, seed: int = 0) -> Context:

@@ -12,17 +12,15 @@ from generators.bayesian_network import BayesianNetworkGenerator, mi_sensitivity
 from metrics.collisions import CollisionsMetric
 from metrics.dcr import DCRMetric
 from metrics.dependence import DependenceMetric
-from suite.dataset import prepare
-from suite.metadata import Roles
 from suite.testing import check_generator, context_for
-from tests.conftest import METADATA, ROLES
+from tests.conftest import mixed_table
 
 NAME = "bayesian_network"
 
 
 @pytest.fixture(scope="module")
-def data(small_csv):
-    return prepare(small_csv, metadata_path=METADATA, roles=Roles.from_dict(ROLES), holdout=0.3, seed=0)
+def data(small_data):
+    return small_data
 
 
 @pytest.fixture(scope="module")
@@ -166,29 +164,7 @@ def test_mutual_information_and_sensitivity():
 
 
 def test_dates_nullable_types_and_equal_width_bins():
-    from suite.metadata import Metadata
-
-    rng = np.random.default_rng(0)
-    n = 400
-    frame = pd.DataFrame(
-        {
-            "day": pd.to_datetime("2020-01-01") + pd.to_timedelta(rng.integers(0, 300, n), unit="D"),
-            "count": pd.array(np.where(rng.random(n) < 0.2, None, rng.integers(0, 50, n)), dtype="Int64"),
-            "flag": rng.random(n) < 0.3,
-            "group": pd.Categorical(rng.choice(["a", "b", None], n)),
-            "empty": np.full(n, np.nan),
-        }
-    )
-    frame.loc[rng.random(n) < 0.1, "day"] = pd.NaT
-    metadata = Metadata(
-        columns={
-            "day": {"sdtype": "datetime"},
-            "count": {"sdtype": "numerical"},
-            "flag": {"sdtype": "boolean"},
-            "group": {"sdtype": "categorical"},
-            "empty": {"sdtype": "numerical"},
-        }
-    )
+    frame, metadata = mixed_table()
     check_generator(BayesianNetworkGenerator, frame, metadata)
     out = BayesianNetworkGenerator(epsilon=None, binning="equal_width").fit(frame, metadata).sample(1000, seed=0)
     days = out["day"].dropna()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from generators._columns import precision, round_to
@@ -12,18 +11,16 @@ from metrics.collisions import CollisionsMetric
 from metrics.dcr import DCRMetric
 from metrics.dependence import DependenceMetric
 from metrics.missingness import MissingnessMetric
-from suite.dataset import prepare
-from suite.metadata import Metadata, Roles
 from suite.testing import check_generator, context_for
-from tests.conftest import METADATA, ROLES
+from tests.conftest import mixed_table
 
 #: The leaves of one row each, without smoothing: the trees then return the training rows.
 COPYING = {"min_samples_leaf": 1, "smoothing": False}
 
 
 @pytest.fixture(scope="module")
-def data(small_csv):
-    return prepare(small_csv, metadata_path=METADATA, roles=Roles.from_dict(ROLES), holdout=0.3, seed=0)
+def data(small_data):
+    return small_data
 
 
 @pytest.fixture(scope="module")
@@ -127,27 +124,7 @@ def test_fit_info_and_visit_order(data):
 
 
 def test_dates_and_nullable_types():
-    rng = np.random.default_rng(0)
-    n = 400
-    frame = pd.DataFrame(
-        {
-            "day": pd.to_datetime("2020-01-01") + pd.to_timedelta(rng.integers(0, 300, n), unit="D"),
-            "count": pd.array(np.where(rng.random(n) < 0.2, None, rng.integers(0, 50, n)), dtype="Int64"),
-            "flag": rng.random(n) < 0.3,
-            "group": pd.Categorical(rng.choice(["a", "b", None], n)),
-            "empty": np.full(n, np.nan),
-        }
-    )
-    frame.loc[rng.random(n) < 0.1, "day"] = pd.NaT
-    metadata = Metadata(
-        columns={
-            "day": {"sdtype": "datetime"},
-            "count": {"sdtype": "numerical"},
-            "flag": {"sdtype": "boolean"},
-            "group": {"sdtype": "categorical"},
-            "empty": {"sdtype": "numerical"},
-        }
-    )
+    frame, metadata = mixed_table()
     check_generator(CARTGenerator, frame, metadata)
     out = CARTGenerator(min_samples_leaf=5).fit(frame, metadata).sample(1000, seed=0)
     days = out["day"].dropna()

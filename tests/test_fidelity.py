@@ -12,16 +12,13 @@ from scipy import stats
 from metrics._tabular import repeat_design_effect
 from metrics.diagnostic import DiagnosticMetric
 from metrics.fidelity import FidelityMetric, categorical_test, numeric_test
-from suite.dataset import prepare
-from suite.metadata import Roles
 from suite.registry import checks
 from suite.testing import check_check, context_for
-from tests.conftest import METADATA, ROLES
 
 
 @pytest.fixture(scope="module")
-def data(small_csv):
-    return prepare(small_csv, metadata_path=METADATA, roles=Roles.from_dict(ROLES), holdout=0.3, seed=0)
+def data(small_data):
+    return small_data
 
 
 @pytest.fixture(scope="module")

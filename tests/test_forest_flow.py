@@ -12,10 +12,8 @@ from generators.forest_flow import ForestFlowGenerator  # noqa: E402 - registers
 from metrics.collisions import CollisionsMetric  # noqa: E402
 from metrics.dcr import DCRMetric  # noqa: E402
 from metrics.dependence import DependenceMetric  # noqa: E402
-from suite.dataset import prepare  # noqa: E402
-from suite.metadata import Metadata, Roles  # noqa: E402
+from suite.metadata import Metadata  # noqa: E402
 from suite.testing import check_generator, context_for  # noqa: E402
-from tests.conftest import METADATA, ROLES  # noqa: E402
 
 
 class SmallForestFlow(ForestFlowGenerator):
@@ -26,8 +24,8 @@ class SmallForestFlow(ForestFlowGenerator):
 
 
 @pytest.fixture(scope="module")
-def data(small_csv):
-    return prepare(small_csv, metadata_path=METADATA, roles=Roles.from_dict(ROLES), holdout=0.3, seed=0)
+def data(small_data):
+    return small_data
 
 
 @pytest.fixture(scope="module")

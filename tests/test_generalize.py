@@ -10,17 +10,16 @@ from attacks.singling_out import SinglingOutAttack
 from generators.generalize import GeneralizeGenerator, equivalence_sizes, is_age
 from metrics.collisions import CollisionsMetric, row_keys
 from metrics.dcr import DCRMetric
-from suite.dataset import prepare
 from suite.metadata import Metadata, Roles
 from suite.testing import check_generator, context_for, generator_contract
-from tests.conftest import METADATA, ROLES
+from tests.conftest import ROLES
 
 QIS = ROLES["quasi_identifiers"]
 
 
 @pytest.fixture(scope="module")
-def data(small_csv):
-    return prepare(small_csv, metadata_path=METADATA, roles=Roles.from_dict(ROLES), holdout=0.3, seed=0)
+def data(small_data):
+    return small_data
 
 
 @pytest.fixture(scope="module")

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from suite.dataset import prepare
-from suite.metadata import Roles
 from suite.registry import generators
 from suite.testing import check_generator, contract_table, sequence_table
-from tests.conftest import METADATA, ROLES
 
 
 @pytest.fixture(scope="module")
-def data(small_csv):
-    return prepare(small_csv, metadata_path=METADATA, roles=Roles.from_dict(ROLES), holdout=0.3, seed=0)
+def data(small_data):
+    return small_data
 
 
 #: Parameters that keep the slow generators' contract run short (the contract, not the quality, is tested).

@@ -17,18 +17,17 @@ from metrics.collisions import CollisionsMetric
 from metrics.dcr import DCRMetric
 from metrics.dependence import DependenceMetric
 from suite.cli import main
-from suite.dataset import prepare
 from suite.errors import ConfigError
-from suite.metadata import Metadata, Roles
+from suite.metadata import Metadata
 from suite.testing import check_generator, context_for, contract_table
-from tests.conftest import METADATA, ROLES, write_scenario
+from tests.conftest import write_scenario
 
 NUMERIC = ("pan_day", "age", "ct_result", "col_rec_tat", "rec_ver_tat")
 
 
 @pytest.fixture(scope="module")
-def data(small_csv):
-    return prepare(small_csv, metadata_path=METADATA, roles=Roles.from_dict(ROLES), holdout=0.3, seed=0)
+def data(small_data):
+    return small_data
 
 
 @pytest.fixture(scope="module")

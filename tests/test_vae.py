@@ -16,22 +16,20 @@ from generators.vae import VAEGenerator  # noqa: E402
 from metrics.collisions import CollisionsMetric  # noqa: E402
 from metrics.dcr import DCRMetric  # noqa: E402
 from metrics.dependence import DependenceMetric  # noqa: E402
-from suite.dataset import prepare  # noqa: E402
 from suite.encoding import as_float  # noqa: E402
-from suite.metadata import Metadata, Roles  # noqa: E402
+from suite.metadata import Metadata  # noqa: E402
 from suite.plan import Component  # noqa: E402
 from suite.runner import fit_generator, make_context  # noqa: E402
 from suite.scenario import GeneratorSpec  # noqa: E402
 from suite.seeding import seeded  # noqa: E402
 from suite.testing import check_generator, context_for, contract_table  # noqa: E402
-from tests.conftest import METADATA, ROLES  # noqa: E402
 
 FIT_INFO_KEYS = {"epochs_run", "best_validation_loss", "dp", "epsilon_spent", "delta", "noise_multiplier"}
 
 
 @pytest.fixture(scope="module")
-def data(small_csv):
-    return prepare(small_csv, metadata_path=METADATA, roles=Roles.from_dict(ROLES), holdout=0.3, seed=0)
+def data(small_data):
+    return small_data
 
 
 @pytest.fixture(scope="module")
