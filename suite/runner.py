@@ -97,7 +97,6 @@ class _TaskOutput:
     measurements: list[Measurement]
     seconds: dict[str, float]
     fit_info: dict[str, Any] | None  # None when the generator failed
-    reused: bool
 
 
 RUN_FILE = "run.json"
@@ -128,6 +127,7 @@ def run(
         where = f"{plan.path}: generators[{i}] ({spec.key})"
         check_sequential(plan.generators[i], data, where)
         check_constraints(spec.constraints, data.metadata, where=where)
+    scenario_sha256 = sha256_file(plan.path)
     if how.resume is not None:
         run_dir = how.resume
         left = remove_leftovers(run_dir)
@@ -138,8 +138,7 @@ def run(
     else:
         run_dir = new_run_dir(out if out is not None else sc.output, sc.name)
         write_text_atomic(
-            run_dir / RUN_FILE,
-            json.dumps({"scenario": str(plan.path), "scenario_sha256": sha256_file(plan.path)}, indent=2),
+            run_dir / RUN_FILE, json.dumps({"scenario": str(plan.path), "scenario_sha256": scenario_sha256}, indent=2)
         )
     metadata_file = run_dir / ("metadata.inferred.json" if data.metadata_inferred else "metadata.json")
     write_metadata(data.full_metadata, metadata_file)
@@ -160,7 +159,7 @@ def run(
         scenario={
             "name": sc.name,
             "path": str(plan.path),
-            "sha256": sha256_file(plan.path),
+            "sha256": scenario_sha256,
             "spec": sc.model_dump(mode="json"),
         },
         dataset=data.fingerprint,
@@ -269,7 +268,7 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
             error = f"generator failed: {type(exc).__name__}: {exc}"
             say(f"{tag}: {error}")
             measurements = [m for check in plan.checks for m in _error_measurements(check, error)]
-            return _TaskOutput(measurements, dict(seconds), None, False)
+            return _TaskOutput(measurements, dict(seconds), None)
         cache.save_sample(synthetic, {"fit_info": fit_info, "seconds": dict(seconds)})
     ctx = make_context(component, data, synthetic, seed=seed, confidence=sc.confidence)
     measurements: list[Measurement] = []
@@ -286,7 +285,7 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
             cache.save_check(check_key, found, spent)
         measurements += found
         seconds[f"check.{check.spec.name}"] += spent
-    return _TaskOutput(measurements, dict(seconds), fit_info, reused)
+    return _TaskOutput(measurements, dict(seconds), fit_info)
 
 
 def _record(plan: Plan, index: int, outputs: list[_TaskOutput], say: Progress) -> GeneratorRecord:
