@@ -16,16 +16,10 @@ import pandas as pd
 
 from generators._columns import require_fit
 from generators.sdv_models import _rdt_fit_state, _torch_for_fit
+from suite.histories import HistorySchema
 from suite.metadata import ID, Metadata
 from suite.registry import generators
 from suite.seeding import seeded
-
-
-def _static_columns(train: pd.DataFrame, entity: str, sequence_index: str) -> list[str]:
-    """Columns with one value per entity (baseline facts: PAR's context columns)."""
-    others = [c for c in train.columns if c not in (entity, sequence_index)]
-    distinct = train.groupby(entity, sort=False)[others].nunique(dropna=True).max()
-    return [c for c in others if int(distinct[c]) <= 1]
 
 
 @generators.register("sdv.par")
@@ -69,7 +63,9 @@ class PARGenerator:
                 "and the generator is fitted on the visits with the entity column"
             )
         context = (
-            list(self.context_columns) if self.context_columns is not None else _static_columns(train, entity, index)
+            list(self.context_columns)
+            if self.context_columns is not None
+            else list(HistorySchema.fit(train.drop(columns=[entity]), train[entity], metadata, index).static)
         )
         unknown = [c for c in context if c not in train.columns]
         if unknown:

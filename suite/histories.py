@@ -56,12 +56,10 @@ class HistorySchema:
                 f"dataset.roles.sequence_index {sequence_index!r} has missing values; every row needs its time"
             )
         codes = pd.factorize(entities, use_na_sentinel=False)[0]
-        static, varying = [], []
-        for column in long.columns:
-            if column == sequence_index:
-                continue
-            per_entity = pd.Series(long[column].to_numpy(), index=codes).groupby(level=0).nunique(dropna=True)
-            (static if int(per_entity.max()) <= 1 else varying).append(column)
+        others = [c for c in long.columns if c != sequence_index]
+        distinct = long[others].groupby(codes).nunique(dropna=True).max()
+        static = [c for c in others if int(distinct[c]) <= 1]
+        varying = [c for c in others if int(distinct[c]) > 1]
         return cls(sequence_index, tuple(static), tuple(varying), metadata)
 
     def feature(self, column: str) -> str:
