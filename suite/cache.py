@@ -24,9 +24,7 @@ import hashlib
 import io
 import json
 import math
-import os
 import pickle
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from suite.io import sha256_frame, write_text_atomic
+from suite.io import sha256_frame, write_bytes_atomic, write_text_atomic
 from suite.types import Goal, Measurement
 
 CACHE = "cache"
@@ -44,17 +42,6 @@ def content_key(payload: Any) -> str:
     """A short, stable hash of a JSON-able description."""
     text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _jsonable(value: Any) -> Any:
@@ -102,7 +89,7 @@ class TaskCache:
         except Exception:  # noqa: BLE001 - an unpicklable generator is simply not cached
             return False
         self.dir.mkdir(parents=True, exist_ok=True)
-        _write_bytes_atomic(self.dir / "generator.pkl", blob)
+        write_bytes_atomic(self.dir / "generator.pkl", blob)
         write_text_atomic(self.dir / "generator.sha256", hashlib.sha256(blob).hexdigest())
         return True
 
@@ -124,7 +111,7 @@ class TaskCache:
             frame.to_parquet(buffer, index=False)
         except Exception:  # noqa: BLE001 - a sample parquet cannot hold is not cached; resume refits
             return
-        _write_bytes_atomic(self.dir / "synthetic.parquet", buffer.getvalue())
+        write_bytes_atomic(self.dir / "synthetic.parquet", buffer.getvalue())
         facts = {**info, "synthetic_sha256": sha256_frame(frame)}
         write_text_atomic(self.dir / "task.json", json.dumps(facts, default=_jsonable, sort_keys=True))
 
