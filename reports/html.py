@@ -699,7 +699,7 @@ def render_html(scorecard: Scorecard, *, min_count: int = 10, allow_records: boo
         "title": f"Release gate: {sc.scenario.get('name', '')}",
         "summary": sc.summary,
         "repeats": repeats,
-        "interval": f"{float(confidence):.0%} interval",
+        "interval": f"interval (ends: one-sided {float(confidence):.0%} bounds)",
         "min_count": min_count,
         "verdicts": _verdicts(sc, repeats > 1),
         "gates": _gates(sc, repeats > 1),

@@ -61,7 +61,7 @@ def render_markdown(scorecard: Scorecard) -> str:
         lines += ["", f"## {_cell(g.name)}: {g.verdict}", ""]
         if g.reasons:
             lines += ["Blocked because:", ""] + [f"- {_cell(r)}" for r in g.reasons] + [""]
-        level = f"{sc.scenario['spec'].get('confidence', 0.95):.0%} interval"
+        level = f"interval (ends: one-sided {sc.scenario['spec'].get('confidence', 0.95):.0%} bounds)"
         header = [
             "measurement",
             *(["repeat"] if repeats else []),

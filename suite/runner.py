@@ -401,17 +401,27 @@ def _fit_sequential(component: Component, data: PreparedData, seed: int, rows: p
     return AsHistories(fitted, long.schema, long.entity)
 
 
+def interval_level(confidence: float) -> float:
+    """The two-sided level whose ends are one-sided bounds at `confidence` (0.95 -> 0.90).
+
+    Each gate is a one-sided test ("risk >= threshold" rejected at the scenario's confidence), so the
+    checks compute two-sided intervals at this level and the gate reads the end that matters.
+    """
+    return 2.0 * confidence - 1.0
+
+
 def make_context(
     component: Component, data: PreparedData, synthetic: pd.DataFrame, *, seed: int, confidence: float = 0.95
 ) -> Context:
-    """The Context every check of one (generator, repeat) sees."""
+    """The Context every check of one (generator, repeat) sees; its intervals' ends are one-sided bounds at
+    `confidence` (the scenario's)."""
     return Context(
         train=data.train,
         holdout=data.control,
         synthetic=synthetic,
         metadata=data.metadata,
         seed=seed,
-        confidence=confidence,
+        confidence=interval_level(confidence),
         train_entities=data.train_entities,
         holdout_entities=data.control_entities,
         reference=data.reference,
