@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--address", default=None, help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster)"
     )
+    run.add_argument(
+        "--no-plan",
+        action="store_true",
+        help="skip the null release that warns, before fitting, of uncertifiable gates",
+    )
+    power = sub.add_parser("plan", help="what each privacy threshold can certify on this table; nothing is fitted")
+    power.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO")
     validate = sub.add_parser("validate", help="check scenarios without running them")
     validate.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO")
     compare = sub.add_parser("compare", help="what got worse between two runs (exit 1 if anything did)")
@@ -87,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_generator(args.generator, args.params, args.rows)
         if args.command == "export-marginals":
             return _export_marginals(args.scenario, args.out, args.params)
+        if args.command == "plan":
+            return max(_plan(path) for path in args.scenarios)
         if args.command == "compare":
             return _compare(args.old, args.new, abs_tol=args.abs_tol, rel_tol=args.rel_tol)
         return _run_all(args)
@@ -127,6 +136,17 @@ def _validate(path: Path) -> int:
     return OK
 
 
+def _plan(path: Path) -> int:
+    """The null release's interval for every gated privacy measurement; exit 0 (a plan is advice)."""
+    from suite.power import null_release, render
+    from suite.runner import prepare_data
+
+    plan = _load(path)
+    rows = null_release(plan, prepare_data(plan))
+    print(render(rows, f"{path} (holdout {plan.scenario.split.holdout:g})"))
+    return OK
+
+
 def _run_all(args: argparse.Namespace) -> int:
     from suite.runner import Execution, resumable
 
@@ -137,11 +157,11 @@ def _run_all(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if args.scenarios:
             raise ConfigError("give either scenarios or --resume DIR (the run folder knows its scenario)", source="run")
-        how = Execution(args.executor, args.workers, args.address, resume=args.resume)
+        how = Execution(args.executor, args.workers, args.address, resume=args.resume, power=not args.no_plan)
         return _run(resumable(args.resume), out=None, quiet=args.quiet, execution=how, keep_cache=args.keep_cache)
     if not args.scenarios:
         raise ConfigError("name at least one scenario file, or --resume DIR", source="run")
-    how = Execution(args.executor, args.workers, args.address)
+    how = Execution(args.executor, args.workers, args.address, power=not args.no_plan)
     return max(
         _run(path, out=args.out, quiet=args.quiet, execution=how, keep_cache=args.keep_cache) for path in args.scenarios
     )

@@ -29,6 +29,7 @@ from suite.io import new_run_dir, sha256_file, write_text_atomic
 from suite.metadata import Roles, write_metadata
 from suite.plan import Component, Plan
 from suite.policy import MIN_COUNT, judge
+from suite.power import null_release, render
 from suite.processing import Processed, check_constraints
 from suite.registry import RegistryError
 from suite.registry import checks as check_registry
@@ -80,6 +81,7 @@ class Execution:
     workers: int = 1
     address: str | None = None
     resume: Path | None = None  # an existing run folder of the same scenario: finished tasks are reused
+    power: bool = True  # before fitting, warn about thresholds a clean release cannot certify (suite.power)
 
 
 @dataclass(frozen=True)
@@ -110,15 +112,7 @@ def run(
     how = execution or Execution()
     sc = plan.scenario
     say(f"[{sc.name}] loading {sc.dataset.path.name}")
-    roles = Roles(**sc.dataset.roles.model_dump())
-    data = prepare(
-        sc.dataset.path,
-        metadata_path=sc.dataset.metadata,
-        roles=roles,
-        holdout=sc.split.holdout,
-        seed=sc.split.seed,
-        sheet=sc.dataset.sheet,
-    )
+    data = prepare_data(plan)
     say(
         f"[{sc.name}] {data.fingerprint['rows']} rows: train {len(data.train)}, holdout control {len(data.control)}, "
         f"holdout reference {len(data.reference)}; dropped before any generator: {', '.join(data.dropped) or 'none'}"
@@ -127,6 +121,10 @@ def run(
         where = f"{plan.path}: generators[{i}] ({spec.key})"
         check_sequential(plan.generators[i], data, where)
         check_constraints(spec.constraints, data.metadata, where=where)
+    if how.power and how.resume is None:
+        weak = [p for p in null_release(plan, data) if not p.certifiable]
+        if weak:
+            say(render(weak, f"[{sc.name}] warning: thresholds this table may not certify"))
     scenario_sha256 = sha256_file(plan.path)
     if how.resume is not None:
         run_dir = how.resume
@@ -180,6 +178,19 @@ def run(
         selection=select(plan, records),
     )
     return RunResult(scorecard=scorecard, run_dir=run_dir)
+
+
+def prepare_data(plan: Plan) -> PreparedData:
+    """The scenario's table loaded, typed and split as every run of it sees it."""
+    sc = plan.scenario
+    return prepare(
+        sc.dataset.path,
+        metadata_path=sc.dataset.metadata,
+        roles=Roles(**sc.dataset.roles.model_dump()),
+        holdout=sc.split.holdout,
+        seed=sc.split.seed,
+        sheet=sc.dataset.sheet,
+    )
 
 
 def resumable(run_dir: Path) -> Path:
