@@ -1,5 +1,5 @@
-"""Command line: `run` (with `--workers`, `--executor dask`, `--resume DIR`), `validate`, `compare`,
-`check-generator`, `export-marginals` and `list`.
+"""Command line: `run` (with `--workers`, `--executor dask`, `--resume DIR`), `validate`, `plan`, `compare`,
+`verify`, `check-generator`, `export-marginals` and `list`.
 
 Exit codes: 0 every generator's verdict equals its expectation; 1 some verdict does not
 (a generator blocked that was expected to be released, or a canary released); 2 bad input or
@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     power = sub.add_parser("plan", help="what each privacy threshold can certify on this table; nothing is fitted")
     power.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO")
+    check = sub.add_parser("verify", help="is FILE a table this scorecard released? (exit 0 yes, 1 no)")
+    check.add_argument("scorecard", type=Path, metavar="SCORECARD", help="scorecard.json or its run folder")
+    check.add_argument("file", type=Path, metavar="FILE", help="the table to check, byte for byte")
     validate = sub.add_parser("validate", help="check scenarios without running them")
     validate.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO")
     compare = sub.add_parser("compare", help="what got worse between two runs (exit 1 if anything did)")
@@ -94,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_generator(args.generator, args.params, args.rows)
         if args.command == "export-marginals":
             return _export_marginals(args.scenario, args.out, args.params)
+        if args.command == "verify":
+            return _verify(args.scorecard, args.file)
         if args.command == "plan":
             return max(_plan(path) for path in args.scenarios)
         if args.command == "compare":
@@ -134,6 +139,14 @@ def _validate(path: Path) -> int:
     names = ", ".join(c.spec.name for c in plan.checks)
     print(f"{path}: valid ({len(plan.generators)} generator(s); checks: {names})")
     return OK
+
+
+def _verify(scorecard: Path, file: Path) -> int:
+    from suite.release import verify
+
+    table, message = verify(scorecard, file)
+    print(message)
+    return OK if table is not None else GATE_FAILED
 
 
 def _plan(path: Path) -> int:
