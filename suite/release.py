@@ -106,7 +106,9 @@ def verify(scorecard_file: Path, table_file: Path) -> tuple[ReleasedTable | None
     try:
         raw = json.loads(scorecard_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError("scorecard not found; give a run folder or its scorecard.json", source=str(scorecard_file))
+        raise ConfigError(
+            "scorecard not found; give a run folder or its scorecard.json", source=str(scorecard_file)
+        ) from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ConfigError(f"not a scorecard (not JSON: {type(exc).__name__})", source=str(scorecard_file)) from None
     if not isinstance(raw, dict) or "generators" not in raw:
