@@ -54,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     power = sub.add_parser("plan", help="what each privacy threshold can certify on this table; nothing is fitted")
     power.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO")
+    handover = sub.add_parser("split", help="write the training rows to hand to a vendor, with a record of the split")
+    handover.add_argument("scenario", type=Path, metavar="SCENARIO")
+    handover.add_argument("--out", type=Path, required=True, help="folder for train.csv (or .parquet) and split.json")
+    handover.add_argument("--format", choices=("csv", "parquet"), default="csv", help="the training table's format")
     check = sub.add_parser("verify", help="is FILE a table this scorecard released? (exit 0 yes, 1 no)")
     check.add_argument("scorecard", type=Path, metavar="SCORECARD", help="scorecard.json or its run folder")
     check.add_argument("file", type=Path, metavar="FILE", help="the table to check, byte for byte")
@@ -97,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_generator(args.generator, args.params, args.rows)
         if args.command == "export-marginals":
             return _export_marginals(args.scenario, args.out, args.params)
+        if args.command == "split":
+            return _split(args.scenario, args.out, args.format)
         if args.command == "verify":
             return _verify(args.scorecard, args.file)
         if args.command == "plan":
@@ -138,6 +144,17 @@ def _validate(path: Path) -> int:
         return BAD_INPUT
     names = ", ".join(c.spec.name for c in plan.checks)
     print(f"{path}: valid ({len(plan.generators)} generator(s); checks: {names})")
+    return OK
+
+
+def _split(path: Path, out: Path, fmt: str) -> int:
+    from suite.handover import write_split
+    from suite.runner import prepare_data
+
+    plan = _load(path)
+    record = write_split(prepare_data(plan), plan.scenario.split.model_dump(), out, fmt=fmt)
+    print(f"training rows for the table's maker: {record.parent / ('train.' + fmt)}; record of the split: {record}")
+    print("set split.record in the scenario to that record and gate the returned table with the `file` generator")
     return OK
 
 
