@@ -137,3 +137,48 @@ def verify(scorecard_file: Path, table_file: Path) -> tuple[ReleasedTable | None
                 f"{table.rows} rows, seed {table.seed}, sha256 {digest[:16]}...)"
             )
     return None, f"{table_file}: not a table this scorecard released (sha256 {digest[:16]}... matches none)"
+
+
+def write_released(
+    scenario: Any,
+    generators: list[Any],
+    records: list[Any],
+    run_dir: Path,
+    data_sha256: str,
+    load_sample: Any,
+) -> tuple[list[ReleasedTable], dict[str, str]]:
+    """Write the judged sample of every released generator that is not a calibration yardstick.
+
+    `generators` are the plan's components and `records` their scorecard entries, in the same order;
+    `load_sample(index, repeat)` returns the sample that task was judged on (None if it was not kept).
+    Returns the tables written and, per generator whose table could not be written, why (it then blocks:
+    a release that cannot hand over what was judged is not one).
+    """
+    spec = getattr(scenario, "release", None)
+    fmt = getattr(spec, "format", "parquet")
+    repeat = getattr(spec, "repeat", 0)
+    written: list[ReleasedTable] = []
+    failed: dict[str, str] = {}
+    for index, (component, record) in enumerate(zip(generators, records, strict=True)):
+        if record.verdict != "release" or getattr(component.cls, "calibration", False):
+            continue
+        frame = load_sample(index, repeat)
+        if frame is None:
+            failed[record.name] = (
+                f"the judged table of repeat {repeat + 1} could not be kept for the release folder "
+                "(it does not fit a Parquet file); nothing was released"
+            )
+            continue
+        written.append(
+            write_table(
+                frame,
+                run_dir,
+                generator=record.name,
+                fmt=fmt,
+                params=component.params,
+                seed=scenario.seed + repeat,
+                repeat=repeat,
+                data_sha256=data_sha256,
+            )
+        )
+    return written, failed
