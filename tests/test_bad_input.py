@@ -578,14 +578,18 @@ ROLE_CASES = {
 }
 
 
-@pytest.mark.parametrize("label", list(ROLE_CASES))
-def test_contradictory_roles_are_refused(tmp_path, capsys, flchain, label):
+@pytest.mark.parametrize(
+    ("label", "command"),
+    # roles in the scenario alone are refused by `validate` too; roles merged with a metadata file's only by `run`
+    [(label, c) for label, (_, file_roles, _) in ROLE_CASES.items() for c in ("validate", "run")[bool(file_roles) :]],
+)
+def test_contradictory_roles_are_refused(tmp_path, capsys, flchain, label, command):
     roles, file_roles, needles = ROLE_CASES[label]
     case = Case(tmp_path, flchain, suffix=".parquet").with_metadata(FL_METADATA)
     if file_roles is not None:
         case.metadata.write_text(json.dumps({"columns": FL_METADATA, "roles": file_roles}), encoding="utf-8")
     case.write(dataset={"roles": roles})
-    _refused(capsys, case, "table.parquet", *needles)
+    _refused(capsys, case, "table.parquet" if file_roles else "scenario.yaml", *needles, command=command)
 
 
 def test_semicolon_csv_is_sniffed_and_the_separator_recorded(tmp_path, capsys, flchain):
