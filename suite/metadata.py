@@ -155,8 +155,9 @@ class Roles:
             used = [r for r in roles if r not in ("identifiers", "entity")]
             if c in gone and used:
                 out.append(
-                    f"column {c!r} is in {used[0]} but has sdtype id in the metadata (dropped before any generator "
-                    f"or check sees it): give it another sdtype or take it out of {used[0]}"
+                    f"column {c!r} is in {used[0]} but has sdtype id (dropped before any generator or check sees "
+                    f"it): give it another sdtype in the metadata file (dataset.metadata; write one if the metadata "
+                    f"was inferred) or take it out of {used[0]}"
                 )
         return out
 

@@ -592,6 +592,13 @@ def test_contradictory_roles_are_refused(tmp_path, capsys, flchain, label, comma
     _refused(capsys, case, "table.parquet" if file_roles else "scenario.yaml", *needles, command=command)
 
 
+def test_a_role_on_a_column_of_sdtype_id_is_refused(tmp_path, capsys, flchain):
+    """A quasi-identifier typed `id` used to vanish with the other dropped columns: the attacks ran without it."""
+    case = Case(tmp_path, flchain, suffix=".parquet").with_metadata(_metadata(**{"sample.yr": {"sdtype": "id"}}))
+    case.write(dataset={"roles": {**ROLES, "quasi_identifiers": ["age", "sex", "sample.yr"]}})
+    _refused(capsys, case, "table.parquet", "'sample.yr' is in quasi_identifiers but has sdtype id", "another sdtype")
+
+
 def test_semicolon_csv_is_sniffed_and_the_separator_recorded(tmp_path, capsys, flchain):
     case = Case(tmp_path, None)
     case.data.write_text(flchain.to_csv(index=False, sep=";"), encoding="utf-8")
