@@ -269,6 +269,8 @@ def _problems(exc: ValidationError) -> list[str]:
             out.append(f'{where}: expected {{"sdtype": ...}} (got {type(err["input"]).__name__})')
         elif err["type"] == "too_short" and loc == ["columns"]:
             out.append('columns: empty; give {name: {"sdtype": ...}} for every column')
+        elif index is not None:
+            out.append(f"{where}: expected a column name (got {type(err['input']).__name__})")
         elif hint:
             out.append(f"{where}: expected {hint} (got {type(err['input']).__name__})")
         else:
