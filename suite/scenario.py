@@ -29,6 +29,15 @@ class RolesSpec(_Model):
     entity: str | None = None
     sequence_index: str | None = None
 
+    @model_validator(mode="after")
+    def _consistent(self) -> RolesSpec:
+        from suite.metadata import Roles
+
+        problems = Roles(**self.model_dump()).normalized().problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
 
 class DatasetSpec(_Model):
     path: Path

@@ -423,3 +423,201 @@ def test_inputs_are_never_modified(tmp_path, capsys, flchain):
     _runs(capsys, case)
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_mode) for p in inputs} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs", "scenario.yaml", "table.csv", "table.metadata.json"]
+
+
+# --- table shapes and metadata the readers used to misread (issue 16: 11, 13-19) ------------------------------
+
+
+def _nfd(name: str) -> str:
+    import unicodedata
+
+    return unicodedata.normalize("NFD", name)
+
+
+TABLE_SHAPE_CASES = {
+    # label: (frame builder, metadata columns or None for inferred, file suffix, needles)
+    "Parquet list column declared categorical": (
+        lambda f: _with_column(f, "codes", [[int(v), 1] for v in f["age"]]),
+        _metadata(codes={"sdtype": "categorical"}),
+        ".parquet",
+        ["table.parquet", "column 'codes'", "lists or records", "flatten it"],
+    ),
+    "Parquet struct column, inferred metadata": (
+        lambda f: _with_column(f, "visit", [{"site": "a", "n": i} for i in range(len(f))]),
+        None,
+        ".parquet",
+        ["table.parquet", "column 'visit'", "lists or records", "flatten it"],
+    ),
+    "integers beyond 2**53 declared numerical": (
+        lambda f: _with_column(f, "hash", 2**60 + np.arange(len(f), dtype=np.int64) * 3),
+        _metadata(hash={"sdtype": "numerical"}),
+        ".parquet",
+        ["table.parquet", "column 'hash'", "beyond 2**53", "first at row 1", "identifiers", "categorical"],
+    ),
+    "dates beyond 2262 in a CSV declared datetime": (
+        lambda f: _with_column(
+            f, "visit", ["2500-01-01" if i == 6 else f"2020-01-{i % 28 + 1:02d}" for i in range(len(f))]
+        ),
+        _metadata(visit={"sdtype": "datetime"}),
+        ".csv",
+        ["table.csv", "column 'visit'", "1677-09-21 to 2262-04-11", "first at row 7"],
+    ),
+    "dates beyond 2262 in Parquet, inferred metadata": (
+        lambda f: _with_column(
+            f,
+            "visit",
+            [
+                pd.Timestamp(2500, 1, 1).date() if i == 2 else pd.Timestamp(2020, 1, i % 28 + 1).date()
+                for i in range(len(f))
+            ],
+        ),
+        None,
+        ".parquet",
+        ["table.parquet", "column 'visit'", "1677-09-21 to 2262-04-11", "first at row 3"],
+    ),
+    "primary key with repeated values": (
+        lambda f: _with_column(f, "rid", np.arange(len(f)) // 2),
+        {**_metadata(rid={"sdtype": "id"}), "__primary_key__": "rid"},
+        ".csv",
+        ["table.metadata.json", "primary_key", "'rid'", "repeated", "first at row 2", "remove primary_key"],
+    ),
+    "primary key that is not a column": (
+        lambda f: f,
+        {**FL_METADATA, "__primary_key__": "record"},
+        ".csv",
+        ["table.metadata.json", "primary_key", "'record' is not one of the columns"],
+    ),
+    "sdtype given as a list": (
+        lambda f: f,
+        _metadata(kappa={"sdtype": ["numerical"]}),
+        ".csv",
+        ["table.metadata.json", "columns.kappa.sdtype", "expected one name", "(got list)"],
+    ),
+    "unknown sdtype that is no typo": (
+        lambda f: f,
+        _metadata(kappa={"sdtype": "measurement"}),
+        ".csv",
+        ["table.metadata.json", "columns.kappa", "'measurement' is unknown", "numerical, datetime, categorical"],
+    ),
+    "column entry that is not an object": (
+        lambda f: f,
+        _metadata(kappa="numerical"),
+        ".csv",
+        ["table.metadata.json", "columns.kappa", 'expected {"sdtype": ...}', "(got str)"],
+    ),
+    "roles in the metadata as a string": (
+        lambda f: f,
+        {**FL_METADATA, "__roles__": {"quasi_identifiers": "age"}},
+        ".csv",
+        ["table.metadata.json", "roles.quasi_identifiers", "expected a list of column names", "(got str)"],
+    ),
+    "unknown role in the metadata": (
+        lambda f: f,
+        {**FL_METADATA, "__roles__": {"secret": ["death"]}},
+        ".csv",
+        ["table.metadata.json", "roles.secret", "unknown key", "quasi_identifiers, secrets"],
+    ),
+    "a separator the sniffer cannot confirm": (
+        None,
+        None,
+        ".csv",
+        ["table.csv", "one column named 'age;sex;death'", "';'"],
+    ),
+    "repeated Excel header": (None, None, ".xlsx", ["table.xlsx", "column 'age' appears twice", "rename one"]),
+}
+
+
+@pytest.mark.parametrize("label", list(TABLE_SHAPE_CASES))
+def test_table_shapes_and_metadata_are_refused(tmp_path, capsys, flchain, label):
+    build, metadata, suffix, needles = TABLE_SHAPE_CASES[label]
+    case = Case(tmp_path, None if build is None else build(flchain), suffix=suffix)
+    if label == "a separator the sniffer cannot confirm":  # ';' only in the header: rows are one value each
+        case.data.write_text("age;sex;death\n" + "\n".join(str(a) for a in flchain["age"]) + "\n", encoding="utf-8")
+    elif label == "repeated Excel header":
+        frame = flchain.copy()
+        frame.insert(3, "age2", frame["age"])
+        frame.rename(columns={"age2": "age"}).to_excel(case.data, index=False)
+        case.write(dataset={"path": case.data.name})
+    if metadata is not None:
+        columns = {k: v for k, v in metadata.items() if not k.startswith("__")}
+        case.with_metadata(columns)
+        extra = {k.strip("_"): v for k, v in metadata.items() if k.startswith("__")}
+        if extra:
+            case.metadata.write_text(json.dumps({"columns": columns, **extra}), encoding="utf-8")
+    err = _refused(capsys, case, *needles)
+    assert "2500" not in err and str(2**60) not in err, "a message names rows, never a cell's value"
+
+
+ROLE_CASES = {
+    # label: (scenario roles, roles in the metadata file or None, needles)
+    "identifier that is a secret": (
+        {**ROLES, "identifiers": ["death"]},
+        None,
+        ["dataset.roles", "'death' is both in identifiers and in secrets", "take it out of one"],
+    ),
+    "target that is an identifier": (
+        {**ROLES, "identifiers": ["chapter"], "target": "chapter"},
+        None,
+        ["'chapter' is both in identifiers and in target"],
+    ),
+    "entity that is a secret": (
+        {**ROLES, "secrets": ["death", "flc.grp"], "entity": "flc.grp"},
+        None,
+        ["'flc.grp' is both in entity and in secrets"],
+    ),
+    "a column listed twice in a role": (
+        {"quasi_identifiers": ["age", "sex", "age"], "secrets": ["death"]},
+        None,
+        ["quasi_identifiers lists 'age' twice", "list each column once"],
+    ),
+    "a conflict between the scenario's roles and the metadata's": (
+        {"secrets": ["death"]},
+        {"quasi_identifiers": ["age", "sex"], "identifiers": ["death"]},
+        ["(with the roles in table.metadata.json)", "'death' is both in identifiers and in secrets"],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("label", "command"),
+    # roles in the scenario alone are refused by `validate` too; roles merged with a metadata file's only by `run`
+    [(label, c) for label, (_, file_roles, _) in ROLE_CASES.items() for c in ("validate", "run")[bool(file_roles) :]],
+)
+def test_contradictory_roles_are_refused(tmp_path, capsys, flchain, label, command):
+    roles, file_roles, needles = ROLE_CASES[label]
+    case = Case(tmp_path, flchain, suffix=".parquet").with_metadata(FL_METADATA)
+    if file_roles is not None:
+        case.metadata.write_text(json.dumps({"columns": FL_METADATA, "roles": file_roles}), encoding="utf-8")
+    case.write(dataset={"roles": roles})
+    _refused(capsys, case, "table.parquet" if file_roles else "scenario.yaml", *needles, command=command)
+
+
+def test_a_role_on_a_column_of_sdtype_id_is_refused(tmp_path, capsys, flchain):
+    """A quasi-identifier typed `id` used to vanish with the other dropped columns: the attacks ran without it."""
+    case = Case(tmp_path, flchain, suffix=".parquet").with_metadata(_metadata(**{"sample.yr": {"sdtype": "id"}}))
+    case.write(dataset={"roles": {**ROLES, "quasi_identifiers": ["age", "sex", "sample.yr"]}})
+    _refused(capsys, case, "table.parquet", "'sample.yr' is in quasi_identifiers but has sdtype id", "another sdtype")
+
+
+def test_semicolon_csv_is_sniffed_and_the_separator_recorded(tmp_path, capsys, flchain):
+    case = Case(tmp_path, None)
+    case.data.write_text(flchain.to_csv(index=False, sep=";"), encoding="utf-8")
+    _, scorecard, _ = _runs(capsys, case, "warning:", "separated by ';'", f"{flchain.shape[1]} columns")
+    assert scorecard["dataset"]["delimiter"] == ";"
+    assert set(FL_METADATA) <= set(scorecard["metadata"]["columns"])
+
+
+def test_huge_integers_with_inferred_metadata_become_categories(tmp_path, capsys, flchain):
+    codes = 2**60 + (np.arange(len(flchain), dtype=np.int64) % 40) * 2**20  # repeated: no id column
+    case = Case(tmp_path, _with_column(flchain, "code", codes), suffix=".parquet")
+    _, scorecard, _ = _runs(capsys, case, "warning:", "['code']", "beyond 2**53", "treated as categories")
+    assert scorecard["metadata"]["columns"]["code"] == "categorical"
+
+
+def test_decomposed_unicode_headers_match_composed_metadata_and_roles(tmp_path, capsys, flchain):
+    frame = flchain.rename(columns={"age": _nfd("âge"), "sex": _nfd("sexe déclaré")})
+    metadata = {("âge" if c == "age" else "sexe déclaré" if c == "sex" else c): s for c, s in FL_METADATA.items()}
+    case = Case(tmp_path, frame, suffix=".parquet").with_metadata(metadata)
+    case.write(dataset={"roles": {"quasi_identifiers": ["âge", "sexe déclaré"], "secrets": ["death"]}})
+    _, scorecard, _ = _runs(capsys, case, "warning:", "decomposed Unicode form", "(NFC)")
+    assert {"âge", "sexe déclaré"} <= set(scorecard["metadata"]["columns"])
