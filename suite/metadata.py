@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from suite.errors import ConfigError
+from suite.errors import ConfigError, brief
 
 NUMERICAL = "numerical"
 DATETIME = "datetime"
@@ -164,6 +164,10 @@ def read_metadata(path: Path) -> Metadata:
         raise ConfigError(
             f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", source=str(path)
         ) from None
+    except RecursionError:
+        raise ConfigError(
+            "JSON nested too deep to read; metadata is a `columns` mapping a few levels deep", source=str(path)
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError("expected a JSON object with a `columns` mapping", source=str(path))
     table = raw
@@ -188,7 +192,9 @@ def read_metadata(path: Path) -> Metadata:
             continue
         meant = _SDTYPE_TYPOS.get(str(spec["sdtype"]).strip().lower())
         if meant is not None and spec["sdtype"] != meant:
-            problems.append(f"columns.{name}: sdtype {spec['sdtype']!r} is not an SDV sdtype; did you mean {meant!r}?")
+            problems.append(
+                f"columns.{name}: sdtype {brief(spec['sdtype'])} is not an SDV sdtype; did you mean {meant!r}?"
+            )
     if problems:
         raise ConfigError.of(problems, source=str(path))
     return Metadata(
