@@ -169,7 +169,7 @@ def _run(path: Path, *, out: Path | None, quiet: bool, execution: Any = None, ke
     print(gate_table(result.scorecard))
     print()
     print(verdict_table(result.scorecard))
-    print(f"run folder: {result.run_dir}")
+    print(f"run folder: {Path(result.run_dir).resolve()}")
     return OK if result.scorecard.summary.all_as_expected else GATE_FAILED
 
 

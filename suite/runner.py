@@ -136,7 +136,8 @@ def run(
             + (f" ({left} temporary file(s) of the interrupted run removed)" if left else "")
         )
     else:
-        run_dir = new_run_dir(out if out is not None else sc.output, sc.name)
+        where = "--out" if out is not None else f"{plan.path}: output"
+        run_dir = new_run_dir(out if out is not None else sc.output, sc.name, explicit=out is not None, source=where)
         write_text_atomic(
             run_dir / RUN_FILE, json.dumps({"scenario": str(plan.path), "scenario_sha256": scenario_sha256}, indent=2)
         )

@@ -48,7 +48,14 @@ class DatasetSpec(_Model):
     path: Path
     metadata: Path | None = None
     roles: RolesSpec = RolesSpec()
-    sheet: str | Annotated[int, Field(ge=0)] | None = None
+    sheet: str | int | None = None
+
+    @field_validator("sheet")
+    @classmethod
+    def _sheet_counts_from_zero(cls, value: str | int | None) -> str | int | None:
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"sheet numbers count from 0 (got {value}); give the sheet's number or its name")
+        return value
 
 
 class SplitSpec(_Model):
@@ -189,6 +196,7 @@ MAX_DEPTH = 64
 #: Values a scenario may hold once its aliases are expanded: a real one has hundreds; nested aliases
 #: ("billion laughs") reach billions from a few hundred bytes.
 MAX_NODES = 100_000
+_TOO_MANY = f"more than {MAX_NODES:,} values (aliases expanded); a scenario needs far fewer, check nested aliases"
 
 
 class _ScenarioLoader(yaml.SafeLoader):
@@ -201,7 +209,7 @@ class _ScenarioLoader(yaml.SafeLoader):
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
-        self._depth = 0
+        self._depth = self._nodes = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self._depth >= MAX_DEPTH:
@@ -209,6 +217,9 @@ class _ScenarioLoader(yaml.SafeLoader):
             raise yaml.composer.ComposerError(
                 None, None, f"nested more than {MAX_DEPTH} levels deep; a scenario needs far fewer", mark
             )
+        self._nodes += 1
+        if self._nodes > MAX_NODES:  # stop early on a huge file; aliases are counted once composed
+            raise yaml.composer.ComposerError(None, None, _TOO_MANY, self.peek_event().start_mark)
         self._depth += 1
         try:
             return super().compose_node(parent, index)
@@ -257,12 +268,7 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> i
     total = 1 + sum(_expanded_size(child, sizes, open_) for child in children)
     open_.discard(id(node))
     if total > MAX_NODES:
-        raise yaml.composer.ComposerError(
-            None,
-            None,
-            f"aliases expand to more than {MAX_NODES:,} values; write the values out or use fewer nested aliases",
-            node.start_mark,
-        )
+        raise yaml.composer.ComposerError(None, None, _TOO_MANY, node.start_mark)
     sizes[id(node)] = total
     return total
 
