@@ -7,6 +7,7 @@ Validation here checks the shape only (no registry, no data), so `suite validate
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -44,11 +45,29 @@ class RolesSpec(_Model):
     sequence_index: str | None = None
 
 
+#: Bytes in one file or folder name on Linux, macOS and Windows file systems; a longer name is an OS error.
+NAME_MAX = 255
+
+
+def _usable_path(value: Path | None) -> Path | None:
+    """A path the operating system can look up: no NUL byte, no name longer than `NAME_MAX` bytes."""
+    if value is None:
+        return value
+    if "\x00" in str(value):
+        raise ValueError("the path holds a NUL byte; write the file's name")
+    for part in value.parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise ValueError(f"a name in this path is longer than {NAME_MAX} bytes ({brief(part)}); shorten it")
+    return value
+
+
 class DatasetSpec(_Model):
     path: Path
     metadata: Path | None = None
     roles: RolesSpec = RolesSpec()
     sheet: str | int | None = None
+
+    _paths_usable = field_validator("path", "metadata")(_usable_path)
 
     @field_validator("sheet")
     @classmethod
@@ -141,7 +160,7 @@ class SelectSpec(_Model):
 
 class Scenario(_Model):
     version: Literal[1] = 1
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)  # it names the run folder
     dataset: DatasetSpec
     split: SplitSpec = SplitSpec()
     generators: list[GeneratorSpec] = Field(min_length=1)
@@ -183,6 +202,7 @@ class Scenario(_Model):
     @classmethod
     def _output_stays_inside(cls, value: Path) -> Path:
         """A scenario may not write outside the folder the run starts in through `..`."""
+        _usable_path(value)
         if ".." in value.parts:
             raise ValueError(
                 f"{value} climbs out with '..'; name a folder under the working directory, an absolute path, "

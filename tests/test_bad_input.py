@@ -487,3 +487,24 @@ def test_inputs_are_never_modified(tmp_path, capsys, flchain):
     _runs(capsys, case)
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_mode) for p in inputs} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs", "scenario.yaml", "table.csv", "table.metadata.json"]
+
+
+# --- `compare`: anything but two scorecards is bad input (exit 2), never a traceback read as "worse" -----------
+
+COMPARE_CASES = {
+    "not UTF-8": (b"\xff\xfe\x00 scorecard", ["not UTF-8 text (byte 0)", "give a run folder or the scorecard.json"]),
+    "not JSON": (b"hello", ["not a valid scorecard: Invalid JSON", "give a run folder"]),
+    "JSON nested 100,000 levels deep": (b"[" * 100_000 + b"]" * 100_000, ["not a valid scorecard", "recursion"]),
+    "JSON that is not a scorecard": (b'{"a": 1}', ["not a valid scorecard", "Field required"]),
+}
+
+
+@pytest.mark.parametrize("label", list(COMPARE_CASES))
+def test_compare_refuses_what_is_not_a_scorecard(tmp_path, capsys, label):
+    content, needles = COMPARE_CASES[label]
+    path = tmp_path / "scorecard.json"
+    path.write_bytes(content)
+    code, err = _main(capsys, "compare", str(path), str(tmp_path))
+    assert code == 2 and "Traceback" not in err, err
+    for needle in ["scorecard.json", *needles]:
+        assert needle in err, err
