@@ -196,6 +196,8 @@ def _json_params(text: str, *, example: str) -> dict:
         params = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"not JSON: {exc.msg} at character {exc.pos}", source="--params") from None
+    except RecursionError:
+        raise ConfigError("JSON nested too deep; give parameters as a flat JSON object", source="--params") from None
     if not isinstance(params, dict):
         raise ConfigError(f"expected a JSON object of parameters, like '{example}'", source="--params")
     return params

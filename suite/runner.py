@@ -191,11 +191,14 @@ def resumable(run_dir: Path) -> Path:
             f"{run_dir} is not a run folder this suite can resume (no {RUN_FILE}); give a folder a run created",
             source="--resume",
         )
-    info = json.loads(info_file.read_text(encoding="utf-8"))
-    path = Path(info["scenario"])
+    try:
+        info = json.loads(info_file.read_text(encoding="utf-8"))
+        path, digest = Path(info["scenario"]), info["scenario_sha256"]
+    except (ValueError, KeyError, TypeError, RecursionError):  # not UTF-8, not JSON, not the keys a run writes
+        raise ConfigError(f"{info_file} is damaged; start a new run", source="--resume") from None
     if not path.is_file():
         raise ConfigError(f"the run's scenario file {path} is gone; start a new run", source="--resume")
-    if sha256_file(path) != info["scenario_sha256"]:
+    if sha256_file(path) != digest:
         raise ConfigError(
             f"the scenario file {path} changed since this run started; start a new run (its results would mix "
             "two scenarios)",

@@ -508,3 +508,20 @@ def test_compare_refuses_what_is_not_a_scorecard(tmp_path, capsys, label):
     assert code == 2 and "Traceback" not in err, err
     for needle in ["scorecard.json", *needles]:
         assert needle in err, err
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\xff\xfe not UTF-8", b"not JSON", b"[" * 100_000 + b"]" * 100_000, b'["a list"]', b'{"scenario": "x.yaml"}'],
+    ids=["not UTF-8", "not JSON", "nested 100,000 levels", "a list", "a key missing"],
+)
+def test_resume_refuses_a_damaged_run_file(tmp_path, capsys, content):
+    (tmp_path / "run.json").write_bytes(content)
+    code, err = _main(capsys, "run", "--resume", str(tmp_path))
+    assert code == 2 and "Traceback" not in err, err
+    assert "--resume" in err and "run.json is damaged; start a new run" in err, err
+
+
+def test_check_generator_refuses_params_nested_too_deep(capsys):
+    code, err = _main(capsys, "check-generator", "uniform", "--params", "[" * 100_000 + "]" * 100_000)
+    assert code == 2 and "--params: JSON nested too deep" in err, err
