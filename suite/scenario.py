@@ -316,7 +316,7 @@ def load_scenario(path: Path | str) -> tuple[Scenario, Path]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = (getattr(exc, "problem", None) or str(exc))[: 4 * ECHO_LIMIT]  # a tag or key can be any length
         raise ConfigError(f"{where}malformed YAML ({problem})", source=str(path)) from None
     finally:
         loader.dispose()
