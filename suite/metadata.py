@@ -178,14 +178,14 @@ def read_metadata(path: Path) -> Metadata:
                 "`tables` must hold exactly one table; this suite evaluates one table at a time", source=str(path)
             )
         table = next(iter(tables.values()))
-    columns = table.get("columns")
+    columns = table.get("columns") if isinstance(table, dict) else None
     if not isinstance(columns, dict) or not columns:
         raise ConfigError(
             '`columns` is missing or empty; give {name: {"sdtype": ...}} for every column', source=str(path)
         )
     problems = []
     for name, spec in columns.items():
-        if not isinstance(spec, dict) or "sdtype" not in spec:
+        if not isinstance(spec, dict) or not isinstance(spec.get("sdtype"), str):
             problems.append(
                 f"columns.{name}: every column needs an `sdtype` (numerical, datetime, categorical, boolean, id, ...)"
             )
@@ -195,6 +195,8 @@ def read_metadata(path: Path) -> Metadata:
             problems.append(
                 f"columns.{name}: sdtype {brief(spec['sdtype'])} is not an SDV sdtype; did you mean {meant!r}?"
             )
+    if not isinstance(table.get("primary_key"), str | None):
+        problems.append(f"primary_key: expected one column name (got {brief(table['primary_key'])})")
     if problems:
         raise ConfigError.of(problems, source=str(path))
     return Metadata(
