@@ -219,7 +219,7 @@ def _run(path: Path, *, out: Path | None, quiet: bool, execution: Any = None, ke
     print(gate_table(result.scorecard))
     print()
     print(verdict_table(result.scorecard))
-    print(f"run folder: {result.run_dir}")
+    print(f"run folder: {Path(result.run_dir).resolve()}")
     return OK if result.scorecard.summary.all_as_expected else GATE_FAILED
 
 
@@ -246,6 +246,8 @@ def _json_params(text: str, *, example: str) -> dict:
         params = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"not JSON: {exc.msg} at character {exc.pos}", source="--params") from None
+    except RecursionError:
+        raise ConfigError("JSON nested too deep; give parameters as a flat JSON object", source="--params") from None
     if not isinstance(params, dict):
         raise ConfigError(f"expected a JSON object of parameters, like '{example}'", source="--params")
     return params

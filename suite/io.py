@@ -160,9 +160,34 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def new_run_dir(root: Path, name: str) -> Path:
-    """Create a fresh run folder `root/<name>-<UTC time>[-k]`; an existing folder is never reused."""
-    root = Path(root)
+def output_root(root: Path, *, explicit: bool = False, source: str | None = None) -> Path:
+    """Where run folders go: `root` resolved (relative paths start at the working folder).
+
+    A symlink on the way inside the working folder is refused unless `explicit` (the user typed it as
+    `--out`): a pull request can commit `runs -> /somewhere/else` and send a scenario's run, real rows
+    of the cache included, anywhere. Absolute paths outside the working folder are taken as written.
+    """
+    cwd = Path.cwd()
+    absolute = Path(root) if Path(root).is_absolute() else cwd / root
+    if not explicit and absolute.is_relative_to(cwd):
+        step = cwd
+        for part in absolute.relative_to(cwd).parts:
+            step = step / part
+            if step.is_symlink():
+                raise ConfigError(
+                    f"{step} is a symlink to {step.resolve()}; run folders do not follow links inside the working "
+                    f"folder. Set `output` to the real folder, remove the link, or pass --out {step} to write there",
+                    source=source or str(root),
+                )
+    return absolute.resolve()
+
+
+def new_run_dir(root: Path, name: str, *, explicit: bool = False, source: str | None = None) -> Path:
+    """Create a fresh run folder `root/<name>-<UTC time>[-k]` (an existing folder is never reused).
+
+    `root` goes through `output_root`: the folder returned is resolved, and a symlink is followed only if `explicit`.
+    """
+    root = output_root(root, explicit=explicit, source=source)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -311,6 +311,10 @@ def read_metadata(path: Path) -> Metadata:
         raise ConfigError(
             f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", source=str(path)
         ) from None
+    except RecursionError:
+        raise ConfigError(
+            "JSON nested too deep to read; metadata is a `columns` mapping a few levels deep", source=str(path)
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError("expected a JSON object with a `columns` mapping", source=str(path))
     table = raw

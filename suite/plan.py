@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ConfigDict, ValidationError, create_model
 
-from suite.errors import ConfigError
+from suite.errors import ConfigError, brief
 from suite.policy import Threshold, preset_policy
 from suite.registry import RegistryError, checks, generators
 from suite.scenario import GeneratorSpec, Scenario, Spec, format_loc
@@ -103,9 +103,10 @@ def _component(
                 accepted = ", ".join(_parameters(cls)) or "none"
                 close = difflib.get_close_matches(str(err["loc"][-1]), list(_parameters(cls)), n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
-                problems.append(f"{field}: {spec.name} has no parameter {err['loc'][-1]!r}; {hint}accepted: {accepted}")
+                unknown = brief(err["loc"][-1])
+                problems.append(f"{field}: {spec.name} has no parameter {unknown}; {hint}accepted: {accepted}")
             else:
-                problems.append(f"{field}: {err['msg']} (got {err.get('input')!r})")
+                problems.append(f"{field}: {err['msg']} (got {brief(err.get('input'))})")
         return None
     return Component(spec=spec, cls=cls, params=params)
 
@@ -137,7 +138,7 @@ def validate_params(cls: type, params: dict[str, Any], *, where: str) -> dict[st
         for err in exc.errors():
             if err["type"] == "extra_forbidden":
                 accepted = ", ".join(_parameters(cls)) or "none"
-                problems.append(f"no parameter {err['loc'][-1]!r}; accepted: {accepted}")
+                problems.append(f"no parameter {brief(err['loc'][-1])}; accepted: {accepted}")
             else:
-                problems.append(f"{'.'.join(map(str, err['loc']))}: {err['msg']} (got {err.get('input')!r})")
+                problems.append(f"{'.'.join(map(str, err['loc']))}: {err['msg']} (got {brief(err.get('input'))})")
         raise ConfigError("; ".join(problems), source=where) from None

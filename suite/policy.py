@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from suite.types import Goal, Measurement
 
@@ -21,8 +21,8 @@ class Threshold(BaseModel):
     """`{max: 0.05}`, `{min: 0.8}`, both, or `{}` (reported, not gated)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    max: float | None = None
-    min: float | None = None
+    max: float | None = Field(None, allow_inf_nan=False)  # nan would never compare: the gate would pass
+    min: float | None = Field(None, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _ordered(self) -> Threshold:

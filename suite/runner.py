@@ -134,7 +134,8 @@ def run(
             + (f" ({left} temporary file(s) of the interrupted run removed)" if left else "")
         )
     else:
-        run_dir = new_run_dir(out if out is not None else sc.output, sc.name)
+        where = "--out" if out is not None else f"{plan.path}: output"
+        run_dir = new_run_dir(out if out is not None else sc.output, sc.name, explicit=out is not None, source=where)
         write_text_atomic(
             run_dir / RUN_FILE, json.dumps({"scenario": str(plan.path), "scenario_sha256": scenario_sha256}, indent=2)
         )
@@ -201,11 +202,14 @@ def resumable(run_dir: Path) -> Path:
             f"{run_dir} is not a run folder this suite can resume (no {RUN_FILE}); give a folder a run created",
             source="--resume",
         )
-    info = json.loads(info_file.read_text(encoding="utf-8"))
-    path = Path(info["scenario"])
+    try:
+        info = json.loads(info_file.read_text(encoding="utf-8"))
+        path, digest = Path(info["scenario"]), info["scenario_sha256"]
+    except (ValueError, KeyError, TypeError, RecursionError):  # not UTF-8, not JSON, not the keys a run writes
+        raise ConfigError(f"{info_file} is damaged; start a new run", source="--resume") from None
     if not path.is_file():
         raise ConfigError(f"the run's scenario file {path} is gone; start a new run", source="--resume")
-    if sha256_file(path) != info["scenario_sha256"]:
+    if sha256_file(path) != digest:
         raise ConfigError(
             f"the scenario file {path} changed since this run started; start a new run (its results would mix "
             "two scenarios)",

@@ -183,6 +183,64 @@ def test_bad_scenarios_are_refused(tmp_path, capsys, flchain, label, command):
     assert "Input should be" not in err, "a union's failed branches are noise next to the real problem"
 
 
+NAN, INF = float("nan"), float("inf")
+#: Numbers `validate` used to accept and the run could not use (it blocked every generator, or crashed).
+NUMBER_CASES = {
+    "negative split seed": ({"split": {"holdout": 0.4, "seed": -1}}, "split.seed", "greater than or equal to 0"),
+    "negative seed": ({"seed": -5}, "seed", "greater than or equal to 0"),
+    "seed past 2**32": ({"seed": 2**40}, "seed", "less than or equal to 4294967295"),
+    "infinite check_timeout": ({"check_timeout": INF}, "check_timeout", "finite number"),
+    "nan check_timeout": ({"check_timeout": NAN}, "check_timeout", "finite number"),
+    "zero check_timeout": ({"check_timeout": 0}, "check_timeout", "greater than 0"),
+    "a year's check_timeout": ({"check_timeout": 365 * 86_400}, "check_timeout", "less than or equal to 2592000"),
+    "negative generator timeout": (
+        {"generators": [{"name": "identity", "expect": "block", "timeout": -1}]},
+        "generators[0].timeout",
+        "greater than 0",
+    ),
+    "infinite check timeout": (
+        {"checks": ["collisions", {"name": "dcr", "timeout": INF}]},
+        "checks[1].timeout",
+        "finite",
+    ),
+    "nan holdout": ({"split": {"holdout": NAN, "seed": 0}}, "split.holdout", "finite number"),
+    "infinite holdout": ({"split": {"holdout": INF, "seed": 0}}, "split.holdout", "finite number"),
+    "nan confidence": ({"confidence": NAN}, "confidence", "finite number"),
+    "confidence 1.0": ({"confidence": 1.0}, "confidence", "less than 1"),
+    "confidence 0": ({"confidence": 0}, "confidence", "greater than 0.5"),
+    "zero repeats": ({"repeats": 0}, "repeats", "greater than or equal to 1"),
+    "zero sample_size": ({"sample_size": 0}, "sample_size", "greater than or equal to 1"),
+    "negative sample_size": ({"sample_size": -3}, "sample_size", "greater than or equal to 1"),
+    "nan threshold (never compares: the gate would pass)": (
+        {"policy": {"dcr.share_closer_to_train": {"max": NAN}}},
+        "policy.dcr.share_closer_to_train.max",
+        "finite number",
+    ),
+    "range constraint with min above max": (
+        {
+            "generators": [
+                {
+                    "name": "identity",
+                    "expect": "block",
+                    "constraints": [{"kind": "range", "column": "age", "min": 90, "max": 50}],
+                }
+            ]
+        },
+        "generators[0].constraints[0]",
+        "min 90 is above max 50; swap them",
+    ),
+    "negative sheet": ({"dataset": {"sheet": -1}}, "dataset.sheet", "sheet numbers count from 0"),
+}
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize("label", list(NUMBER_CASES))
+def test_numbers_the_run_cannot_use_are_refused(tmp_path, capsys, flchain, label, command):
+    change, field, fix = NUMBER_CASES[label]
+    case = Case(tmp_path, flchain.head(60)).write(**change)
+    _refused(capsys, case, "scenario.yaml", f"{field}: ", fix, command=command)
+
+
 # --- the table and its metadata: `run` refuses before any fit ------------------------------------------------
 
 
@@ -237,6 +295,12 @@ DATA_CASES = {
     ),
     "metadata not JSON": (lambda f: f, "{columns: age}", ".csv", ["table.metadata.json", "not valid JSON", "line 1"]),
     "metadata not UTF-8": (lambda f: f, b'{"columns": {"\xe2ge": {}}}', ".csv", ["table.metadata.json", "not UTF-8"]),
+    "metadata nested 100,000 levels deep": (
+        lambda f: f,
+        '{"columns": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        ".csv",
+        ["table.metadata.json", "nested too deep", "`columns` mapping"],
+    ),
     "unknown sdtype": (
         lambda f: f,
         _metadata(kappa={"sdtype": "numeric"}),
@@ -621,3 +685,39 @@ def test_decomposed_unicode_headers_match_composed_metadata_and_roles(tmp_path, 
     case.write(dataset={"roles": {"quasi_identifiers": ["âge", "sexe déclaré"], "secrets": ["death"]}})
     _, scorecard, _ = _runs(capsys, case, "warning:", "decomposed Unicode form", "(NFC)")
     assert {"âge", "sexe déclaré"} <= set(scorecard["metadata"]["columns"])
+# --- `compare`: anything but two scorecards is bad input (exit 2), never a traceback read as "worse" -----------
+
+COMPARE_CASES = {
+    "not UTF-8": (b"\xff\xfe\x00 scorecard", ["not UTF-8 text (byte 0)", "give a run folder or the scorecard.json"]),
+    "not JSON": (b"hello", ["not a valid scorecard: Invalid JSON", "give a run folder"]),
+    "JSON nested 100,000 levels deep": (b"[" * 100_000 + b"]" * 100_000, ["not a valid scorecard", "recursion"]),
+    "JSON that is not a scorecard": (b'{"a": 1}', ["not a valid scorecard", "Field required"]),
+}
+
+
+@pytest.mark.parametrize("label", list(COMPARE_CASES))
+def test_compare_refuses_what_is_not_a_scorecard(tmp_path, capsys, label):
+    content, needles = COMPARE_CASES[label]
+    path = tmp_path / "scorecard.json"
+    path.write_bytes(content)
+    code, err = _main(capsys, "compare", str(path), str(tmp_path))
+    assert code == 2 and "Traceback" not in err, err
+    for needle in ["scorecard.json", *needles]:
+        assert needle in err, err
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\xff\xfe not UTF-8", b"not JSON", b"[" * 100_000 + b"]" * 100_000, b'["a list"]', b'{"scenario": "x.yaml"}'],
+    ids=["not UTF-8", "not JSON", "nested 100,000 levels", "a list", "a key missing"],
+)
+def test_resume_refuses_a_damaged_run_file(tmp_path, capsys, content):
+    (tmp_path / "run.json").write_bytes(content)
+    code, err = _main(capsys, "run", "--resume", str(tmp_path))
+    assert code == 2 and "Traceback" not in err, err
+    assert "--resume" in err and "run.json is damaged; start a new run" in err, err
+
+
+def test_check_generator_refuses_params_nested_too_deep(capsys):
+    code, err = _main(capsys, "check-generator", "uniform", "--params", "[" * 100_000 + "]" * 100_000)
+    assert code == 2 and "--params: JSON nested too deep" in err, err
