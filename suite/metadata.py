@@ -228,8 +228,9 @@ class _RolesFile(BaseModel):
 
 
 class _ColumnFile(BaseModel):
-    model_config = ConfigDict(extra="allow")  # SDV's per-sdtype keys (datetime_format, ...)
+    model_config = ConfigDict(extra="allow")  # SDV's per-sdtype keys (computer_representation, ...)
     sdtype: StrictStr
+    datetime_format: StrictStr | None = None  # a strftime pattern such as "%Y-%m-%d"
 
 
 class _TableFile(BaseModel):
@@ -334,7 +335,7 @@ def read_metadata(path: Path) -> Metadata:
         parsed = _TableFile.model_validate({**table, "roles": roles})
     except ValidationError as exc:
         raise ConfigError.of(_problems(exc), source=str(path)) from None
-    columns = {nfc(c): spec.model_dump() for c, spec in parsed.columns.items()}
+    columns = {nfc(c): spec.model_dump(exclude_unset=True) for c, spec in parsed.columns.items()}
     problems = []
     if len(columns) < len(parsed.columns):
         twice = [c for c in parsed.columns if c != nfc(c) and nfc(c) in parsed.columns]
