@@ -61,6 +61,14 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
         close = difflib.get_close_matches(select.by, produced, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         problems.append(f"select.by: no selected check produces {select.by!r}; {hint}name a measurement of a check")
+    if any(g.name == "file" for g in scenario.generators) and scenario.split.record is None:
+        problems.append(
+            "split.record: a `file` generator gates a table made outside the suite, which is fair only if its maker "
+            "never saw the holdout; run `suite split SCENARIO --out DIR`, hand over DIR/train.csv, and set "
+            "split.record: DIR/split.json (docs/releasing.md)"
+        )
+    elif scenario.split.record is not None and not scenario.split.record.is_file():
+        problems.append(f"split.record: file not found: {scenario.split.record}; run `suite split` first")
     if not scenario.dataset.path.is_file():
         problems.append(
             f"dataset.path: file not found: {scenario.dataset.path} (relative paths start at the scenario file)"

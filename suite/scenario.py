@@ -89,6 +89,16 @@ class DatasetSpec(_Model):
 class SplitSpec(_Model):
     holdout: float = Field(0.3, gt=0.0, lt=1.0, allow_inf_nan=False)
     seed: int = _seed()
+    #: The record `suite split` wrote when the training rows were handed to a table's maker; required by
+    #: the `file` generator (docs/releasing.md).
+    record: Path | None = None
+
+
+class ReleaseSpec(_Model):
+    """The release folder: the format of the judged tables written, and which repeat is released."""
+
+    format: Literal["parquet", "csv"] = "parquet"
+    repeat: int = Field(0, ge=0)
 
 
 class Spec(_Model):
@@ -183,6 +193,7 @@ class Scenario(_Model):
     output: Path = Path("runs")
     report: ReportSpec = ReportSpec()
     select: SelectSpec | None = None
+    release: ReleaseSpec = ReleaseSpec()
     #: Seconds any check may take unless its own `timeout` says otherwise (none: no limit).
     check_timeout: float | None = _timeout()
 
@@ -344,7 +355,23 @@ def load_scenario(path: Path | str) -> tuple[Scenario, Path]:
             "metadata": _under(base, scenario.dataset.metadata) if scenario.dataset.metadata else None,
         }
     )
-    return scenario.model_copy(update={"dataset": dataset}), path.resolve()
+    split = scenario.split
+    if split.record is not None:
+        split = split.model_copy(update={"record": _under(base, split.record)})
+    generators = [
+        g.model_copy(update={"params": {**g.params, "path": str(_under(base, Path(g.params["path"])))}})
+        if g.name == "file" and isinstance(g.params.get("path"), str)
+        else g
+        for g in scenario.generators
+    ]
+    if scenario.release.repeat >= scenario.repeats:
+        raise ConfigError(
+            f"release.repeat: {scenario.release.repeat} names no repeat (the scenario runs {scenario.repeats}; "
+            "repeats count from 0)",
+            source=str(path),
+        )
+    update = {"dataset": dataset, "split": split, "generators": generators}
+    return scenario.model_copy(update=update), path.resolve()
 
 
 def _under(base: Path, p: Path) -> Path:
