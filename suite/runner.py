@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import pandas as pd
+import pydantic_core
 
 from suite.cache import CachedCheckInvalid, TaskCache, content_key, remove_leftovers
 from suite.dataset import PreparedData, prepare
@@ -616,6 +617,10 @@ def _malformed(m: Any) -> str | None:
         return f"{m.name} with a baseline of type {type(m.baseline).__name__}, not a number"
     if not isinstance(m.details, Mapping) or not (m.error is None or isinstance(m.error, str)):
         return f"{m.name} with details that are not a mapping or an error that is not text"
+    try:
+        pydantic_core.to_json(dict(m.details))  # as the scorecard will write them
+    except (pydantic_core.PydanticSerializationError, TypeError, ValueError):
+        return f"{m.name} with details the scorecard cannot hold (JSON types only: convert numpy values with .item())"
     return None
 
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pytest
 
 import suite.registry as registry_module
@@ -72,6 +73,14 @@ class TextValue:
         return [Measurement("text.risk", "asthma", Goal.MINIMIZE)]  # type: ignore[arg-type]
 
 
+class NumpyDetails:
+    name: ClassVar[str] = "numpy"
+    measures: ClassVar[tuple[str, ...]] = ("numpy.risk",)
+
+    def evaluate(self, ctx: Context) -> list[Measurement]:
+        return [Measurement("numpy.risk", 0.0, Goal.MINIMIZE, details={"rows": np.int64(len(ctx.train))})]
+
+
 class Honest:
     name: ClassVar[str] = "honest"
     measures: ClassVar[tuple[str, ...]] = ("honest.risk",)
@@ -102,6 +111,7 @@ def _plan(tmp_path, small_csv, check: type, **spec):
         (Exits, {"timeout": 5}, "check exits failed: SystemExit"),  # raised in the timeout's thread
         (NoValue, {}, "returned novalue.risk with a value of type NoneType, not a number"),
         (TextValue, {}, "returned text.risk with a value of type str, not a number"),
+        (NumpyDetails, {}, "returned numpy.risk with details the scorecard cannot hold"),
     ],
 )
 def test_a_broken_check_blocks_with_its_reason(tmp_path, small_csv, check, spec, reason):
