@@ -114,10 +114,11 @@ class TaskCache:
         buffer = io.BytesIO()
         try:
             frame.to_parquet(buffer, index=False)
-        except Exception:  # noqa: BLE001 - a sample parquet cannot hold is not cached; resume refits
+            digest = sha256_frame(frame)
+        except Exception:  # noqa: BLE001 - a sample parquet or the hash cannot hold is not cached; resume refits
             return
         write_bytes_atomic(self.dir / "synthetic.parquet", buffer.getvalue())
-        facts = {**info, "synthetic_sha256": sha256_frame(frame)}
+        facts = {**info, "synthetic_sha256": digest}
         write_text_atomic(self.dir / "task.json", json.dumps(facts, default=_jsonable, sort_keys=True))
 
     # ------------------------------------------------------------------ checks

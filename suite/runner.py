@@ -30,7 +30,7 @@ from suite.histories import AsHistories, rows_of_entities
 from suite.io import new_run_dir, sha256_file, write_text_atomic
 from suite.metadata import Roles, write_metadata
 from suite.plan import Component, Plan
-from suite.policy import MIN_COUNT, judge
+from suite.policy import MIN_COUNT, Status, judge
 from suite.processing import Processed, check_constraints
 from suite.registry import RegistryError
 from suite.registry import checks as check_registry
@@ -368,6 +368,7 @@ def _record(plan: Plan, index: int, outputs: list[_TaskOutput], say: Progress) -
         by_name = {m.name: m for m in output.measurements}
         if output.failure is not None:  # one reason for the failed generator, said once
             reasons.append(prefix(repeat) + output.failure)
+        blocking: list[MeasurementRecord] = []
         for j in judge(output.measurements, plan.policy, plan.defaults):
             m = by_name.get(j.measurement)
             unmeasured = output.failure is not None and (m is None or m.error == NOT_MEASURED)
@@ -376,7 +377,8 @@ def _record(plan: Plan, index: int, outputs: list[_TaskOutput], say: Progress) -
             record = MeasurementRecord.build(m, j, repeat)
             records.append(record)
             if record.status.blocks and not unmeasured:
-                reasons.append(prefix(repeat) + record.reason)
+                blocking.append(record)
+        reasons += [prefix(repeat) + reason for reason in _reasons(blocking)]
     reasons = list(dict.fromkeys(reasons))
     verdict = "block" if any(r.status.blocks for r in records) else "release"
     say(f"[{sc.name}] {key}: {verdict}" + (f" ({len(reasons)} reason(s))" if reasons else ""))
@@ -393,6 +395,22 @@ def _record(plan: Plan, index: int, outputs: list[_TaskOutput], say: Progress) -
         seconds={k: round(v, 3) for k, v in seconds.items()},
         fit_info=fit_info,
     )
+
+
+def _reasons(blocking: list[MeasurementRecord]) -> list[str]:
+    """One reason per blocking measurement, but a check's error shared by several of its measurements once."""
+    names: dict[str, list[str]] = {}
+    for r in blocking:
+        if r.status is Status.ERROR and r.error:
+            names.setdefault(r.error, []).append(r.name)
+    out = []
+    for r in blocking:
+        same = names.get(r.error or "", []) if r.status is Status.ERROR else []
+        if len(same) <= 1:
+            out.append(r.reason)
+        elif r.name == same[0]:
+            out.append(f"{', '.join(same)}: the check failed ({r.error})")
+    return out
 
 
 def _fit_info(generator: Any) -> dict[str, Any]:

@@ -129,6 +129,20 @@ def test_a_broken_check_blocks_with_its_reason(tmp_path, small_csv, check, spec,
     assert next(m for m in g.measurements if m.name == "collisions.excess").status.value == "pass"
 
 
+class RaisesTwice(Raises):
+    name: ClassVar[str] = "twice"
+    measures: ClassVar[tuple[str, ...]] = ("twice.risk", "twice.share")
+
+
+def test_a_failed_check_is_one_reason_however_many_measurements_it_declares(tmp_path, small_csv):
+    (g,) = run(_plan(tmp_path, small_csv, RaisesTwice), out=tmp_path / "o").scorecard.generators
+    assert [m.status.value for m in g.measurements if m.name.startswith("twice.")] == ["error", "error"]
+    assert g.reasons == [
+        "twice.risk, twice.share: the check failed (check twice failed: RuntimeError; run with --debug to see the "
+        "library's message)"
+    ]
+
+
 def test_the_same_run_releases_with_an_honest_check(tmp_path, small_csv):
     card = run(_plan(tmp_path, small_csv, Honest), out=tmp_path / "o").scorecard
     assert card.generators[0].verdict == "release"
