@@ -209,7 +209,7 @@ def _unloaded_checks(everything: bool) -> list[Measurement]:
         Measurement.from_error(
             f"{name}.error",
             Goal.MINIMIZE,
-            f"check plugin {name} could not be loaded: {kind}; `suite list` names its package, {DEBUG_HINT}",
+            f"check plugin {name} could not be loaded: {kind}; `suite list` shows its package and error",
         )
         for name, kind in check_registry.broken_kinds().items()
     ]
