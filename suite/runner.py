@@ -629,7 +629,7 @@ def _malformed(m: Any) -> str | None:
         return f"{m.name} with a value of type {type(m.value).__name__}, not a number"
     if not isinstance(m.goal, Goal):
         return f"{m.name} with a goal that is not a suite.types.Goal"
-    if m.ci is not None and not (isinstance(m.ci, (tuple, list)) and len(m.ci) == 2 and all(map(number, m.ci))):
+    if m.ci is not None and not (hasattr(m.ci, "__len__") and len(m.ci) == 2 and all(map(number, m.ci))):
         return f"{m.name} with an interval that is not two numbers"
     if m.baseline is not None and not number(m.baseline):
         return f"{m.name} with a baseline of type {type(m.baseline).__name__}, not a number"
