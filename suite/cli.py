@@ -31,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None, help="folder for run folders (default: the scenario's `output`)")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     run.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,  # `suite --debug run` sets it too
+        help="print a failing generator's or check's own message and traceback on stderr (never in a report)",
+    )
+    run.add_argument(
         "--resume",
         type=Path,
         default=None,
@@ -187,11 +193,13 @@ def _run_all(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if args.scenarios:
             raise ConfigError("give either scenarios or --resume DIR (the run folder knows its scenario)", source="run")
-        how = Execution(args.executor, args.workers, args.address, resume=args.resume, power=not args.no_plan)
+        how = Execution(
+            args.executor, args.workers, args.address, resume=args.resume, debug=args.debug, power=not args.no_plan
+        )
         return _run(resumable(args.resume), out=None, quiet=args.quiet, execution=how, keep_cache=args.keep_cache)
     if not args.scenarios:
         raise ConfigError("name at least one scenario file, or --resume DIR", source="run")
-    how = Execution(args.executor, args.workers, args.address, power=not args.no_plan)
+    how = Execution(args.executor, args.workers, args.address, debug=args.debug, power=not args.no_plan)
     return max(
         _run(path, out=args.out, quiet=args.quiet, execution=how, keep_cache=args.keep_cache) for path in args.scenarios
     )
