@@ -293,42 +293,11 @@ class MembershipAttack:
                 "(0.5 = chance, 1 = every member exposed)"
             ),
         )
-        return [auc, self._excess(f"{prefix}.excess_at_fpr", attacker, unit, fpr, summary, details)]
-
-    def _excess(
-        self, name: str, attacker: str, unit: str, fpr: float | None, summary: dict, details: dict
-    ) -> Measurement:
-        """TPR - FPR at the lowest estimable false-positive rate, with the TPR's joint-bootstrap interval."""
-        n_non = details["non_members"]
-        details = {**details, "fpr_requested": self.fpr, "min_non_members_above_threshold": MIN_ABOVE_THRESHOLD}
         meaning = (
             f"share of training {unit} the {attacker} attacker finds beyond its false-alarm rate "
             "(TPR - FPR at a low FPR; 0 = chance, 1 = every member exposed)"
         )
-        if fpr is None:
-            error = (
-                f"{n_non} non-members ({unit} no generator saw) cannot estimate a true-positive rate at any "
-                f"false-positive rate up to {max(FPR_CANDIDATES):.0%}: it needs "
-                f"{MIN_ABOVE_THRESHOLD / max(FPR_CANDIDATES):.0f} (10 above the threshold); give the split "
-                "a larger holdout"
-            )
-            return Measurement(name, float("nan"), Goal.MINIMIZE, meaning=meaning, details=details, error=error)
-        tpr, (low, high) = summary["point"][fpr], summary["ci"][fpr]
-        details.update(
-            fpr=fpr,
-            tpr=tpr,
-            tpr_ci=[low, high],
-            non_members_above_threshold=fpr * n_non,
-            interval="members and non-members bootstrapped jointly; the threshold re-estimated in each resample",
-        )
-        if fpr != self.fpr:
-            details["fpr_note"] = (
-                f"{n_non} non-members: {self.fpr:g} leaves fewer than {MIN_ABOVE_THRESHOLD} above the threshold; "
-                f"read at {fpr:g}, the lowest estimable rate"
-            )
-        return Measurement(
-            name, tpr - fpr, Goal.MINIMIZE, ci=(low - fpr, high - fpr), baseline=0.0, details=details, meaning=meaning
-        )
+        return [auc, excess_measurement(f"{prefix}.excess_at_fpr", fpr, self.fpr, summary, details, meaning)]
 
     # ------------------------------------------------------------------ attackers
     def _distance_scores(self, ctx: Context, cands: Candidates, details: dict) -> np.ndarray:
@@ -452,6 +421,39 @@ class MembershipAttack:
                 "(0.5 = chance, 1 = its presence always shows)"
             ),
         )
+
+
+def excess_measurement(
+    name: str, fpr: float | None, requested: float, summary: dict, details: dict, meaning: str
+) -> Measurement:
+    """The excess exposure TPR - FPR at `fpr` (from `estimable_fpr`) as a gated measurement, its interval
+    the TPR's joint bootstrap from `roc_summary`; an error measurement (it blocks) when `fpr` is None.
+    `details` must give the numbers of `members` and `non_members`."""
+    n_non = details["non_members"]
+    details = {**details, "fpr_requested": requested, "min_non_members_above_threshold": MIN_ABOVE_THRESHOLD}
+    if fpr is None:
+        error = (
+            f"{n_non} non-members cannot estimate a true-positive rate at any false-positive rate up to "
+            f"{max(FPR_CANDIDATES):.0%}: it needs {MIN_ABOVE_THRESHOLD / max(FPR_CANDIDATES):.0f} "
+            f"({MIN_ABOVE_THRESHOLD} above the threshold); give the split a larger holdout"
+        )
+        return Measurement(name, float("nan"), Goal.MINIMIZE, meaning=meaning, details=details, error=error)
+    tpr, (low, high) = summary["point"][fpr], summary["ci"][fpr]
+    details.update(
+        fpr=fpr,
+        tpr=tpr,
+        tpr_ci=[low, high],
+        non_members_above_threshold=fpr * n_non,
+        interval="members and non-members bootstrapped jointly; the threshold re-estimated in each resample",
+    )
+    if fpr != requested:
+        details["fpr_note"] = (
+            f"{n_non} non-members: {requested:g} leaves fewer than {MIN_ABOVE_THRESHOLD} above the threshold; "
+            f"read at {fpr:g}, the lowest estimable rate"
+        )
+    return Measurement(
+        name, tpr - fpr, Goal.MINIMIZE, ci=(low - fpr, high - fpr), baseline=0.0, details=details, meaning=meaning
+    )
 
 
 def _entity_rows(ctx: Context, target: int, limit: int) -> pd.DataFrame:
