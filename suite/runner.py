@@ -26,6 +26,7 @@ from suite.cache import CachedCheckInvalid, TaskCache, content_key, remove_lefto
 from suite.dataset import PreparedData, prepare
 from suite.errors import ConfigError
 from suite.executors import execute
+from suite.handover import check_recorded
 from suite.histories import AsHistories, rows_of_entities
 from suite.io import new_run_dir, sha256_file, write_text_atomic
 from suite.metadata import Roles, write_metadata
@@ -36,6 +37,7 @@ from suite.processing import Processed, check_constraints
 from suite.registry import RegistryError
 from suite.registry import checks as check_registry
 from suite.registry import generators as generator_registry
+from suite.release import write_released
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard, Summary
 from suite.seeding import seeded
 from suite.selection import select
@@ -129,6 +131,9 @@ def run(
         where = f"{plan.path}: generators[{i}] ({spec.key})"
         check_sequential(plan.generators[i], data, where)
         check_constraints(spec.constraints, data.metadata, where=where)
+        if is_external(plan.generators[i]):  # a table made elsewhere: its split and its columns are input
+            check_recorded(sc.split.record, data, sc.split.model_dump(), where)
+            plan.generators[i].build().fit(data.train, data.metadata)
     if how.power and how.resume is None:
         weak = [p for p in null_release(plan, data) if not p.certifiable]
         if weak:
@@ -171,6 +176,17 @@ def run(
         if how.workers > 1 or how.executor != "local":
             say(f"[{sc.name}] done: {sc.generators[task.index].key} repeat {task.repeat + 1}/{sc.repeats}")
     records = [_record(plan, i, [outputs[(i, r)] for r in range(sc.repeats)], say) for i in range(len(plan.generators))]
+    released, unreleasable = write_released(
+        sc,
+        plan.generators,
+        records,
+        run_dir,
+        data.fingerprint["sha256"],
+        lambda i, r: _judged_sample(plan, data, run_dir, i, r),
+    )
+    records = [_unreleased(r, unreleasable[r.name]) if r.name in unreleasable else r for r in records]
+    for table in released:
+        say(f"[{sc.name}] {table.generator}: the judged table is {run_dir / table.file}")
     scorecard = Scorecard(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         scenario={
@@ -195,8 +211,22 @@ def run(
             "allow_records": sc.report.allow_records,
         },
         selection=select(plan, records),
+        release=released,
     )
     return RunResult(scorecard=scorecard, run_dir=run_dir)
+
+
+def _judged_sample(plan: Plan, data: PreparedData, run_dir: Path, index: int, repeat: int) -> pd.DataFrame | None:
+    """The sample a task was judged on, as its cache holds it (None if it could not be kept)."""
+    cached = TaskCache(run_dir, task_key(plan, data, index, repeat)).load_sample()
+    return None if cached is None else cached[0]
+
+
+def _unreleased(record: GeneratorRecord, why: str) -> GeneratorRecord:
+    """A released generator whose judged table could not be written blocks: nothing else may be shared."""
+    return record.model_copy(
+        update={"verdict": "block", "as_expected": record.expected == "block", "reasons": [*record.reasons, why]}
+    )
 
 
 def prepare_data(plan: Plan) -> PreparedData:
@@ -301,6 +331,7 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
     component, spec = plan.generators[index], sc.generators[index]
     key = spec.key
     n = sc.sample_size or len(data.train)
+    external = is_external(component)
     seed = sc.seed + repeat
     cache = TaskCache(task.run_dir, task_key(plan, data, index, repeat))
     tag = f"[{sc.name}] {key} ({index + 1}/{len(plan.generators)})" + (
@@ -330,7 +361,7 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
             say(f"{tag}: sample {n} rows")
             start = time.perf_counter()
             drawn = within(spec.timeout, lambda: generator.sample(n, seed=seed), f"{key} sample")
-            synthetic = _conform(drawn, data.train, n)
+            synthetic = _conform(drawn, data.train, len(drawn) if external and hasattr(drawn, "__len__") else n)
             seconds["sample"] += time.perf_counter() - start
             fit_info = _fit_info(generator)
         except BaseException as exc:  # SystemExit included: the generator failed, its checks error, the gate blocks
@@ -438,6 +469,11 @@ def _fit_info(generator: Any) -> dict[str, Any]:
         return {"fit_info_error": f"fit_info() failed: {type(exc).__name__}; {DEBUG_HINT}"}
 
 
+def is_external(component: Component | None) -> bool:
+    """A table made outside the suite (`file`): whatever n is asked, it is the file; nothing can be refitted."""
+    return bool(getattr(getattr(component, "cls", None), "external", False))
+
+
 def is_sequential(component: Component) -> bool:
     """A generator of whole histories (`sequential = True`, like `sdv.par`), fitted on visits."""
     return bool(getattr(component.cls, "sequential", False))
@@ -529,7 +565,7 @@ def make_context(
         holdout_entities=data.control_entities,
         reference=data.reference,
         reference_entities=data.reference_entities,
-        fit_generator=partial(_refit, component, data, seed),
+        fit_generator=None if is_external(component) else partial(_refit, component, data, seed),
     )
 
 
