@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
+import os
 import sys
 import threading
 import warnings
@@ -52,37 +52,13 @@ import pandas as pd
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.seeding import derive_seed, seeded
-from suite.stats import wilson_ci
+from suite.stats import newcombe_difference_ci
 from suite.types import Context, Goal, Measurement
 
 #: Stands for a missing value in a categorical column (anonymeter's encoders cannot sort None with text).
 MISSING = "\x00missing"
 
 _LOCK = threading.RLock()
-
-
-# --------------------------------------------------------------------------------------------
-# statistics
-
-
-def newcombe_difference_ci(x1: float, n1: float, x2: float, n2: float, confidence: float = 0.95) -> tuple[float, float]:
-    """Newcombe's hybrid score interval for p1 - p2 of two independent proportions.
-
-    Method 10 of Newcombe (1998), Statistics in Medicine 17:873-890: the Wilson interval of
-    each proportion, (l1, u1) and (l2, u2), combined as
-    low = d - sqrt((p1 - l1)^2 + (u2 - p2)^2), high = d + sqrt((u1 - p1)^2 + (p2 - l2)^2),
-    with d = p1 - p2. It keeps its coverage near the nominal level for small samples and
-    for proportions near 0 or 1, where the Wald interval does not.
-    """
-    if n1 <= 0 or n2 <= 0:
-        return (float("nan"), float("nan"))
-    p1, p2 = x1 / n1, x2 / n2
-    l1, u1 = wilson_ci(x1, n1, confidence)
-    l2, u2 = wilson_ci(x2, n2, confidence)
-    d = p1 - p2
-    low = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
-    high = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
-    return float(max(-1.0, low)), float(min(1.0, high))
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,8 +181,11 @@ def captured_notes() -> Iterator[Notes]:
     finally:
         logger.removeHandler(handler)
         logger.propagate = propagate
+    import anonymeter
+
+    package = os.path.dirname(os.path.abspath(anonymeter.__file__)) + os.sep
     for w in caught:
-        own = "anonymeter" in str(w.filename).replace("\\", "/").split("/")
+        own = os.path.abspath(str(w.filename)).startswith(package)  # not a folder that merely has the name
         notes.warnings.append(str(w.message) if own else f"{w.category.__name__} from {w.filename.rsplit('/', 1)[-1]}")
 
 
