@@ -1,7 +1,8 @@
 """Shared machinery of the anonymeter attacks: targets, data types, pinned randomness, results.
 
-The three attacks (`singling_out`, `linkability`, `inference`) run anonymeter's evaluators on
-the same prepared frames and report its three numbers the same way:
+The three attacks (`singling_out`, `linkability`, `inference`) attack the same prepared
+frames; singling out and linkability run anonymeter's evaluators and report its three numbers
+the same way (inference runs anonymeter's attack itself, `attacks/inference.py`):
 
 - **targets**: when the data has an entity column, train and control are reduced to one row
   per entity (a random row, drawn from the scenario's seed), so each attack target is a
@@ -20,10 +21,10 @@ What in anonymeter 1.1 draws randomness, and how each is pinned here:
 - `linkability_evaluator._random_links` calls `np.random.default_rng()` without a seed: the
   `np` that anonymeter's modules see is replaced, while an evaluator runs, by a proxy whose
   `random.default_rng()` returns a generator seeded from the seed and a call counter;
-- `DataFrame.sample` without `random_state` (linkability and inference targets, the naive
-  inference guesses) draws from numpy's global generator: `suite.seeding.seeded` seeds it;
-- polars: `DataFrame.sample` without a seed (singling out's size correction for a control
-  smaller than train) gets one from the same counter; `Series.unique()` and
+- `DataFrame.sample` without `random_state` (linkability targets) draws from numpy's global
+  generator: `suite.seeding.seeded` seeds it;
+- polars: `DataFrame.sample` without a seed (anonymeter's singling-out size correction, which
+  the suite no longer calls) gets one from the same counter; `Series.unique()` and
   `DataFrame.group_by()` return their groups in an order that changes from call to call,
   and singling out draws from those lists (univariate candidates, baseline query values),
   so they are asked to keep the order of first appearance (`maintain_order=True`), which

@@ -4,8 +4,9 @@ anonymeter's attack (the secret of the nearest synthetic row on the auxiliary co
 on every target with the suite's neighbour search and judged by the absolute excess of the
 success on training people over control people (Newcombe's interval). anonymeter 1.1's own
 evaluator is not used: it scores a number right within 5% *of the guess* (a date of 2018
-against 2020 is a hit, any negative guess is right), attacks only a control-sized sample of
-training people, and gates a ratio that explodes for a dominant secret.
+against 2020 is a hit, any negative guess is right), attacks one count of targets on each side
+(so no more training people than control people), and reports a ratio, (attack - control) /
+(1 - control), that explodes for a dominant secret.
 """
 
 from __future__ import annotations

@@ -77,11 +77,11 @@ class SinglingOutAttack:
     synthetic row ("age <= 3 and clinic is X and day >= 90"): from rare values alone
     (`univariate`) or from `n_cols` attributes of a synthetic row (`multivariate`). A query
     succeeds when it matches exactly one training person. The same queries run against the
-    control people, who were never shown to the generator (sizes made comparable below);
-    `risk` is the success on training people beyond that on control people, scaled to the
-    room left above it, (attack - control) / (1 - control), with anonymeter's interval. The
-    `baseline` is a naive attacker whose queries are random; `attack_advantage` is the
-    attack's success share minus the naive one's.
+    control people, who were never shown to the generator, to give the success a release that
+    leaks nothing would have (its chance level, below); `risk` is the success on training
+    people beyond it, scaled to the room left above it, (attack - chance) / (1 - chance), with
+    anonymeter's interval. The `baseline` is a naive attacker whose queries are random;
+    `attack_advantage` is the attack's success share minus the naive one's.
 
     With an entity column (one patient, many rows), train and control are reduced to one
     random row per entity before the attack (drawn from the scenario's seed), so each target
