@@ -62,11 +62,12 @@ class CollisionsMetric:
 
     Real tables hold people who share every recorded value, so some matches happen by chance.
     The control rows (never seen by a generator) give that chance rate at the control's size;
-    the training set is brought to the same size by the chance that a random subsample of it of
-    the control's size holds each synthetic row (hypergeometric), so both rates are measured at
-    equal sizes, with no extrapolation. The excess is scaled back by n_train / n_control: a copy
-    of a training row that occurs once counts 1, so the excess reads as a share of copied rows.
-    The interval resamples distinct synthetic rows jointly with control people.
+    the training set is brought to the same size by the chance that a random subsample of its
+    people, as many as the control holds, holds each synthetic row (hypergeometric), so both
+    rates are measured at equal sizes, with no extrapolation. The excess is scaled back by
+    n_train / n_control (people): a copy of a training row that occurs once counts 1, so the
+    excess reads as a share of copied rows. The interval resamples distinct synthetic rows
+    jointly with control people.
     """
 
     name: ClassVar[str] = "collisions"
@@ -81,27 +82,35 @@ class CollisionsMetric:
         codes = pd.factorize(np.concatenate(parts))[0]
         syn, train, control = np.split(codes, np.cumsum([len(p) for p in parts])[:-1])
         n_keys, n_train, n_control = int(codes.max(initial=-1)) + 1, len(train), len(control)
-        in_train_copies = np.bincount(train, minlength=n_keys)
-        # control rows by key: a resample's distinct control copies of each key
-        by_key = sparse.csr_matrix((np.ones(n_control), (np.arange(n_control), control)), shape=(n_control, n_keys))
+        # People, not rows, are what the split draws: a patient's rows land in one part together.
+        people_t = cluster_codes(ctx.train_entities, n_train)
+        people_c = cluster_codes(ctx.holdout_entities, n_control)
+        n_people_t = int(people_t.max(initial=-1)) + 1
+        one_row_c = np.unique(people_c, return_index=True)[1]
+        train_people = np.bincount(np.unique(np.column_stack([train, people_t]), axis=0)[:, 0], minlength=n_keys)
+        pairs_c = np.unique(np.column_stack([control, people_c]), axis=0)
+        by_key = sparse.csr_matrix(
+            (np.ones(len(pairs_c)), (pairs_c[:, 1], pairs_c[:, 0])), shape=(len(one_row_c), n_keys)
+        )
 
         def excess(w_syn: np.ndarray, w_control: np.ndarray) -> np.ndarray:
-            present = (w_control > 0).astype(float)  # a record drawn twice is one record to match
+            present = (w_control[:, one_row_c] > 0).astype(float)  # control people drawn (twice is once)
             drawn = present.sum(axis=1, keepdims=True)
-            draws = np.minimum(drawn, n_train)
-            control_copies = np.asarray((by_key.T @ present.T).T)
-            chance = found(in_train_copies[syn], n_train, draws) - found(control_copies[:, syn], drawn, draws)
-            return (w_syn * chance).sum(axis=1) / w_syn.sum(axis=1) * n_train / draws[:, 0]
+            draws = np.minimum(drawn, n_people_t)
+            control_people = np.asarray((by_key.T @ present.T).T)
+            chance = found(train_people[syn], n_people_t, draws) - found(control_people[:, syn], drawn, draws)
+            share = (w_syn * chance).sum(axis=1) / w_syn.sum(axis=1) * n_people_t / draws[:, 0]
+            return np.clip(share, -1.0, 1.0)
 
-        units = (cluster_codes(syn, len(syn)), cluster_codes(ctx.holdout_entities, n_control))
+        units = (cluster_codes(syn, len(syn)), people_c)
         value = float(excess(np.ones((1, len(syn))), np.ones((1, n_control)))[0])
         ci = cluster_bootstrap_ci(
             excess, *units, rng=np.random.default_rng(ctx.seed), confidence=ctx.confidence, cost=16
         )
-        in_train = in_train_copies[syn] > 0
+        in_train = train_people[syn] > 0
         in_control = np.bincount(control, minlength=n_keys)[syn] > 0
         rate_t, rate_c = float(in_train.mean()), float(in_control.mean())
-        draws = min(n_train, n_control)
+        draws = min(n_people_t, len(one_row_c))
         details = {
             "synthetic_rows": int(len(syn)),
             "distinct_synthetic_rows": int(len(np.unique(syn))),
@@ -109,7 +118,7 @@ class CollisionsMetric:
             "copies_of_holdout": int(in_control.sum()),
             "train_rows": int(n_train),
             "holdout_rows": int(n_control),
-            "train_rate_at_holdout_size": float(found(in_train_copies[syn], n_train, draws).mean()),
+            "train_rate_at_holdout_size": float(found(train_people[syn], n_people_t, draws).mean()),
             "expected_rate_by_chance": max(0.0, rate_t - value),
         }
         return [

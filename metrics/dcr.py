@@ -16,6 +16,8 @@ _BINS = 30
 #: Nearest control (and training) records kept per synthetic row: the bootstrap falls back on the
 #: next one when it drops the nearest, and ties are counted among them.
 _K = 5
+#: At most this many training neighbours (train is larger than the control: k scales with the sizes).
+_K_TRAIN_MAX = 50
 #: Distances this close count as a tie (Gower distances are exact sums of a few terms).
 _TIE = 1e-12
 
@@ -90,7 +92,9 @@ class DCRMetric:
             synthetic = synthetic.iloc[np.sort(rng.choice(len(synthetic), self.max_rows, replace=False))]
         encoder = GowerEncoder(numerical=md.continuous, categorical=md.discrete).fit(train, control)
         query, train_enc, control_enc = (encoder.transform(f) for f in (synthetic, train, control))
-        d_train = nearest(query, train_enc, k=min(_K, len(train)), memory_mb=self.memory_mb)[0]
+        # as many training neighbours, relative to the sizes, as control ones: tie counts then saturate alike
+        k_train = min(int(np.ceil(_K * len(train) / max(len(control), 1))), _K_TRAIN_MAX, len(train))
+        d_train = nearest(query, train_enc, k=max(k_train, 1), memory_mb=self.memory_mb)[0]
         d_control, i_control = nearest(query, control_enc, k=min(_K, len(control)), memory_mb=self.memory_mb)
         d_unseen = nearest(control_enc, train_enc, memory_mb=self.memory_mb)[0][:, 0]
         prior = len(train) / (len(train) + len(control))
