@@ -116,7 +116,7 @@ class DCRMetric:
             credit = train_credit(d_train, d_control, present[:, i_control], prior_b[:, None])
             return size_corrected_share((w_syn * credit).sum(axis=1) / w_syn.sum(axis=1), prior_b)
 
-        ci = cluster_bootstrap_ci(share, *units, rng=rng, confidence=ctx.confidence, cost=8 * _K)
+        ci = cluster_bootstrap_ci(share, *units, rng=rng, confidence=ctx.confidence, cost=4 * (_K + k_train))
         d_train = d_train[:, 0]
         d_control = d_control[:, 0]
         top = float(max(d_train.max(initial=0.0), d_unseen.max(initial=0.0), 1e-12))

@@ -92,3 +92,22 @@ def test_the_holdout_interval_covers_half_over_split_seeds(small_csv, seeds):
         covered += m.ci[0] <= 0.5 <= m.ci[1]
     assert covered >= 6, (covered, values)
     assert abs(np.mean(values) - 0.5) < 0.03, values
+
+
+def test_the_shared_bootstrap_counts_a_repeated_row_once_and_resamples_both_sides():
+    from suite.stats import cluster_bootstrap_ci, cluster_codes
+
+    values = np.random.default_rng(0).normal(size=200)
+    repeated = np.repeat(values, 5)  # 1,000 rows from 200 people, as the holdout yardstick's draws
+    mean = lambda w: (w * repeated).sum(axis=1) / w.sum(axis=1)  # noqa: E731
+    rows = cluster_bootstrap_ci(mean, cluster_codes(None, 1000), rng=np.random.default_rng(1))
+    people = cluster_bootstrap_ci(mean, cluster_codes(repeated, 1000), rng=np.random.default_rng(1))
+    assert people[1] - people[0] == pytest.approx(2 * 1.96 / np.sqrt(200), rel=0.2)
+    assert (people[1] - people[0]) > 1.8 * (rows[1] - rows[0])  # sqrt(5) wider
+    # two samples resampled jointly: the interval of a difference carries both variances
+    other = np.random.default_rng(2).normal(size=300)
+    diff = lambda w1, w2: mean(w1) - (w2 * other).sum(axis=1) / w2.sum(axis=1)  # noqa: E731
+    low, high = cluster_bootstrap_ci(
+        diff, cluster_codes(repeated, 1000), cluster_codes(None, 300), rng=np.random.default_rng(3)
+    )
+    assert high - low == pytest.approx(2 * 1.96 * np.sqrt(1 / 200 + 1 / 300), rel=0.2)
