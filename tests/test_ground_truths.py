@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 
 from tests.conftest import IDENTIFIERS, METADATA, ROOT
@@ -85,8 +86,11 @@ def test_run_folder_holds_scorecard_report_and_metadata(quickstart_run):
     _, run_dir, scorecard = quickstart_run
     names = sorted(p.name for p in run_dir.iterdir())
     # no cache: a finished run drops its fitted models and samples (identity's are the training rows)
-    assert names == ["junit.xml", "metadata.json", "report.html", "report.md", "run.json", "scorecard.json"]
-    assert scorecard.schema_version == "1.2"
+    assert names == ["junit.xml", "metadata.json", "release", "report.html", "report.md", "run.json", "scorecard.json"]
+    # the judged table of each released, non-calibration generator, and nothing else
+    released = {g.name for g in scorecard.generators if g.verdict == "release" and g.name != "holdout"}
+    assert {t.generator for t in scorecard.release} == released
+    assert sorted(p.name for p in (run_dir / "release").iterdir()) == sorted(t.file[8:] for t in scorecard.release)
     assert scorecard.metadata["dropped_columns"] == IDENTIFIERS
     for g in scorecard.generators:
         for m in g.measurements:
@@ -96,7 +100,8 @@ def test_run_folder_holds_scorecard_report_and_metadata(quickstart_run):
 
 def test_no_identifier_value_appears_in_any_output(quickstart_run, covid):
     _, run_dir, _ = quickstart_run
-    text = "\n".join(p.read_text() for p in run_dir.iterdir())
+    text = "\n".join(p.read_text() for p in run_dir.iterdir() if p.is_file())
+    text += "\n".join(pd.read_parquet(p).to_csv() for p in (run_dir / "release").glob("*.parquet"))
     names = set(covid["fake_last_name"].dropna()) | {n for n in covid["fake_first_name"].dropna() if len(n) >= 5}
     words = set(re.findall(r"[^\W\d_]+", text))  # whole words: "number" does not leak the name "umber"
     # some fake names are English words ("small"): those the suite's own code and templates use are prose
