@@ -34,7 +34,7 @@ CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 
 PRIVACY_CHECKS = ("collisions", "dcr", "singling_out", "linkability", "inference", "membership")
 #: Measurements that are not a generator's utility although their goal is `maximize`.
 NOT_UTILITY = {"utility.trtr_score"}
-_STATUS_ORDER = {"fail": 0, "error": 1, "missing": 2, "pass": 3, "ungated": 4}
+_STATUS_ORDER = {"risk shown": 0, "not shown safe": 1, "error": 2, "missing": 3, "pass": 4, "ungated": 5}
 
 #: One line per measurement, for rows whose check gave none (missing, or errored before measuring).
 MEANINGS: dict[str, str] = {
@@ -231,7 +231,10 @@ def _verdicts(sc: Scorecard, repeats: bool) -> list[dict[str, Any]]:
                 "verdict": g.verdict,
                 "expected": g.expected,
                 "as_expected": g.as_expected,
-                "reasons": [{"status": m.status.value, "text": prefix(m) + m.reason} for m in blocking],
+                "reasons": [
+                    {"status": m.status.value, "text": prefix(m) + m.reason + (f". {m.advice}" if m.advice else "")}
+                    for m in blocking
+                ],
                 "passed": sum(m.status.value == "pass" for m in g.measurements),
                 "gated": sum(m.status.value != "ungated" for m in g.measurements),
             }

@@ -33,7 +33,7 @@ from suite.processing import Processed, check_constraints
 from suite.registry import RegistryError
 from suite.registry import checks as check_registry
 from suite.registry import generators as generator_registry
-from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard, Summary
+from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard, Summary, explain
 from suite.seeding import seeded
 from suite.selection import select
 from suite.types import Context, Goal, Measurement
@@ -303,6 +303,7 @@ def _record(plan: Plan, index: int, outputs: list[_TaskOutput], say: Progress) -
         by_name = {m.name: m for m in output.measurements}
         for j in judge(output.measurements, plan.policy, plan.defaults):
             records.append(MeasurementRecord.build(by_name.get(j.measurement), j, repeat))
+    why, records = explain(records)
     blocking = [r for r in records if r.status.blocks]
     verdict = "block" if blocking else "release"
     prefix = (lambda r: f"repeat {r.repeat + 1}: ") if sc.repeats > 1 else (lambda r: "")
@@ -317,6 +318,7 @@ def _record(plan: Plan, index: int, outputs: list[_TaskOutput], say: Progress) -
         expected=spec.expect,
         as_expected=verdict == spec.expect,
         reasons=reasons,
+        why=why,
         measurements=records,
         seconds={k: round(v, 3) for k, v in seconds.items()},
         fit_info=fit_info,
