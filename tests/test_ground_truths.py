@@ -86,7 +86,7 @@ def test_run_folder_holds_scorecard_report_and_metadata(quickstart_run):
     names = sorted(p.name for p in run_dir.iterdir())
     # no cache: a finished run drops its fitted models and samples (identity's are the training rows)
     assert names == ["junit.xml", "metadata.json", "report.html", "report.md", "run.json", "scorecard.json"]
-    assert scorecard.schema_version == "1.2"
+    assert scorecard.schema_version == "1.3"
     assert scorecard.metadata["dropped_columns"] == IDENTIFIERS
     for g in scorecard.generators:
         for m in g.measurements:
