@@ -1,9 +1,9 @@
 """`suite compare OLD NEW`: what got worse between two runs, per generator and measurement.
 
-A measurement got worse when the end of its interval the gate judges (`conservative`: the upper
-end of a risk, the lower end of a utility score; the value when there is no interval) moved in
+A measurement got worse when the bound the gate judges (`conservative`: the higher of the value and
+the upper end for a risk, the lower of the value and the lower end for a utility score) moved in
 the bad direction by more than the tolerance, `max(abs_tol, rel_tol * |old|)`. Also a regression,
-whatever the tolerance: a gate that passed and now blocks (fail, error, missing), a verdict that
+whatever the tolerance: a gate that passed and now blocks (any blocking status), a verdict that
 went from release to block, and a generator or a gated measurement that disappeared. CI runs it
 against the last accepted run and fails on exit 1. A non-finite or negative tolerance, or a scorecard
 that lists a generator (or a generator's measurement) twice, is refused: either would hide a regression.
@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from suite.errors import ConfigError
-from suite.policy import bounds
+from suite.policy import bounds, finite
 from suite.scorecard import MeasurementRecord, Scorecard
 
 ABS_TOL = 0.01
@@ -78,7 +78,7 @@ def _refuse_duplicates(scorecard: Scorecard, source: str) -> None:
 
 def conservative(m: MeasurementRecord) -> float | None:
     """The bound the gate judges: the worse for the goal of the value and its interval's ends."""
-    if m.value is None or (m.ci is not None and not all(math.isfinite(x) for x in m.ci)):
+    if m.value is None or not finite(m.value, m.ci):
         return None
     low, high = bounds(m.value, m.ci)
     return high if m.goal == "minimize" else low

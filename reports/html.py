@@ -27,6 +27,7 @@ import jinja2
 import yaml
 
 from reports import plots
+from suite import policy
 from suite.io import write_text_atomic
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard
 
@@ -142,12 +143,11 @@ def _first_with(g: GeneratorRecord, names: Iterable[str], key: str) -> Measureme
 
 
 def conservative(m: MeasurementRecord, side: str) -> float | None:
-    """The end of the interval the policy judges a `max` (side 'max') or `min` threshold on."""
-    if finite(m.value) is None:
+    """The bound the policy judges a `max` (side 'max') or `min` threshold on (`suite.policy.bounds`)."""
+    if m.value is None or not policy.finite(m.value, m.ci):
         return None
-    if m.ci is None:
-        return m.value
-    return finite(max(m.ci) if side == "max" else min(m.ci))
+    low, high = policy.bounds(m.value, m.ci)
+    return high if side == "max" else low
 
 
 @dataclass
