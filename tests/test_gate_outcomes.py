@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from reports.compare import load_scorecard
+from reports.text import gate_table, verdict_table
 from suite.cli import main
 from tests.test_bad_input import FLCHAIN, Case
 
@@ -90,6 +92,15 @@ def test_a_blocked_generator_says_why_in_the_scorecard_and_every_report(run_dir:
     assert '<span class="badge risk-shown">risk shown</span>' in html
     junit = (run_dir / "junit.xml").read_text(encoding="utf-8")
     assert 'type="not shown safe"' in junit
+
+
+def test_the_cli_output_says_why_and_gives_the_advice(run_dir: Path) -> None:
+    scorecard = load_scorecard(run_dir)
+    table = verdict_table(scorecard)
+    assert "[not shown safe] dcr.share_closer_to_train: not shown safe: upper bound" in table
+    assert "[risk shown] " in table
+    gates = gate_table(scorecard)
+    assert "  not shown safe " in gates and "advice: the tightest max this data certifies is" in gates
 
 
 def test_compare_refuses_a_tolerance_that_hides_regressions(run_dir: Path, capsys) -> None:
