@@ -1,6 +1,7 @@
-"""Helpers of the membership attack: ROC statistics with a stratified bootstrap, the numeric
-encoding and kernel densities of the DOMIAS attacker, and the order-free features of the
-shadow-model attacker. Pure functions and small classes; sklearn is imported inside them."""
+"""Helpers of the membership attack: ROC statistics with a stratified bootstrap (the AUC and the
+excess exposure at a low false-positive rate), the numeric encoding and kernel densities of the
+DOMIAS attacker, and the order-free features of the shadow-model attacker. Pure functions and
+small classes; sklearn is imported inside them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,22 @@ from suite.neighbors import Encoded, nearest
 #: Downsampled ROC curves keep at most this many points (log-spaced at low FPR, then linear).
 ROC_GRID = np.unique(np.concatenate([[0.0], np.logspace(-3, 0, 50), np.linspace(0.0, 1.0, 51)]))
 _BOOT_CELLS = 1_000_000  # resamples x candidates held at once by the bootstrap
+
+#: False-positive rates the excess exposure may be read at, finest first (10%: the MIDST
+#: challenge's operating point); a coarser one is used when a finer one cannot be estimated.
+FPR_CANDIDATES = (0.001, 0.01, 0.05, 0.1)
+#: Non-members that must sit above the threshold for a rate to be estimated (1,000 at 1%).
+MIN_ABOVE_THRESHOLD = 10
+
+
+def estimable_fpr(n_non_members: int, wanted: float) -> float | None:
+    """The lowest false-positive rate, `wanted` or a coarser one of FPR_CANDIDATES, at which at
+    least MIN_ABOVE_THRESHOLD of `n_non_members` sit above the threshold; None when none is
+    (fewer than 100 non-members)."""
+    for rate in sorted({wanted, *(c for c in FPR_CANDIDATES if c > wanted)}):
+        if n_non_members * rate >= MIN_ABOVE_THRESHOLD - 1e-9:
+            return rate
+    return None
 
 
 # --------------------------------------------------------------------------- ROC statistics
@@ -67,10 +84,14 @@ def roc_summary(
 ) -> dict:
     """AUC and TPR at each FPR in `alphas`, with stratified percentile-bootstrap intervals.
 
-    Members (label 1) and non-members (label 0) are resampled separately, each to its own
-    size, so every resample keeps the balance of the attack. An interval is widened to hold
-    its point estimate when the percentile interval misses it (the statistic is skewed near
-    0 or 1), which only makes the gate more cautious.
+    The TPR at FPR a is the share of members above the non-members' (1 - a) quantile, ties at
+    the quantile broken at random so the FPR is exactly a (read off the ROC curve). Members
+    (label 1) and non-members (label 0) are resampled jointly, each side to its own size, so
+    the threshold is re-estimated from every non-member resample and an interval covers both
+    the members' rate and the quantile's error. Each candidate is one unit (a person when the
+    scores are per entity). An interval is widened to hold its point estimate when the
+    percentile interval misses it (the statistic is skewed near 0 or 1), which only makes the
+    gate more cautious.
     """
     scores = np.asarray(scores, dtype=float)
     labels = np.asarray(labels).astype(bool)

@@ -1,7 +1,8 @@
 """Membership inference: can an attacker holding the synthetic data tell who was in the training data?
 
 Members are training records (whole entities when the data has an entity column), non-members
-are control records no generator saw; the two are balanced by sampling the larger side down.
+are control records no generator saw. Every member is scored (up to a bound) and every
+non-member: non-members only calibrate the threshold, and a ROC curve needs no balance.
 Each attacker scores every candidate (higher = "more likely a member"):
 
 * ``distance``: minus the Gower distance to the nearest synthetic record (suite.neighbors).
@@ -23,8 +24,11 @@ import numpy as np
 import pandas as pd
 
 from attacks._membership_features import (
+    FPR_CANDIDATES,
+    MIN_ABOVE_THRESHOLD,
     DensityEncoding,
     ShadowFeatures,
+    estimable_fpr,
     frequent_codes,
     kde_log_density,
     roc_summary,
@@ -36,12 +40,11 @@ from suite.stats import N_BOOTSTRAP, wilson_ci
 from suite.types import Context, Goal, Measurement
 
 ATTACKERS = ("distance", "density", "shadow")
-_ALPHAS = (0.10, 0.01)
 
 
 @dataclass(frozen=True)
 class Candidates:
-    """The balanced members and non-members an attacker scores.
+    """The members and non-members an attacker scores.
 
     `rows` holds the candidate records (members first); `unit` gives each row's candidate
     (an entity, or the row itself) and `labels` each candidate's truth (1 = member).
@@ -76,20 +79,24 @@ def select_candidates(
     rng: np.random.Generator,
     train_entities: pd.Series | None = None,
     control_entities: pd.Series | None = None,
-    limit: int | None = None,
+    max_members: int | None = None,
+    max_non_members: int | None = None,
 ) -> Candidates:
-    """Members (train) and non-members (control) sampled to equal numbers (at most `limit` of each),
-    whole entities at a time.
+    """Every member (train) and every non-member (control), whole entities at a time; a side with
+    more than its `max_*` candidates is sampled down to that many.
 
     With entities, an entity that has rows in train is a member: its control rows (if any) are
     not used as non-members. Without entities every record is its own candidate.
     """
+
+    def pick(pool: np.ndarray, limit: int | None) -> np.ndarray:
+        return pool if limit is None or len(pool) <= limit else np.sort(rng.choice(pool, limit, replace=False))
+
     if train_entities is None or control_entities is None:
-        n = min(len(train), len(control), limit or len(train))
-        picks = [np.sort(rng.choice(len(f), n, replace=False)) for f in (train, control)]
-        rows = pd.concat([train.iloc[picks[0]], control.iloc[picks[1]]], ignore_index=True)
-        labels = np.r_[np.ones(n, dtype=np.int8), np.zeros(n, dtype=np.int8)]
-        return Candidates(rows, np.arange(2 * n), labels, None, 0)
+        t_rows, c_rows = pick(np.arange(len(train)), max_members), pick(np.arange(len(control)), max_non_members)
+        rows = pd.concat([train.iloc[t_rows], control.iloc[c_rows]], ignore_index=True)
+        labels = np.r_[np.ones(len(t_rows), dtype=np.int8), np.zeros(len(c_rows), dtype=np.int8)]
+        return Candidates(rows, np.arange(len(labels)), labels, None, 0)
     if len(train_entities) != len(train) or len(control_entities) != len(control):
         raise ValueError("train_entities / holdout_entities must give one entity per row")
     codes = pd.factorize(pd.concat([train_entities, control_entities], ignore_index=True), use_na_sentinel=False)[0]
@@ -98,16 +105,16 @@ def select_candidates(
     outsiders = pd.unique(c_codes)
     in_train = np.isin(outsiders, members)
     outsiders = outsiders[~in_train]
-    n = min(len(members), len(outsiders), limit or len(members))
-    chosen_m = np.sort(members[rng.choice(len(members), n, replace=False)])
-    chosen_o = np.sort(outsiders[rng.choice(len(outsiders), n, replace=False)])
+    chosen_m = np.sort(pick(members, max_members))
+    chosen_o = np.sort(pick(outsiders, max_non_members))
     t_rows = np.flatnonzero(np.isin(t_codes, chosen_m))
     c_rows = np.flatnonzero(np.isin(c_codes, chosen_o))
-    # candidates: the chosen member entities 0..n-1, then the chosen non-member entities n..2n-1
-    unit = np.r_[np.searchsorted(chosen_m, t_codes[t_rows]), n + np.searchsorted(chosen_o, c_codes[c_rows])]
+    # candidates: the chosen member entities 0..m-1, then the chosen non-member entities m..m+o-1
+    m = len(chosen_m)
+    unit = np.r_[np.searchsorted(chosen_m, t_codes[t_rows]), m + np.searchsorted(chosen_o, c_codes[c_rows])]
     ents = np.r_[chosen_m, chosen_o]
     rows = pd.concat([train.iloc[t_rows], control.iloc[c_rows]], ignore_index=True)
-    labels = np.r_[np.ones(n, dtype=np.int8), np.zeros(n, dtype=np.int8)]
+    labels = np.r_[np.ones(m, dtype=np.int8), np.zeros(len(chosen_o), dtype=np.int8)]
     return Candidates(rows, unit, labels, ents, int(in_train.sum()))
 
 
@@ -145,26 +152,29 @@ def _subsample(frame: pd.DataFrame, max_rows: int, rng: np.random.Generator) -> 
 class MembershipAttack:
     """Membership inference: how well can someone holding the synthetic data pick out who was trained on?
 
-    Each attacker ranks an equal number of training records (members) and unseen control
-    records (non-members); with an entity column the candidates are people, scored by their
-    most exposed record. `auc` is the chance that a random member ranks above a random
-    non-member (0.5 = no better than a coin, 1 = every member exposed); `tpr_at_fpr_1pct`
-    is the share of members the attacker finds while wrongly accusing only 1% of
-    non-members, the number that matters for the few most exposed people. `shadow.success`
-    is the accuracy of a model trained to tell, from the synthetic data alone, whether one
-    isolated record was in the training data (0.5 = chance).
+    Each attacker ranks every training record (members, up to `max_members`) and every unseen
+    control record (non-members); with an entity column the candidates are people, scored by
+    their most exposed record. `auc` is the chance that a random member ranks above a random
+    non-member (0.5 = no better than a coin, 1 = every member exposed). `excess_at_fpr` is the
+    share of members the attacker finds while wrongly accusing a share `fpr` of non-members,
+    minus `fpr` (0 = chance, whatever the rate): the number that matters for the few most
+    exposed people. It is read at `fpr` (1%) when at least 10 non-members sit above the
+    threshold, else at the lowest estimable rate of 0.1%, 1%, 5%, 10% (said in `details`);
+    with fewer than 100 non-members it is an error and blocks. `shadow.success` is the accuracy
+    of a model trained to tell, from the synthetic data alone, whether one isolated record was
+    in the training data (0.5 = chance).
 
     What they do not prove: an AUC near 0.5 says these attackers fail on this data, not that
     every attacker would; a stronger or better informed one may still succeed, and a
-    score near 0.5 can hide a few exposed outliers (read the TPR at low FPR and the shadow
-    attack). Intervals are bootstrap intervals over the candidates sampled here.
+    score near 0.5 can hide a few exposed outliers (read the excess at low FPR and the shadow
+    attack). Intervals are bootstraps over the people scored, members and non-members
+    resampled jointly; the shadow interval treats each target as one unit.
     """
 
     name: ClassVar[str] = "membership"
     measures: ClassVar[tuple[str, ...]] = (
         "membership.*.auc",
-        "membership.*.tpr_at_fpr_10pct",
-        "membership.*.tpr_at_fpr_1pct",
+        "membership.*.excess_at_fpr",
         "membership.shadow.success",
     )
 
@@ -172,8 +182,10 @@ class MembershipAttack:
         self,
         *,
         attackers: tuple[str, ...] = ("distance", "density"),
+        fpr: float = 0.01,
         max_fit_rows: int = 20_000,
-        max_candidates: int = 20_000,
+        max_members: int = 100_000,
+        max_non_members: int = 100_000,
         density_bandwidth: float = 0.05,
         reference_bandwidth: float = 0.2,
         shadow_targets: int = 5,
@@ -182,8 +194,10 @@ class MembershipAttack:
         memory_mb: float = 256.0,
     ) -> None:
         self.attackers = attackers
+        self.fpr = fpr
         self.max_fit_rows = max_fit_rows
-        self.max_candidates = max_candidates
+        self.max_members = max_members
+        self.max_non_members = max_non_members
         self.density_bandwidth = density_bandwidth
         self.reference_bandwidth = reference_bandwidth
         self.shadow_targets = shadow_targets
@@ -197,14 +211,21 @@ class MembershipAttack:
         unknown = [a for a in attackers if a not in ATTACKERS]
         if unknown or not attackers:
             raise ValueError(f"membership: unknown attacker(s) {unknown}; choose among {list(ATTACKERS)}")
+        if not 0.0 < self.fpr <= max(FPR_CANDIDATES):
+            raise ValueError(f"membership: fpr must be in (0, {max(FPR_CANDIDATES)}], got {self.fpr}")
+        if min(self.max_members, self.max_non_members) < 1:
+            raise ValueError("membership: max_members and max_non_members must be >= 1")
         if "shadow" in attackers:
             if ctx.fit_generator is None:
                 raise ValueError(
                     "membership: the shadow attacker refits the generator, but this context has no fit_generator; "
                     "run it through the suite's runner or drop 'shadow' from attackers"
                 )
-            if self.shadow_sets < 2 or self.shadow_targets < 1 or self.shadow_size < 2:
-                raise ValueError("membership: shadow_sets must be >= 2, shadow_targets >= 1 and shadow_size >= 2")
+            if self.shadow_sets < 2 or self.shadow_targets < 2 or self.shadow_size < 2:
+                raise ValueError(
+                    "membership: shadow_sets, shadow_targets and shadow_size must be >= 2 "
+                    "(the interval treats each target as one unit: one target gives none)"
+                )
         out: list[Measurement] = []
         for attacker in attackers:
             start = time.perf_counter()
@@ -232,8 +253,16 @@ class MembershipAttack:
         elif attacker == "density":
             details["reference"] = "the reference half of the holdout"
         cands = select_candidates(
-            ctx.train, control, self._rng(ctx, "candidates"), ctx.train_entities, control_ent, self.max_candidates
+            ctx.train,
+            control,
+            self._rng(ctx, "candidates"),
+            ctx.train_entities,
+            control_ent,
+            self.max_members,
+            self.max_non_members,
         )
+        n_non = int(len(cands.labels) - cands.labels.sum())
+        fpr = estimable_fpr(n_non, self.fpr)
         if attacker == "distance":
             rows = self._distance_scores(ctx, cands, details)
         else:
@@ -242,49 +271,33 @@ class MembershipAttack:
         summary = roc_summary(
             scores,
             cands.labels,
-            alphas=_ALPHAS,
+            alphas=() if fpr is None else (fpr,),
             rng=self._rng(ctx, f"bootstrap.{attacker}"),
             confidence=ctx.confidence,
             n_boot=N_BOOTSTRAP,
         )
         details.update(cands.details())
-        details["roc"] = summary["roc"]
+        details["bootstrap_unit"] = "person" if cands.entity_level else "record"
         details["seconds"] = round(time.perf_counter() - start, 3)
         unit = "people" if cands.entity_level else "records"
-        point, ci = summary["point"], summary["ci"]
         prefix = f"membership.{attacker}"
-        return [
-            Measurement(
-                f"{prefix}.auc",
-                point["auc"],
-                Goal.MINIMIZE,
-                ci=ci["auc"],
-                baseline=0.5,
-                details=details,
-                meaning=(
-                    f"ROC AUC of the {attacker} attacker telling training {unit} from unseen ones "
-                    "(0.5 = chance, 1 = every member exposed)"
-                ),
+        auc = Measurement(
+            f"{prefix}.auc",
+            summary["point"]["auc"],
+            Goal.MINIMIZE,
+            ci=summary["ci"]["auc"],
+            baseline=0.5,
+            details={**details, "roc": summary["roc"]},
+            meaning=(
+                f"ROC AUC of the {attacker} attacker telling training {unit} from unseen ones "
+                "(0.5 = chance, 1 = every member exposed)"
             ),
-            Measurement(
-                f"{prefix}.tpr_at_fpr_10pct",
-                point[0.10],
-                Goal.MINIMIZE,
-                ci=ci[0.10],
-                baseline=0.10,
-                details=details,
-                meaning=f"share of training {unit} the {attacker} attacker finds at 10% false alarms (chance 0.1)",
-            ),
-            Measurement(
-                f"{prefix}.tpr_at_fpr_1pct",
-                point[0.01],
-                Goal.MINIMIZE,
-                ci=ci[0.01],
-                baseline=0.01,
-                details=details,
-                meaning=f"share of training {unit} the {attacker} attacker finds at 1% false alarms (chance 0.01)",
-            ),
-        ]
+        )
+        meaning = (
+            f"share of training {unit} the {attacker} attacker finds beyond its false-alarm rate "
+            "(TPR - FPR at a low FPR; 0 = chance, 1 = every member exposed)"
+        )
+        return [auc, excess_measurement(f"{prefix}.excess_at_fpr", fpr, self.fpr, summary, details, meaning)]
 
     # ------------------------------------------------------------------ attackers
     def _distance_scores(self, ctx: Context, cands: Candidates, details: dict) -> np.ndarray:
@@ -378,7 +391,7 @@ class MembershipAttack:
                 }
             )
         trials = np.concatenate(correct)
-        success = float(trials.mean())
+        success = float(trials.mean())  # every target has 2 x n_sets predictions: the mean of the targets' means
         details = {
             "attacker": "shadow",
             "targets": per_target,
@@ -387,6 +400,10 @@ class MembershipAttack:
             "shadow_sets": n_sets,
             "shadow_size": size,
             "held_out_predictions": int(len(trials)),
+            "interval": (
+                f"Student t over the {len(per_target)} targets' accuracies (one target, one unit), "
+                "never narrower than the Wilson interval of all predictions"
+            ),
             "cross_validation": f"GroupKFold({min(5, n_sets)}) over shadow sets (in/out pairs kept together)",
             "release_chunks": chunks,
             "max_target_accuracy": float(max(t["held_out_accuracy"] for t in per_target)),
@@ -396,7 +413,7 @@ class MembershipAttack:
             "membership.shadow.success",
             success,
             Goal.MINIMIZE,
-            ci=wilson_ci(trials.sum(), len(trials), ctx.confidence),  # type: ignore[arg-type]
+            ci=_cluster_ci(correct, ctx.confidence),
             baseline=0.5,
             details=details,
             meaning=(
@@ -406,12 +423,61 @@ class MembershipAttack:
         )
 
 
+def excess_measurement(
+    name: str, fpr: float | None, requested: float, summary: dict, details: dict, meaning: str
+) -> Measurement:
+    """The excess exposure TPR - FPR at `fpr` (from `estimable_fpr`) as a gated measurement, its interval
+    the TPR's joint bootstrap from `roc_summary`; an error measurement (it blocks) when `fpr` is None.
+    `details` must give the numbers of `members` and `non_members`."""
+    n_non = details["non_members"]
+    details = {**details, "fpr_requested": requested, "min_non_members_above_threshold": MIN_ABOVE_THRESHOLD}
+    if fpr is None:
+        error = (
+            f"{n_non} non-members cannot estimate a true-positive rate at any false-positive rate up to "
+            f"{max(FPR_CANDIDATES):.0%}: it needs {MIN_ABOVE_THRESHOLD / max(FPR_CANDIDATES):.0f} "
+            f"({MIN_ABOVE_THRESHOLD} above the threshold); give the split a larger holdout"
+        )
+        return Measurement(name, float("nan"), Goal.MINIMIZE, meaning=meaning, details=details, error=error)
+    tpr, (low, high) = summary["point"][fpr], summary["ci"][fpr]
+    details.update(
+        fpr=fpr,
+        tpr=tpr,
+        tpr_ci=[low, high],
+        non_members_above_threshold=fpr * n_non,
+        interval="members and non-members bootstrapped jointly; the threshold re-estimated in each resample",
+    )
+    if fpr != requested:
+        details["fpr_note"] = (
+            f"{n_non} non-members: {requested:g} leaves fewer than {MIN_ABOVE_THRESHOLD} above the threshold; "
+            f"read at {fpr:g}, the lowest estimable rate"
+        )
+    return Measurement(
+        name, tpr - fpr, Goal.MINIMIZE, ci=(low - fpr, high - fpr), baseline=0.0, details=details, meaning=meaning
+    )
+
+
 def _entity_rows(ctx: Context, target: int, limit: int) -> pd.DataFrame:
     """The target record, or the training records of its entity (the person is in or out), at most `limit`."""
     if ctx.train_entities is None:
         return ctx.train.iloc[[target]]
     rows = np.flatnonzero((ctx.train_entities == ctx.train_entities.iloc[target]).to_numpy())
     return ctx.train.iloc[np.r_[target, rows[rows != target]][:limit]]
+
+
+def _cluster_ci(per_unit: list[np.ndarray], confidence: float) -> tuple[float, float]:
+    """Interval of the mean accuracy when each unit's (a shadow target's) predictions are correlated:
+    Student t over the units' means with k - 1 degrees of freedom (valid for the few units a shadow
+    attack affords, where a bootstrap over five units is too narrow), widened to hold the Wilson
+    interval of all predictions (k targets that happen to agree do not make it narrower); in [0, 1]."""
+    from scipy import stats
+
+    means = np.array([float(np.mean(u)) for u in per_unit])
+    trials = np.concatenate(per_unit)
+    low, high = wilson_ci(float(trials.sum()), len(trials), confidence)  # type: ignore[arg-type]
+    if np.ptp(means) > 0.0:
+        t_low, t_high = stats.ttest_1samp(means, 0.0).confidence_interval(confidence)
+        low, high = min(low, float(t_low)), max(high, float(t_high))
+    return float(max(0.0, low)), float(min(1.0, high))
 
 
 def _take(encoded: Encoded, idx: np.ndarray) -> Encoded:

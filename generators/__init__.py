@@ -4,6 +4,7 @@ from generators import (  # noqa: F401
     bayesian_network,
     calibration,
     cart,
+    external,
     forest_flow,
     generalize,
     marginals,

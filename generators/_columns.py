@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import numpy as np
 import pandas as pd
 
@@ -95,3 +97,24 @@ def require_fit(generator: object, attribute: str, method: str = "sample") -> No
     if not hasattr(generator, attribute):
         name = getattr(generator, "name", type(generator).__name__)
         raise RuntimeError(f"{name}: call fit before {method}")
+
+
+#: `fit_info()["noise_source"]` of a private fit whose noise came from the operating system's entropy.
+ENTROPY = "operating system entropy"
+
+
+def noise_seed(random_state: int | None, private: bool) -> tuple[int, str]:
+    """The seed of a fit's randomness and where it came from.
+
+    Differentially private noise drawn from a known seed can be regenerated and subtracted, and a
+    scenario's seed is public; so a private fit draws its seed from the operating system's entropy
+    unless `random_state` pins it. A fit without privacy follows the run's seed (numpy's global state,
+    which the runner seeds for each repeat), read without advancing it.
+    """
+    if random_state is not None:
+        return int(random_state), "random_state (pinned: whoever holds it can regenerate the noise)"
+    if private:
+        return secrets.randbits(31), ENTROPY
+    peek = np.random.RandomState()
+    peek.set_state(np.random.get_state())
+    return int(peek.randint(0, 2**31 - 1)), "the run's seed"

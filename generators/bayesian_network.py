@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from generators._columns import kind, precision, require_fit, restore, round_to
+from generators._columns import kind, noise_seed, precision, require_fit, restore, round_to
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import generators
@@ -189,10 +189,10 @@ class BayesianNetworkGenerator:
     precision and which columns have missing values all come from the training data, as in
     PrivBayes' and DataSynthesizer's implementations; a level held by one person is
     disclosed by its existence. For an end-to-end guarantee the domains must be public
-    (declared beforehand) or released with their own budget. The noise comes from
-    `random_state`, or, when it is None (the default), from the run's seed for this repeat, so
-    repeats draw different noise and a scenario stays reproducible. Noise drawn from a known
-    seed can be regenerated and removed: for a real release keep the seed that fed it secret.
+    (declared beforehand) or released with their own budget. The noise comes from the operating
+    system's entropy: noise drawn from a known seed (the scenario's is public) can be regenerated
+    and removed. Pin `random_state` to reproduce a fit (then keep it secret); `fit_info()` says
+    which (`noise_source`). Without privacy (`epsilon: null`) the fit follows the run's seed.
     """
 
     name: ClassVar[str] = "bayesian_network"
@@ -228,8 +228,8 @@ class BayesianNetworkGenerator:
 
     def fit(self, train: pd.DataFrame, metadata: Metadata) -> BayesianNetworkGenerator:
         self._validate()
-        seed = self.random_state if self.random_state is not None else int(np.random.randint(0, 2**31 - 1))
-        rng = np.random.default_rng(seed)  # np.random is seeded by the runner with the repeat's seed
+        seed, source = noise_seed(self.random_state, self.epsilon is not None)
+        rng = np.random.default_rng(seed)
         self.template_ = train.iloc[:0].copy()
         columns = [str(c) for c in train.columns]
         self.codings_: list[_Coding] = []
@@ -267,6 +267,7 @@ class BayesianNetworkGenerator:
             "codes": {c: int(cards[j]) for j, c in enumerate(columns)},
             "binning": self.binning,
             "domains_from_data": True,
+            "noise_source": source if dp else None,
         }
         return self
 

@@ -145,3 +145,37 @@ class NoisyCopyGenerator:
             numbers = as_float(rows[column]) + rng.normal(0.0, self.noise * scale, n)
             rows[column] = restore(numbers, rows[column]).to_numpy()
         return rows
+
+
+@generators.register("verbatim_copy")
+class VerbatimCopyGenerator:
+    """A clean model's release with a share of training rows pasted in verbatim: a leak of a few people.
+
+    `fraction` of the n rows are distinct training rows, unchanged; the rest come from the clean
+    generator named by `base` (fitted on the same rows, with default parameters). A gate that blocks
+    `identity` but releases this one only catches wholesale copies.
+    """
+
+    copies_rows: ClassVar[bool] = True
+    calibration: ClassVar[bool] = True
+    name: ClassVar[str] = "verbatim_copy"
+
+    def __init__(self, *, fraction: float = 0.05, base: str = "marginals") -> None:
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        self.fraction = fraction
+        self.base = base
+
+    def fit(self, train: pd.DataFrame, metadata: Metadata) -> VerbatimCopyGenerator:
+        self.rows_ = train.copy()
+        self.base_ = generators.get(self.base)().fit(train, metadata)
+        return self
+
+    def sample(self, n: int, *, seed: int) -> pd.DataFrame:
+        require_fit(self, "rows_")
+        rng = np.random.default_rng(seed)
+        copied = min(len(self.rows_), int(round(self.fraction * n)))
+        pasted = self.rows_.iloc[rng.choice(len(self.rows_), copied, replace=False)]
+        clean = self.base_.sample(n - copied, seed=seed)
+        out = pd.concat([clean, pasted], ignore_index=True)
+        return out.iloc[rng.permutation(n)].reset_index(drop=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from generators._columns import date_step, decimals, kind, require_fit, restore
+from generators._columns import date_step, decimals, kind, noise_seed, require_fit, restore
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import generators
@@ -341,9 +341,12 @@ class VAEGenerator:
     about a minute on one thread, against seconds without DP; fewer epochs (20 to 30) also need
     less noise per step.
 
-    Randomness: `fit` draws its seed from numpy's global generator without advancing it (the
-    runner fits under `suite.seeding.seeded`, so a run's seed fixes the fit; two fits in a row
-    with nothing drawing in between give the same model) and trains inside `seeded`; `sample`
+    Randomness: without `dp`, `fit` draws its seed from numpy's global generator without advancing
+    it (the runner fits under `suite.seeding.seeded`, so a run's seed fixes the fit; two fits in a
+    row with nothing drawing in between give the same model) and trains inside `seeded`. With `dp`
+    the seed (and so the DP-SGD noise) comes from the operating system's entropy, since noise from
+    the public scenario seed could be regenerated and subtracted; `random_state` pins it (keep it
+    secret), and `fit_info()["noise_source"]` says which; `sample`
     uses a torch.Generator seeded with `seed` (and numpy's default_rng(seed) for pooled levels).
     torch runs on one thread in both (restored afterwards), which keeps results reproducible.
     """
@@ -367,6 +370,7 @@ class VAEGenerator:
         epsilon: float = 3.0,
         delta: float | None = None,
         max_grad_norm: float = 1.0,
+        random_state: int | None = None,
     ) -> None:
         self.latent_dim = latent_dim
         self.hidden = hidden
@@ -381,6 +385,7 @@ class VAEGenerator:
         self.epsilon = epsilon
         self.delta = delta
         self.max_grad_norm = max_grad_norm
+        self.random_state = random_state
 
     # ------------------------------------------------------------------ fit
 
@@ -391,10 +396,8 @@ class VAEGenerator:
             raise ValueError(f"vae: needs at least 2 training rows, got {len(train)}")
         if self.dp and not self.epsilon > 0:
             raise ValueError(f"vae: epsilon must be positive, got {self.epsilon}")
-        # A seed that the caller's global state fixes, read without advancing that state.
-        peek = np.random.RandomState()
-        peek.set_state(np.random.get_state())
-        seed = int(peek.randint(0, 2**31 - 1))
+        # the run's seed (read without advancing numpy's global state), or the OS's entropy for a private fit
+        seed, self.noise_source_ = noise_seed(self.random_state, self.dp)
         self.template_ = train.iloc[:0].copy()
         self.encoding_ = _fit_encoding(train, metadata, max(1, self.max_levels), seed)
         x, weight = _encode(self.encoding_, train)
@@ -431,6 +434,7 @@ class VAEGenerator:
             "epsilon_spent": None,
             "delta": None,
             "noise_multiplier": None,
+            "noise_source": self.noise_source_ if self.dp else None,
         }
         engine = None
         module = model

@@ -51,6 +51,10 @@ def load_scorecard(path: Path) -> Scorecard:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("no scorecard here; give a run folder or its scorecard.json", source=str(file)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start}); give a run folder or the scorecard.json a run wrote", source=str(file)
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read the scorecard: {exc.strerror}", source=str(file)) from None
     try:
@@ -58,7 +62,11 @@ def load_scorecard(path: Path) -> Scorecard:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"not a valid scorecard: {where}: {first['msg']}", source=str(file)) from None
+        where = f"{where}: " if where else ""
+        raise ConfigError(
+            f"not a valid scorecard: {where}{first['msg']}; give a run folder or the scorecard.json a run wrote",
+            source=str(file),
+        ) from None
     _refuse_duplicates(scorecard, str(file))
     return scorecard
 

@@ -72,8 +72,7 @@ MEANINGS: dict[str, str] = {
     "inference.*.risk": "guessing a secret column of training people beyond unseen people (0 = no leak)",
     "inference.*.attack_advantage": "guessing success beyond random guesses",
     "membership.*.auc": "telling training people from unseen people (0.5 = chance, 1 = all exposed)",
-    "membership.*.tpr_at_fpr_10pct": "training people found while wrongly accusing 10% of unseen people",
-    "membership.*.tpr_at_fpr_1pct": "training people found while wrongly accusing 1% of unseen people",
+    "membership.*.excess_at_fpr": "training people found beyond the share of unseen people accused (0 = chance)",
     "membership.shadow.success": "held-out accuracy of the shadow-model attack (0.5 = chance)",
 }
 
@@ -702,7 +701,7 @@ def render_html(scorecard: Scorecard, *, min_count: int = 10, allow_records: boo
         "title": f"Release gate: {sc.scenario.get('name', '')}",
         "summary": sc.summary,
         "repeats": repeats,
-        "interval": f"{float(confidence):.0%} interval",
+        "interval": f"interval (ends: one-sided {float(confidence):.0%} bounds)",
         "min_count": min_count,
         "verdicts": _verdicts(sc, repeats > 1),
         "gates": _gates(sc, repeats > 1),

@@ -71,7 +71,7 @@ def render_markdown(scorecard: Scorecard) -> str:
             advice = [f"- {_cell(m.name)}: {_cell(m.advice)}" for m in g.measurements if m.advice]
             lines += ["", "Only the data's power blocked it; to certify the thresholds:", "", *advice] if advice else []
             lines += [""]
-        level = f"{sc.scenario['spec'].get('confidence', 0.95):.0%} interval"
+        level = f"interval (ends: one-sided {sc.scenario['spec'].get('confidence', 0.95):.0%} bounds)"
         header = [
             "measurement",
             *(["repeat"] if repeats else []),

@@ -16,6 +16,7 @@ Layout::
     DIR/cache/<task key>/synthetic.parquet  the sample
     DIR/cache/<task key>/task.json          fit_info, seconds, the sample's hash (written last)
     DIR/cache/<task key>/checks/<key>.json  one check's measurements
+    DIR/cache/<task key>/checks/<key>.sha256  their hash: a result is reused only if it matches
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ def _jsonable(value: Any) -> Any:
 
 def _float(value: float) -> Any:
     return value if math.isfinite(value) else repr(value)
+
+
+class CachedCheckInvalid(Exception):
+    """A cached check result that is unreadable or whose hash does not match the one the suite wrote."""
 
 
 class TaskCache:
@@ -109,22 +114,32 @@ class TaskCache:
         buffer = io.BytesIO()
         try:
             frame.to_parquet(buffer, index=False)
-        except Exception:  # noqa: BLE001 - a sample parquet cannot hold is not cached; resume refits
+            digest = sha256_frame(frame)
+        except Exception:  # noqa: BLE001 - a sample parquet or the hash cannot hold is not cached; resume refits
             return
         write_bytes_atomic(self.dir / "synthetic.parquet", buffer.getvalue())
-        facts = {**info, "synthetic_sha256": sha256_frame(frame)}
+        facts = {**info, "synthetic_sha256": digest}
         write_text_atomic(self.dir / "task.json", json.dumps(facts, default=_jsonable, sort_keys=True))
 
     # ------------------------------------------------------------------ checks
     def load_check(self, key: str) -> tuple[list[Measurement], float] | None:
-        path = self.dir / "checks" / f"{key}.json"
+        """A check's cached measurements and seconds; None if absent. Raises CachedCheckInvalid when the
+        file was changed after the suite wrote it (its hash no longer matches) or cannot be read."""
+        path, hash_file = self.dir / "checks" / f"{key}.json", self.dir / "checks" / f"{key}.sha256"
         if not path.is_file():
             return None
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            blob = path.read_bytes()
+            expected = hash_file.read_text(encoding="utf-8").strip() if hash_file.is_file() else None
+        except OSError as exc:
+            raise CachedCheckInvalid(f"its cached result cannot be read ({type(exc).__name__})") from None
+        if hashlib.sha256(blob).hexdigest() != expected:
+            raise CachedCheckInvalid("its cached result does not match the hash the suite wrote")
+        try:
+            raw = json.loads(blob)
             return [_measurement(m) for m in raw["measurements"]], float(raw["seconds"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+        except (ValueError, KeyError, TypeError):
+            raise CachedCheckInvalid("its cached result cannot be read") from None
 
     def save_check(self, key: str, measurements: list[Measurement], seconds: float) -> None:
         folder = self.dir / "checks"
@@ -141,6 +156,7 @@ class TaskCache:
         except (TypeError, ValueError):
             return  # details that JSON cannot hold: not cached, the check reruns on resume
         write_text_atomic(folder / f"{key}.json", text)
+        write_text_atomic(folder / f"{key}.sha256", hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
 def _measurement(row: dict[str, Any]) -> Measurement:

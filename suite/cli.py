@@ -1,5 +1,5 @@
-"""Command line: `run` (with `--workers`, `--executor dask`, `--resume DIR`), `validate`, `compare`,
-`check-generator`, `export-marginals` and `list`.
+"""Command line: `run` (with `--workers`, `--executor dask`, `--resume DIR`), `validate`, `plan`, `compare`,
+`verify`, `check-generator`, `export-marginals` and `list`.
 
 Exit codes: 0 every generator's verdict equals its expectation; 1 some verdict does not
 (a generator blocked that was expected to be released, or a canary released); 2 bad input or
@@ -31,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None, help="folder for run folders (default: the scenario's `output`)")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     run.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,  # `suite --debug run` sets it too
+        help="print a failing generator's or check's own message and traceback on stderr (never in a report)",
+    )
+    run.add_argument(
         "--resume",
         type=Path,
         default=None,
@@ -47,6 +53,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--address", default=None, help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster)"
     )
+    run.add_argument(
+        "--no-plan",
+        action="store_true",
+        help="skip the null release that warns, before fitting, of uncertifiable gates",
+    )
+    power = sub.add_parser("plan", help="what each privacy threshold can certify on this table; nothing is fitted")
+    power.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO")
+    handover = sub.add_parser("split", help="write the training rows to hand to a vendor, with a record of the split")
+    handover.add_argument("scenario", type=Path, metavar="SCENARIO")
+    handover.add_argument("--out", type=Path, required=True, help="folder for train.csv (or .parquet) and split.json")
+    handover.add_argument("--format", choices=("csv", "parquet"), default="csv", help="the training table's format")
+    check = sub.add_parser("verify", help="is FILE a table this scorecard released? (exit 0 yes, 1 no)")
+    check.add_argument("scorecard", type=Path, metavar="SCORECARD", help="scorecard.json or its run folder")
+    check.add_argument("file", type=Path, metavar="FILE", help="the table to check, byte for byte")
     validate = sub.add_parser("validate", help="check scenarios without running them")
     validate.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO")
     compare = sub.add_parser("compare", help="what got worse between two runs (exit 1 if anything did)")
@@ -87,6 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_generator(args.generator, args.params, args.rows)
         if args.command == "export-marginals":
             return _export_marginals(args.scenario, args.out, args.params)
+        if args.command == "split":
+            return _split(args.scenario, args.out, args.format)
+        if args.command == "verify":
+            return _verify(args.scorecard, args.file)
+        if args.command == "plan":
+            return max(_plan(path) for path in args.scenarios)
         if args.command == "compare":
             return _compare(args.old, args.new, abs_tol=args.abs_tol, rel_tol=args.rel_tol)
         return _run_all(args)
@@ -127,6 +153,36 @@ def _validate(path: Path) -> int:
     return OK
 
 
+def _split(path: Path, out: Path, fmt: str) -> int:
+    from suite.handover import write_split
+    from suite.runner import prepare_data
+
+    plan = _load(path)
+    record = write_split(prepare_data(plan), plan.scenario.split.model_dump(), out, fmt=fmt)
+    print(f"training rows for the table's maker: {record.parent / ('train.' + fmt)}; record of the split: {record}")
+    print("set split.record in the scenario to that record and gate the returned table with the `file` generator")
+    return OK
+
+
+def _verify(scorecard: Path, file: Path) -> int:
+    from suite.release import verify
+
+    table, message = verify(scorecard, file)
+    print(message)
+    return OK if table is not None else GATE_FAILED
+
+
+def _plan(path: Path) -> int:
+    """The null release's interval for every gated privacy measurement; exit 0 (a plan is advice)."""
+    from suite.power import null_release, render
+    from suite.runner import prepare_data
+
+    plan = _load(path)
+    rows = null_release(plan, prepare_data(plan))
+    print(render(rows, f"{path} (holdout {plan.scenario.split.holdout:g})"))
+    return OK
+
+
 def _run_all(args: argparse.Namespace) -> int:
     from suite.runner import Execution, resumable
 
@@ -137,11 +193,13 @@ def _run_all(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if args.scenarios:
             raise ConfigError("give either scenarios or --resume DIR (the run folder knows its scenario)", source="run")
-        how = Execution(args.executor, args.workers, args.address, resume=args.resume)
+        how = Execution(
+            args.executor, args.workers, args.address, resume=args.resume, debug=args.debug, power=not args.no_plan
+        )
         return _run(resumable(args.resume), out=None, quiet=args.quiet, execution=how, keep_cache=args.keep_cache)
     if not args.scenarios:
         raise ConfigError("name at least one scenario file, or --resume DIR", source="run")
-    how = Execution(args.executor, args.workers, args.address)
+    how = Execution(args.executor, args.workers, args.address, debug=args.debug, power=not args.no_plan)
     return max(
         _run(path, out=args.out, quiet=args.quiet, execution=how, keep_cache=args.keep_cache) for path in args.scenarios
     )
@@ -169,7 +227,7 @@ def _run(path: Path, *, out: Path | None, quiet: bool, execution: Any = None, ke
     print(gate_table(result.scorecard))
     print()
     print(verdict_table(result.scorecard))
-    print(f"run folder: {result.run_dir}")
+    print(f"run folder: {Path(result.run_dir).resolve()}")
     return OK if result.scorecard.summary.all_as_expected else GATE_FAILED
 
 
@@ -194,6 +252,8 @@ def _json_params(text: str, *, example: str) -> dict:
         params = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"not JSON: {exc.msg} at character {exc.pos}", source="--params") from None
+    except RecursionError:
+        raise ConfigError("JSON nested too deep; give parameters as a flat JSON object", source="--params") from None
     if not isinstance(params, dict):
         raise ConfigError(f"expected a JSON object of parameters, like '{example}'", source="--params")
     return params

@@ -7,6 +7,7 @@ splits by entity into train | control | reference. The input file is only read.
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from suite.histories import HistorySchema
 from suite.io import read_table, sha256_file
 from suite.metadata import (
     BOOLEAN,
+    CATEGORICAL,
     CONTINUOUS_SDTYPES,
     DATETIME,
     ID,
@@ -26,6 +28,7 @@ from suite.metadata import (
     Metadata,
     Roles,
     infer_metadata,
+    nfc,
     read_metadata,
 )
 
@@ -93,13 +96,32 @@ def load_dataset(
         raise ConfigError("the table is empty; a release check needs real rows", source=source)
     if len(frame) < 2:
         raise ConfigError("the table has one row; nothing can be split or compared", source=source)
-    frame.columns = [str(c) for c in frame.columns]
+    names = [nfc(c) for c in frame.columns]
+    renamed = [str(c) for c, n in zip(frame.columns, names) if str(c) != n]
+    frame.columns = names
     if frame.columns.duplicated().any():
         dup = frame.columns[frame.columns.duplicated()][0]
         raise ConfigError(f"column {dup!r} appears twice; rename one", source=source)
+    if renamed:
+        warnings.warn(
+            f"{source}: column name(s) {[nfc(c) for c in renamed]} were written in a decomposed Unicode form (NFD, "
+            "as macOS does); they are read in the composed form (NFC), like the metadata and the roles",
+            DataWarning,
+            stacklevel=2,
+        )
+    _check_objects(frame, source)
+    sep = frame.attrs.get("delimiter")
+    if sep is not None and sep != ("\t" if path.suffix.lower() == ".tsv" else ","):
+        warnings.warn(
+            f"{source}: the columns are separated by {sep!r}, not by what the file name suggests (detected from the "
+            f"first lines; {frame.shape[1]} columns)",
+            DataWarning,
+            stacklevel=2,
+        )
     inferred = metadata_path is None
     metadata = _infer(frame, source) if inferred else read_metadata(metadata_path)
-    metadata = metadata.with_roles(metadata.roles.merged(roles))
+    from_file = bool(metadata.roles.columns())
+    metadata = metadata.with_roles(metadata.roles.merged(roles.normalized()))
     md_source = str(metadata_path) if metadata_path else "inferred metadata"
     not_in_data = [c for c in metadata.columns if c not in frame.columns]
     if not_in_data:
@@ -120,7 +142,84 @@ def load_dataset(
         close = {c: _closest(c, list(frame.columns)) for c in unknown}
         hints = ", ".join(f"{c!r}" + (f" (did you mean {m!r}?)" if m else "") for c, m in close.items())
         raise ConfigError(f"dataset.roles names column(s) not in the table: {hints}", source=source)
-    return _coerce(frame, metadata, source), metadata, inferred
+    conflicts = metadata.roles.problems(c for c in metadata.columns if metadata.sdtype(c) == ID)
+    if conflicts:
+        origin = "dataset.roles" + (f" (with the roles in {Path(str(metadata_path)).name})" if from_file else "")
+        raise ConfigError.of([f"{origin}: {p}" for p in conflicts], source=source)
+    if metadata.primary_key is not None:
+        _unique_key(frame[metadata.primary_key], metadata.primary_key, md_source)
+    if inferred:
+        metadata = _huge_integers_as_categories(frame, metadata, source)
+    coerced = _coerce(frame, metadata, source)
+    coerced.attrs = dict(frame.attrs)  # how the file was read (the CSV separator)
+    return coerced, metadata, inferred
+
+
+def _check_objects(frame: pd.DataFrame, source: str) -> None:
+    """Cells no column type can hold: lists and records (Parquet list, struct or map columns), and date
+    objects (Parquet date32) beyond the dates pandas holds."""
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype != object:
+            continue
+        kind = pd.api.types.infer_dtype(values, skipna=True)  # one pass in C; text columns stop here
+        if kind in ("string", "empty", "integer", "floating", "boolean", "decimal", "bytes"):
+            continue
+        nested = values.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))
+        if nested.any():
+            raise ConfigError(
+                f"column {column!r} holds lists or records (a nested Parquet type), first at row {_row(nested)}; "
+                "the suite compares plain values: flatten it into one column per field, or drop it from the table",
+                source=source,
+            )
+        dates = values.map(lambda v: isinstance(v, dt.date))
+        if dates.any():
+            outside = _outside_date_range(values, dates, None, at_most=None)  # one outlier anywhere breaks SDV
+            if outside.any():
+                raise _outside_error(outside, column, source)
+
+
+def _unique_key(values: pd.Series, column: str, source: str) -> None:
+    """A primary key names one row each: no value missing or repeated."""
+    bad = values.isna() | values.duplicated(keep="first")
+    if bad.any():
+        raise ConfigError(
+            f"primary_key: column {column!r} is missing or repeated in {int(bad.sum())} row(s), first at row "
+            f"{_row(bad)}; a primary key names one row each: fix the data, or remove primary_key from the metadata",
+            source=source,
+        )
+
+
+#: Integers beyond 2**53 have no exact float: distances, encodings and most generators work in floats.
+EXACT_FLOAT_INTEGERS = 2**53
+
+
+def _huge(values: pd.Series) -> pd.Series:
+    """Where an integer column (or integers written as text) holds values a float cannot keep exactly."""
+    if pd.api.types.is_integer_dtype(values):
+        big = values.abs() > EXACT_FLOAT_INTEGERS if values.dtype.kind == "i" else values > EXACT_FLOAT_INTEGERS
+        return big.fillna(False).astype(bool)
+    if values.dtype == object or pd.api.types.is_string_dtype(values):
+        text = values.astype("string").str.strip()
+        return text.str.fullmatch(r"[-+]?\d{16,}").fillna(False).astype(bool) & (
+            pd.to_numeric(text, errors="coerce").abs() > EXACT_FLOAT_INTEGERS
+        )
+    return pd.Series(False, index=values.index)
+
+
+def _huge_integers_as_categories(frame: pd.DataFrame, metadata: Metadata, source: str) -> Metadata:
+    """Inferred metadata: a numerical column of integers beyond 2**53 (record numbers, hashes) becomes a category."""
+    huge = [c for c in frame.columns if metadata.sdtype(c) == NUMERICAL and _huge(frame[c]).any()]
+    if not huge:
+        return metadata
+    warnings.warn(
+        f"{source}: column(s) {huge} hold integers beyond 2**53, which floats cannot keep apart; they are treated "
+        "as categories, not numbers. Declare them identifiers (dataset.roles.identifiers) if they number records",
+        DataWarning,
+        stacklevel=3,
+    )
+    columns = {c: ({"sdtype": CATEGORICAL} if c in huge else dict(s)) for c, s in metadata.columns.items()}
+    return Metadata(columns=columns, primary_key=metadata.primary_key, roles=metadata.roles)
 
 
 def _infer(frame: pd.DataFrame, source: str) -> Metadata:
@@ -153,11 +252,12 @@ def _coerce(frame: pd.DataFrame, metadata: Metadata, source: str) -> pd.DataFram
     message ends up in CI logs, which are not covered by the reports' suppression rules.
     """
     out = {}
+    dropped = {*metadata.roles.identifiers, metadata.roles.entity}  # never a number to a generator or a check
     for column in frame.columns:
         values = frame[column]
         sdtype = metadata.sdtype(column)
         if sdtype == NUMERICAL:
-            values = _to_number(values, column, source)
+            values = _to_number(values, column, source, exact=column not in dropped)
         elif sdtype == DATETIME:
             values = _to_datetime(values, column, metadata.columns[column].get("datetime_format"), source)
         elif sdtype == BOOLEAN:
@@ -170,7 +270,17 @@ def _coerce(frame: pd.DataFrame, metadata: Metadata, source: str) -> pd.DataFram
 _NUMBER_AS_TEXT = r"[<>~≤≥]?\s*[-+]?(\d{1,3}([,' ]\d{3})+|\d+)([.,]\d+)?\s*([A-Za-zµ%/][A-Za-zµ%/0-9.^]*)?"
 
 
-def _to_number(values: pd.Series, column: str, source: str) -> pd.Series:
+def _to_number(values: pd.Series, column: str, source: str, *, exact: bool = True) -> pd.Series:
+    """The column as numbers; `exact`: refuse integers a float cannot hold exactly."""
+    huge = _huge(values) if exact else pd.Series(False, index=values.index)
+    if huge.any():
+        raise ConfigError(
+            f"column {column!r} is declared numerical but {int(huge.sum())} value(s) are integers beyond 2**53, "
+            f"first at row {_row(huge)}; as floats (which every distance and most generators use) such integers "
+            "collapse into fewer distinct values. If they number records, add the column to "
+            "dataset.roles.identifiers (or give it sdtype id); otherwise declare it categorical in the metadata",
+            source=source,
+        )
     if not pd.api.types.is_numeric_dtype(values):
         converted = pd.to_numeric(values, errors="coerce")
         bad = converted.isna() & values.notna()
@@ -207,7 +317,7 @@ _OFFSET = r".*(Z|[+-]\d\d:?\d\d|UTC|GMT)$"
 def _to_datetime(values: pd.Series, column: str, fmt: str | None, source: str) -> pd.Series:
     """Parse a datetime column; times with zones become UTC times without a zone (one clock for all rows)."""
     if pd.api.types.is_datetime64_any_dtype(values):
-        return _without_zone(values, column, source)
+        return _in_nanoseconds(_without_zone(values, column, source), column, source)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         converted = pd.to_datetime(values, format=fmt, errors="coerce")
@@ -215,6 +325,9 @@ def _to_datetime(values: pd.Series, column: str, fmt: str | None, source: str) -
             converted = pd.to_datetime(values, format=fmt, errors="coerce", utc=True)
     bad = converted.isna() & values.notna()
     if bad.any():
+        outside = _outside_date_range(values, bad, fmt)
+        if outside.any():
+            raise _outside_error(outside, column, source)
         text = values[values.notna()].astype(str).str.strip()
         zoned = text.str.fullmatch(_OFFSET)
         if zoned.any() and not zoned.all():
@@ -245,7 +358,62 @@ def _to_datetime(values: pd.Series, column: str, fmt: str | None, source: str) -
             DataWarning,
             stacklevel=3,
         )
-    return _without_zone(converted, column, source)
+    return _in_nanoseconds(_without_zone(converted, column, source), column, source)
+
+
+#: The dates pandas holds (nanoseconds since 1970 in 64 bits), as naive datetimes.
+DATE_RANGE = (dt.datetime(1677, 9, 21, 0, 12, 43, 145225), dt.datetime(2262, 4, 11, 23, 47, 16, 854775))
+
+
+def _outside_error(outside: pd.Series, column: str, source: str) -> ConfigError:
+    return ConfigError(
+        f"column {column!r} holds {int(outside.sum())} date(s) outside the range pandas can hold (1677-09-21 to "
+        f"2262-04-11), first at row {_row(outside)}; placeholders such as 9999-12-31 for 'unknown' or 'never' "
+        "should be empty cells (a flag column can keep their meaning), or declare the column categorical",
+        source=source,
+    )
+
+
+def _in_nanoseconds(values: pd.Series, column: str, source: str) -> pd.Series:
+    """Datetimes in pandas' default unit (nanoseconds), as every check and generator expects them."""
+    if values.dt.unit == "ns":
+        return values
+    low, high = DATE_RANGE
+    outside = values.notna() & ((values < low) | (values > high))
+    if outside.any():
+        raise _outside_error(outside, column, source)
+    return values.astype("datetime64[ns]")
+
+
+def _as_datetime(value: object, fmt: str | None) -> dt.datetime | None:
+    """A cell as a naive datetime when it is a date pandas could not hold, else None."""
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time())
+    if isinstance(value, np.datetime64):
+        return _as_datetime(value.astype("datetime64[us]").item(), fmt)
+    if not isinstance(value, str):
+        return None
+    from dateutil import parser
+
+    try:
+        when = dt.datetime.strptime(value.strip(), fmt) if fmt else parser.parse(value.strip())
+    except (ValueError, OverflowError):
+        return None
+    return when.replace(tzinfo=None)
+
+
+def _outside_date_range(
+    values: pd.Series, where: pd.Series, fmt: str | None, *, at_most: int | None = 1000
+) -> pd.Series:
+    """Which of the cells at `where` (the first `at_most` of them) are valid dates outside `DATE_RANGE`."""
+    low, high = DATE_RANGE
+    out = pd.Series(False, index=values.index)
+    for i, value in values[where].head(at_most).items():
+        when = _as_datetime(value, fmt)
+        out[i] = when is not None and not low <= when <= high
+    return out
 
 
 def _without_zone(values: pd.Series, column: str, source: str) -> pd.Series:
@@ -471,6 +639,7 @@ def prepare(
         "control_rows": int(len(control_idx)),
         "reference_rows": int(len(reference_idx)),
         "entities": None if entities is None else int(entities.nunique(dropna=False)),
+        **({"delimiter": frame.attrs["delimiter"]} if "delimiter" in frame.attrs else {}),
     }
     if roles.sequence_index:
         return _histories(

@@ -22,8 +22,16 @@ TABLE_SUFFIXES = {
 }
 
 
+#: Separators a CSV may use; the one a file uses is sniffed from its first lines.
+DELIMITERS = ",;\t|"
+
+
 def read_table(path: Path, *, sheet: str | int | None = None) -> pd.DataFrame:
-    """Read a CSV, TSV, Parquet or Excel file into a new frame; the file is only read."""
+    """Read a CSV, TSV, Parquet or Excel file into a new frame; the file is only read.
+
+    A CSV's separator (one of `DELIMITERS`) is sniffed from its first lines and kept in
+    `frame.attrs["delimiter"]`. A header naming a column twice is refused for CSV and Excel alike.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
@@ -35,9 +43,11 @@ def read_table(path: Path, *, sheet: str | int | None = None) -> pd.DataFrame:
         raise ConfigError(
             "dataset file not found; fix `dataset.path` (relative paths start at the scenario file)", source=str(path)
         )
+    sep = "\t" if suffix == ".tsv" else ","
     try:
         if suffix in (".csv", ".tsv"):
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", low_memory=False)
+            sep = _sniff_delimiter(path, sep)
+            frame = pd.read_csv(path, sep=sep, low_memory=False)
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         else:
@@ -60,18 +70,57 @@ def read_table(path: Path, *, sheet: str | int | None = None) -> pd.DataFrame:
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise ConfigError(f"could not read as {TABLE_SUFFIXES[suffix]}: {exc}", source=str(path)) from None
     if suffix in (".csv", ".tsv"):
-        _no_repeated_header(path, "\t" if suffix == ".tsv" else ",")
+        import csv
+
+        with open(path, encoding="utf-8", newline="") as handle:
+            _no_repeated_header(next(csv.reader(handle, delimiter=sep), []), path)
+        _not_one_joined_column(frame, path, sep)
+        frame.attrs["delimiter"] = sep
+    elif suffix in (".xlsx", ".xls"):
+        raw = pd.read_excel(path, sheet_name=0 if sheet is None else sheet, header=None, nrows=1)
+        _no_repeated_header([] if raw.empty else [v for v in raw.iloc[0] if pd.notna(v)], path)
     return frame
 
 
-def _no_repeated_header(path: Path, sep: str) -> None:
-    """pandas renames a repeated CSV header (`age`, `age.1`); a repeated name is a mistake to fix, not to guess."""
+def _sniff_delimiter(path: Path, default: str) -> str:
+    """The separator of a CSV among `DELIMITERS`, judged on its first lines; `default` when unclear."""
     import csv
 
     with open(path, encoding="utf-8", newline="") as handle:
-        header = next(csv.reader(handle, delimiter=sep), [])
+        sample = handle.read(1 << 16)
+    if "\n" in sample.rstrip("\r\n"):
+        sample = sample[: sample.rstrip("\r\n").rindex("\n")]  # whole lines only
+    try:
+        found = csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return default
+    header = sample.splitlines()[0] if sample else ""
+    # the sniffed separator wins only when it splits the header into more columns than the default one
+    return found if found != default and header.count(found) > header.count(default) else default
+
+
+def _not_one_joined_column(frame: pd.DataFrame, path: Path, sep: str) -> None:
+    """One column whose name holds a separator: the file is split by a character the sniffer missed."""
+    if frame.shape[1] != 1:
+        return
+    other = [d for d in DELIMITERS if d != sep and d in str(frame.columns[0])]
+    if other:
+        raise ConfigError(
+            f"read as {sep!r}-separated, the table is one column named {str(frame.columns[0])!r}; its header holds "
+            f"{other[0]!r}, but the rows do not split evenly on it: save the file with one separator "
+            "(comma-separated CSV, or tab-separated as .tsv)",
+            source=str(path),
+        )
+
+
+def _no_repeated_header(header: list, path: Path) -> None:
+    """pandas renames a repeated header (`age`, `age.1`); a repeated name is a mistake to fix, not to guess.
+
+    Names are compared in Unicode NFC, as the table's columns are named once read."""
+    from suite.metadata import nfc
+
     seen: set[str] = set()
-    for name in header:
+    for name in map(nfc, header):
         if name in seen:
             raise ConfigError(f"column {name!r} appears twice in the header; rename one", source=str(path))
         seen.add(name)
@@ -111,9 +160,34 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def new_run_dir(root: Path, name: str) -> Path:
-    """Create a fresh run folder `root/<name>-<UTC time>[-k]`; an existing folder is never reused."""
-    root = Path(root)
+def output_root(root: Path, *, explicit: bool = False, source: str | None = None) -> Path:
+    """Where run folders go: `root` resolved (relative paths start at the working folder).
+
+    A symlink on the way inside the working folder is refused unless `explicit` (the user typed it as
+    `--out`): a pull request can commit `runs -> /somewhere/else` and send a scenario's run, real rows
+    of the cache included, anywhere. Absolute paths outside the working folder are taken as written.
+    """
+    cwd = Path.cwd()
+    absolute = Path(root) if Path(root).is_absolute() else cwd / root
+    if not explicit and absolute.is_relative_to(cwd):
+        step = cwd
+        for part in absolute.relative_to(cwd).parts:
+            step = step / part
+            if step.is_symlink():
+                raise ConfigError(
+                    f"{step} is a symlink to {step.resolve()}; run folders do not follow links inside the working "
+                    f"folder. Set `output` to the real folder, remove the link, or pass --out {step} to write there",
+                    source=source or str(root),
+                )
+    return absolute.resolve()
+
+
+def new_run_dir(root: Path, name: str, *, explicit: bool = False, source: str | None = None) -> Path:
+    """Create a fresh run folder `root/<name>-<UTC time>[-k]` (an existing folder is never reused).
+
+    `root` goes through `output_root`: the folder returned is resolved, and a symlink is followed only if `explicit`.
+    """
+    root = output_root(root, explicit=explicit, source=source)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -10,6 +10,7 @@ so the written file never carries values of the real data.
 from __future__ import annotations
 
 import json
+import unicodedata
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from suite.errors import ConfigError
 
@@ -38,6 +40,36 @@ _SDTYPE_TYPOS = {
     **dict.fromkeys(("boolean", "bool", "binary", "logical"), BOOLEAN),
 }
 _DATA_DERIVED_KEYS = ("range_min", "range_max", "range_values", "range_is_nullable", "high_cardinality")
+#: SDV's own sdtypes and the personal-data sdtypes RDT anonymises by name; any other name must be a Faker method.
+SDV_SDTYPES = frozenset(
+    {NUMERICAL, DATETIME, CATEGORICAL, BOOLEAN, ID, "ordinal", "unknown"}
+    | {"address", "email", "ipv4_address", "ipv6_address", "mac_address", "name", "phone_number", "ssn"}
+    | {"user_agent_string"}
+)
+#: Roles naming one column each, and roles naming a list of columns.
+SINGLE_ROLES = ("target", "entity", "sequence_index")
+LIST_ROLES = ("identifiers", "quasi_identifiers", "secrets")
+#: Pairs of roles one column cannot hold at once: identifiers and the entity are dropped before any
+#: generator or check sees them, so naming them as something to attack or predict misleads.
+_CONFLICTS = (
+    *((dropped, used) for dropped in ("identifiers", "entity") for used in ("quasi_identifiers", "secrets", "target")),
+    ("identifiers", "sequence_index"),
+    ("entity", "sequence_index"),
+)
+
+_ONE = {
+    "identifiers": "identifier",
+    "quasi_identifiers": "quasi-identifier",
+    "secrets": "secret",
+    "target": "target",
+    "entity": "entity",
+    "sequence_index": "sequence index",
+}
+
+
+def nfc(name: object) -> str:
+    """A column name as text in Unicode NFC: "é" typed as one character or as e + accent is one name."""
+    return unicodedata.normalize("NFC", str(name))
 
 
 @dataclass(frozen=True)
@@ -89,6 +121,45 @@ class Roles:
         """These roles with every role that `override` sets replacing ours."""
         changes = {k: v for k, v in vars(override).items() if v is not None and v != () and v != []}
         return replace(self, **changes)
+
+    def normalized(self) -> Roles:
+        """The same roles with every column name in Unicode NFC (as table headers are read)."""
+        return Roles(
+            **{r: tuple(nfc(c) for c in getattr(self, r)) for r in LIST_ROLES},
+            **{r: None if getattr(self, r) is None else nfc(getattr(self, r)) for r in SINGLE_ROLES},
+        )
+
+    def problems(self, dropped: Iterable[str] = ()) -> list[str]:
+        """What is contradictory in these roles: a column listed twice in one role, or holding two roles
+        that exclude each other. `dropped` are columns the metadata removes (sdtype id)."""
+        out = []
+        for role in LIST_ROLES:
+            names = list(getattr(self, role))
+            twice = sorted({c for c in names if names.count(c) > 1})
+            if twice:
+                out.append(f"{role} lists {', '.join(map(repr, twice))} twice; list each column once")
+        held: dict[str, list[str]] = {}
+        for role in (*LIST_ROLES, *SINGLE_ROLES):
+            value = getattr(self, role)
+            for c in dict.fromkeys(value if role in LIST_ROLES else [value] if value else []):
+                held.setdefault(c, []).append(role)
+        for c, roles in held.items():
+            for a, b in _CONFLICTS:
+                if a in roles and b in roles:
+                    out.append(
+                        f"column {c!r} is both in {a} and in {b}; an {_ONE[a]} is dropped before any generator or "
+                        f"check sees it, so it cannot also be the {_ONE[b]}: take it out of one of the two roles"
+                    )
+        gone = set(dropped)
+        for c, roles in held.items():
+            used = [r for r in roles if r not in ("identifiers", "entity")]
+            if c in gone and used:
+                out.append(
+                    f"column {c!r} is in {used[0]} but has sdtype id (dropped before any generator or check sees "
+                    f"it): give it another sdtype in the metadata file (dataset.metadata; write one if the metadata "
+                    f"was inferred) or take it out of {used[0]}"
+                )
+        return out
 
 
 @dataclass(frozen=True)
@@ -144,6 +215,83 @@ class Metadata:
         return {**self.to_sdv_dict(), "METADATA_SPEC_VERSION": "SINGLE_TABLE_V1", "roles": self.roles.to_dict()}
 
 
+class _RolesFile(BaseModel):
+    """The `roles` block of a metadata file (the scenario's `dataset.roles` has the same keys)."""
+
+    model_config = ConfigDict(extra="forbid")
+    identifiers: list[StrictStr] = []
+    quasi_identifiers: list[StrictStr] = []
+    secrets: list[StrictStr] = []
+    target: StrictStr | None = None
+    entity: StrictStr | None = None
+    sequence_index: StrictStr | None = None
+
+
+class _ColumnFile(BaseModel):
+    model_config = ConfigDict(extra="allow")  # SDV's per-sdtype keys (computer_representation, ...)
+    sdtype: StrictStr
+    datetime_format: StrictStr | None = None  # a strftime pattern such as "%Y-%m-%d"
+
+
+class _TableFile(BaseModel):
+    model_config = ConfigDict(extra="allow")  # SDV's other keys (alternate_keys, sequence_key, ...)
+    columns: dict[str, _ColumnFile] = Field(min_length=1)
+    primary_key: StrictStr | None = None
+    roles: _RolesFile | None = None
+
+
+_HINTS = {
+    "identifiers": 'a list of column names, e.g. ["patient_id"]',
+    "quasi_identifiers": 'a list of column names, e.g. ["age", "sex"]',
+    "secrets": 'a list of column names, e.g. ["diagnosis"]',
+    "sdtype": "one name such as numerical, datetime, categorical, boolean or id",
+    "target": "one column name",
+    "entity": "one column name",
+    "sequence_index": "one column name",
+    "primary_key": "one column name (composite keys are not supported)",
+    "roles": 'a mapping of roles to column names, e.g. {"secrets": ["diagnosis"]}',
+}
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    """One line per pydantic error: the field path, what is wrong and what is expected."""
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
+        index = next((p for p in reversed(err["loc"]) if isinstance(p, int)), None)
+        where = ".".join(loc) + (f"[{index}]" if index is not None else "")
+        hint = next((_HINTS[p] for p in reversed(loc) if p in _HINTS), None)
+        if err["type"] == "extra_forbidden":
+            known = ", ".join(_RolesFile.model_fields)
+            out.append(f"{where}: unknown key; the roles are {known}")
+        elif err["type"] == "missing" and loc[-1:] == ["sdtype"]:
+            out.append(f"{where}: every column needs an `sdtype` (numerical, datetime, categorical, boolean, id, ...)")
+        elif len(loc) == 2 and loc[0] == "columns":
+            out.append(f'{where}: expected {{"sdtype": ...}} (got {type(err["input"]).__name__})')
+        elif err["type"] == "too_short" and loc == ["columns"]:
+            out.append('columns: empty; give {name: {"sdtype": ...}} for every column')
+        elif index is not None:
+            out.append(f"{where}: expected a column name (got {type(err['input']).__name__})")
+        elif hint:
+            out.append(f"{where}: expected {hint} (got {type(err['input']).__name__})")
+        else:
+            out.append(f"{where}: {err['msg']}")
+    return out
+
+
+def _known_sdtype(sdtype: str) -> bool:
+    """An sdtype SDV accepts: its own, or the name of a Faker method (personal data it anonymises)."""
+    if sdtype in SDV_SDTYPES:
+        return True
+    if not sdtype.isidentifier() or sdtype.startswith("_"):
+        return False
+    from faker import Faker  # small; installed with SDV
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return callable(getattr(Faker(), sdtype, None))
+
+
 def read_metadata(path: Path) -> Metadata:
     """Read SDV single-table metadata JSON (or a multi-table file holding one table)."""
     try:
@@ -164,6 +312,10 @@ def read_metadata(path: Path) -> Metadata:
         raise ConfigError(
             f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", source=str(path)
         ) from None
+    except RecursionError:
+        raise ConfigError(
+            "JSON nested too deep to read; metadata is a `columns` mapping a few levels deep", source=str(path)
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError("expected a JSON object with a `columns` mapping", source=str(path))
     table = raw
@@ -174,28 +326,38 @@ def read_metadata(path: Path) -> Metadata:
                 "`tables` must hold exactly one table; this suite evaluates one table at a time", source=str(path)
             )
         table = next(iter(tables.values()))
-    columns = table.get("columns")
-    if not isinstance(columns, dict) or not columns:
+    if not isinstance(table, dict) or not isinstance(table.get("columns"), dict) or not table["columns"]:
         raise ConfigError(
             '`columns` is missing or empty; give {name: {"sdtype": ...}} for every column', source=str(path)
         )
+    roles = raw.get("roles") if "tables" in raw and "roles" in raw else table.get("roles")
+    try:
+        parsed = _TableFile.model_validate({**table, "roles": roles})
+    except ValidationError as exc:
+        raise ConfigError.of(_problems(exc), source=str(path)) from None
+    columns = {nfc(c): spec.model_dump(exclude_unset=True) for c, spec in parsed.columns.items()}
     problems = []
+    if len(columns) < len(parsed.columns):
+        twice = [c for c in parsed.columns if c != nfc(c) and nfc(c) in parsed.columns]
+        problems.append(f"columns: {twice} is written twice (in two Unicode forms of the same name); keep one")
     for name, spec in columns.items():
-        if not isinstance(spec, dict) or "sdtype" not in spec:
+        sdtype = spec["sdtype"]
+        meant = _SDTYPE_TYPOS.get(sdtype.strip().lower())
+        if meant is not None and sdtype != meant:
+            problems.append(f"columns.{name}: sdtype {sdtype!r} is not an SDV sdtype; did you mean {meant!r}?")
+        elif meant is None and not _known_sdtype(sdtype):
             problems.append(
-                f"columns.{name}: every column needs an `sdtype` (numerical, datetime, categorical, boolean, id, ...)"
+                f"columns.{name}: sdtype {sdtype!r} is unknown; use numerical, datetime, categorical, boolean or id "
+                "(or a personal-data sdtype SDV knows, such as email or phone_number)"
             )
-            continue
-        meant = _SDTYPE_TYPOS.get(str(spec["sdtype"]).strip().lower())
-        if meant is not None and spec["sdtype"] != meant:
-            problems.append(f"columns.{name}: sdtype {spec['sdtype']!r} is not an SDV sdtype; did you mean {meant!r}?")
+    primary_key = None if parsed.primary_key is None else nfc(parsed.primary_key)
+    if primary_key is not None and primary_key not in columns:
+        problems.append(f"primary_key: {primary_key!r} is not one of the columns; fix the name or remove the key")
+    role_data = parsed.roles.model_dump() if parsed.roles else {}
+    roles = Roles.from_dict(role_data).normalized()  # checked against each other once merged with the scenario's
     if problems:
         raise ConfigError.of(problems, source=str(path))
-    return Metadata(
-        columns={c: dict(s) for c, s in columns.items()},
-        primary_key=table.get("primary_key"),
-        roles=Roles.from_dict(raw.get("roles") or table.get("roles")),
-    )
+    return Metadata(columns=columns, primary_key=primary_key, roles=roles)
 
 
 def infer_metadata(frame: pd.DataFrame) -> Metadata:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ConfigDict, ValidationError, create_model
 
-from suite.errors import ConfigError
+from suite.errors import ConfigError, brief
 from suite.policy import Threshold, preset_policy
 from suite.registry import RegistryError, checks, generators
 from suite.scenario import GeneratorSpec, Scenario, Spec, format_loc
@@ -61,6 +61,14 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
         close = difflib.get_close_matches(select.by, produced, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         problems.append(f"select.by: no selected check produces {select.by!r}; {hint}name a measurement of a check")
+    if any(g.name == "file" for g in scenario.generators) and scenario.split.record is None:
+        problems.append(
+            "split.record: a `file` generator gates a table made outside the suite, which is fair only if its maker "
+            "never saw the holdout; run `suite split SCENARIO --out DIR`, hand over DIR/train.csv, and set "
+            "split.record: DIR/split.json (docs/releasing.md)"
+        )
+    elif scenario.split.record is not None and not scenario.split.record.is_file():
+        problems.append(f"split.record: file not found: {scenario.split.record}; run `suite split` first")
     if not scenario.dataset.path.is_file():
         problems.append(
             f"dataset.path: file not found: {scenario.dataset.path} (relative paths start at the scenario file)"
@@ -103,9 +111,10 @@ def _component(
                 accepted = ", ".join(_parameters(cls)) or "none"
                 close = difflib.get_close_matches(str(err["loc"][-1]), list(_parameters(cls)), n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
-                problems.append(f"{field}: {spec.name} has no parameter {err['loc'][-1]!r}; {hint}accepted: {accepted}")
+                unknown = brief(err["loc"][-1])
+                problems.append(f"{field}: {spec.name} has no parameter {unknown}; {hint}accepted: {accepted}")
             else:
-                problems.append(f"{field}: {err['msg']} (got {err.get('input')!r})")
+                problems.append(f"{field}: {err['msg']} (got {brief(err.get('input'))})")
         return None
     return Component(spec=spec, cls=cls, params=params)
 
@@ -137,7 +146,7 @@ def validate_params(cls: type, params: dict[str, Any], *, where: str) -> dict[st
         for err in exc.errors():
             if err["type"] == "extra_forbidden":
                 accepted = ", ".join(_parameters(cls)) or "none"
-                problems.append(f"no parameter {err['loc'][-1]!r}; accepted: {accepted}")
+                problems.append(f"no parameter {brief(err['loc'][-1])}; accepted: {accepted}")
             else:
-                problems.append(f"{'.'.join(map(str, err['loc']))}: {err['msg']} (got {err.get('input')!r})")
+                problems.append(f"{'.'.join(map(str, err['loc']))}: {err['msg']} (got {brief(err.get('input'))})")
         raise ConfigError("; ".join(problems), source=where) from None

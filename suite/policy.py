@@ -24,7 +24,7 @@ class Threshold(BaseModel):
     """`{max: 0.05}`, `{min: 0.8}`, both, or `{}` (reported, not gated)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    max: float | None = None
+    max: float | None = None  # finite (`_finite`): nan would never compare, the gate would pass
     min: float | None = None
 
     @field_validator("max", "min")
@@ -97,8 +97,8 @@ PRESETS: dict[str, dict[str, Threshold]] = {
         "inference.max.risk": Threshold(max=0.25),
         "membership.distance.auc": Threshold(max=0.6),
         "membership.density.auc": Threshold(max=0.6),
-        "membership.distance.tpr_at_fpr_1pct": Threshold(max=0.05),
-        "membership.density.tpr_at_fpr_1pct": Threshold(max=0.05),
+        "membership.distance.excess_at_fpr": Threshold(max=0.05),
+        "membership.density.excess_at_fpr": Threshold(max=0.05),
         "membership.shadow.success": Threshold(max=0.75),
         "fidelity.column_shapes": Threshold(min=0.8),
         "fidelity.column_pairs": Threshold(min=0.55),
@@ -128,8 +128,8 @@ PRESETS: dict[str, dict[str, Threshold]] = {
         "inference.max.risk": Threshold(max=0.15),
         "membership.distance.auc": Threshold(max=0.55),
         "membership.density.auc": Threshold(max=0.55),
-        "membership.distance.tpr_at_fpr_1pct": Threshold(max=0.04),
-        "membership.density.tpr_at_fpr_1pct": Threshold(max=0.04),
+        "membership.distance.excess_at_fpr": Threshold(max=0.02),
+        "membership.density.excess_at_fpr": Threshold(max=0.02),
         "membership.shadow.success": Threshold(max=0.65),
         "fidelity.column_shapes": Threshold(min=0.85),
         "fidelity.column_pairs": Threshold(min=0.6),
@@ -159,8 +159,8 @@ PRESETS: dict[str, dict[str, Threshold]] = {
         "inference.max.risk": Threshold(max=0.4),
         "membership.distance.auc": Threshold(max=0.65),
         "membership.density.auc": Threshold(max=0.65),
-        "membership.distance.tpr_at_fpr_1pct": Threshold(max=0.08),
-        "membership.density.tpr_at_fpr_1pct": Threshold(max=0.08),
+        "membership.distance.excess_at_fpr": Threshold(max=0.09),
+        "membership.density.excess_at_fpr": Threshold(max=0.09),
         "membership.shadow.success": Threshold(max=0.85),
         "fidelity.column_shapes": Threshold(min=0.7),
         "fidelity.column_pairs": Threshold(min=0.45),
@@ -209,23 +209,29 @@ def finite(value: float, ci: tuple[float, float] | None) -> bool:
         return False
 
 
+def holdout_factor(value: float, bound: float, limit: float) -> float | None:
+    """How many times more control people would certify `limit`, when interval half-widths shrink as
+    1/sqrt(n): (half-width / margin)^2. None when the estimate itself is on the wrong side of `limit`
+    (no holdout certifies it)."""
+    half, margin = abs(bound - value), abs(limit - value)
+    if (bound - value) * (limit - value) <= 0 or margin == 0:
+        return None
+    return (half / margin) ** 2
+
+
 def certify_advice(value: float, ci: tuple[float, float], threshold: Threshold) -> str:
     """For a `not shown safe` gate: the tightest threshold this data certifies (its unfavourable bound)
-    and roughly how many times the holdout rows would certify the current one, assuming the interval's
-    half-width h shrinks like 1/sqrt(n): factor = (h / (threshold - value))^2."""
+    and roughly how many times the holdout rows would certify the current one (`holdout_factor`)."""
     low, high = bounds(value, ci)
     parts = []
-    for side, limit, bound, half, room in (
-        ("max", threshold.max, high, high - value, None if threshold.max is None else threshold.max - value),
-        ("min", threshold.min, low, value - low, None if threshold.min is None else value - threshold.min),
-    ):
-        if limit is None or room is None or (bound <= limit if side == "max" else bound >= limit):
+    for side, limit, bound in (("max", threshold.max, high), ("min", threshold.min, low)):
+        if limit is None or (bound <= limit if side == "max" else bound >= limit):
             continue
         certify = f"the tightest {side} this data certifies is {bound:.4g}"
-        if room <= 0:
+        factor = holdout_factor(value, bound, limit)
+        if factor is None:
             parts.append(f"{certify}; cannot certify {side} {limit:g}: the estimate itself is past the threshold")
         else:
-            factor = (half / room) ** 2
             parts.append(f"{certify}; about {factor:.3g}x the holdout rows would certify {side} {limit:g}")
     return "; ".join(parts)
 

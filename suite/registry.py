@@ -26,6 +26,10 @@ class RegistryError(ConfigError):
     """A component could not be registered or found."""
 
 
+class DuplicateError(RegistryError):
+    """Two components under one name: always an error, a shadowed check would weaken the gate."""
+
+
 class Registry(Generic[T]):
     """Named component classes of one kind, from this repository and from installed plugins."""
 
@@ -56,7 +60,7 @@ class Registry(Generic[T]):
                 "like 'sdv.gaussian_copula'"
             )
         if name in self._classes:
-            raise RegistryError(
+            raise DuplicateError(
                 f"{self.kind} {name!r} is registered twice ({self._sources[name]} and {source}); rename one"
             )
         if getattr(cls, "name", None) != name:
@@ -66,6 +70,11 @@ class Registry(Generic[T]):
         missing = [m for m in self._methods if not callable(getattr(cls, m, None))]
         if missing:
             raise RegistryError(f"{self.kind} {name!r} ({cls.__qualname__}) lacks {', '.join(missing)}")
+        if cls.__init__ is object.__init__:
+            raise RegistryError(
+                f"{self.kind} {name!r} ({cls.__qualname__}) has no __init__ of its own; define one with keyword-only "
+                "parameters (`def __init__(self) -> None: pass` if it takes none)"
+            )
         for param in inspect.signature(cls.__init__).parameters.values():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 raise RegistryError(
@@ -87,9 +96,9 @@ class Registry(Generic[T]):
             try:
                 cls = ep.load()
                 self._add(ep.name, cls, source)
-            except RegistryError:
+            except DuplicateError:
                 raise
-            except Exception as exc:  # a broken plugin must not hide the others
+            except Exception as exc:  # a broken or invalid plugin must not hide the others
                 self._broken[ep.name] = (source, exc)
 
     def refresh(self) -> None:
@@ -105,6 +114,8 @@ class Registry(Generic[T]):
             return self._classes[name]
         if name in self._broken:
             source, exc = self._broken[name]
+            if isinstance(exc, RegistryError):
+                raise RegistryError(f"{self.kind} {name!r} from {source} is not a valid plugin: {exc}") from exc
             raise RegistryError(f"{self.kind} {name!r} from {source} failed to import: {exc!r}") from exc
         close = difflib.get_close_matches(name, self.names(), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
@@ -121,7 +132,12 @@ class Registry(Generic[T]):
     def broken(self) -> dict[str, str]:
         """Plugins that failed to import, with the error."""
         self.load()
-        return {n: f"{s}: {e!r}" for n, (s, e) in self._broken.items()}
+        return {n: f"{s}: {e if isinstance(e, RegistryError) else repr(e)}" for n, (s, e) in self._broken.items()}
+
+    def broken_kinds(self) -> dict[str, str]:
+        """Plugins that failed to load, with the kind of error only (no library message)."""
+        self.load()
+        return {n: type(e).__name__ for n, (_, e) in self._broken.items()}
 
 
 generators: Registry[type] = Registry(

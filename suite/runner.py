@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import numbers
 import platform
 import sys
 import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
@@ -19,20 +20,24 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import pandas as pd
+import pydantic_core
 
-from suite.cache import TaskCache, content_key, remove_leftovers
+from suite.cache import CachedCheckInvalid, TaskCache, content_key, remove_leftovers
 from suite.dataset import PreparedData, prepare
 from suite.errors import ConfigError
 from suite.executors import execute
+from suite.handover import check_recorded
 from suite.histories import AsHistories, rows_of_entities
 from suite.io import new_run_dir, sha256_file, write_text_atomic
 from suite.metadata import Roles, write_metadata
 from suite.plan import Component, Plan
-from suite.policy import MIN_COUNT, judge
+from suite.policy import MIN_COUNT, Status, judge
+from suite.power import null_release, render
 from suite.processing import Processed, check_constraints
 from suite.registry import RegistryError
 from suite.registry import checks as check_registry
 from suite.registry import generators as generator_registry
+from suite.release import write_released
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard, Summary, explain
 from suite.seeding import seeded
 from suite.selection import select
@@ -80,6 +85,8 @@ class Execution:
     workers: int = 1
     address: str | None = None
     resume: Path | None = None  # an existing run folder of the same scenario: finished tasks are reused
+    power: bool = True  # before fitting, warn about thresholds a clean release cannot certify (suite.power)
+    debug: bool = False  # print a failing library's or plugin's own message and traceback on stderr
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,7 @@ class _TaskInput:
     repeat: int
     run_dir: Path
     verbose: bool
+    debug: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,9 +105,13 @@ class _TaskOutput:
     measurements: list[Measurement]
     seconds: dict[str, float]
     fit_info: dict[str, Any] | None  # None when the generator failed
+    failure: str | None = None  # the generator failed: the one reason its verdict gives for this repeat
 
 
 RUN_FILE = "run.json"
+SCORECARD_FILE = "scorecard.json"  # written by reports.write_json; its presence marks a finished run
+DEBUG_HINT = "run with --debug to see the library's message"
+NOT_MEASURED = "not measured: the generator failed (see the generator's reasons)"
 
 
 def run(
@@ -110,15 +122,7 @@ def run(
     how = execution or Execution()
     sc = plan.scenario
     say(f"[{sc.name}] loading {sc.dataset.path.name}")
-    roles = Roles(**sc.dataset.roles.model_dump())
-    data = prepare(
-        sc.dataset.path,
-        metadata_path=sc.dataset.metadata,
-        roles=roles,
-        holdout=sc.split.holdout,
-        seed=sc.split.seed,
-        sheet=sc.dataset.sheet,
-    )
+    data = prepare_data(plan)
     say(
         f"[{sc.name}] {data.fingerprint['rows']} rows: train {len(data.train)}, holdout control {len(data.control)}, "
         f"holdout reference {len(data.reference)}; dropped before any generator: {', '.join(data.dropped) or 'none'}"
@@ -127,33 +131,62 @@ def run(
         where = f"{plan.path}: generators[{i}] ({spec.key})"
         check_sequential(plan.generators[i], data, where)
         check_constraints(spec.constraints, data.metadata, where=where)
+        if is_external(plan.generators[i]):  # a table made elsewhere: its split and its columns are input
+            check_recorded(sc.split.record, data, sc.split.model_dump(), where)
+            plan.generators[i].build().fit(data.train, data.metadata)
+    if how.power and how.resume is None:
+        weak = [p for p in null_release(plan, data) if not p.certifiable]
+        if weak:
+            say(render(weak, f"[{sc.name}] warning: thresholds this table may not certify"))
     scenario_sha256 = sha256_file(plan.path)
     if how.resume is not None:
         run_dir = how.resume
+        if _run_info(run_dir)["data_sha256"] != data.fingerprint["sha256"]:
+            raise ConfigError(
+                f"the data file {sc.dataset.path} changed since this run started; start a new run (its results "
+                "would mix two tables)",
+                source="--resume",
+            )
         left = remove_leftovers(run_dir)
         say(
             f"[{sc.name}] resuming {run_dir}"
             + (f" ({left} temporary file(s) of the interrupted run removed)" if left else "")
         )
     else:
-        run_dir = new_run_dir(out if out is not None else sc.output, sc.name)
-        write_text_atomic(
-            run_dir / RUN_FILE, json.dumps({"scenario": str(plan.path), "scenario_sha256": scenario_sha256}, indent=2)
-        )
+        where = "--out" if out is not None else f"{plan.path}: output"
+        run_dir = new_run_dir(out if out is not None else sc.output, sc.name, explicit=out is not None, source=where)
+        info = {
+            "scenario": str(plan.path),
+            "scenario_sha256": scenario_sha256,
+            "data_sha256": data.fingerprint["sha256"],
+        }
+        write_text_atomic(run_dir / RUN_FILE, json.dumps(info, indent=2))
     metadata_file = run_dir / ("metadata.inferred.json" if data.metadata_inferred else "metadata.json")
     write_metadata(data.full_metadata, metadata_file)
     inputs = [
-        _TaskInput(plan, data, i, r, run_dir, say.enabled)
+        _TaskInput(plan, data, i, r, run_dir, say.enabled, how.debug)
         for i in range(len(plan.generators))
         for r in range(sc.repeats)
     ]
+    unloaded = _unloaded_checks(sc.checks == "all")
     outputs: dict[tuple[int, int], _TaskOutput] = {}
     for position, output in execute(_run_task, inputs, executor=how.executor, workers=how.workers, address=how.address):
         task = inputs[position]
-        outputs[(task.index, task.repeat)] = output
+        outputs[(task.index, task.repeat)] = replace(output, measurements=[*output.measurements, *unloaded])
         if how.workers > 1 or how.executor != "local":
             say(f"[{sc.name}] done: {sc.generators[task.index].key} repeat {task.repeat + 1}/{sc.repeats}")
     records = [_record(plan, i, [outputs[(i, r)] for r in range(sc.repeats)], say) for i in range(len(plan.generators))]
+    released, unreleasable = write_released(
+        sc,
+        plan.generators,
+        records,
+        run_dir,
+        data.fingerprint["sha256"],
+        lambda i, r: _judged_sample(plan, data, run_dir, i, r),
+    )
+    records = [_unreleased(r, unreleasable[r.name]) if r.name in unreleasable else r for r in records]
+    for table in released:
+        say(f"[{sc.name}] {table.generator}: the judged table is {run_dir / table.file}")
     scorecard = Scorecard(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         scenario={
@@ -178,19 +211,83 @@ def run(
             "allow_records": sc.report.allow_records,
         },
         selection=select(plan, records),
+        release=released,
     )
     return RunResult(scorecard=scorecard, run_dir=run_dir)
 
 
-def resumable(run_dir: Path) -> Path:
-    """The scenario file of a run folder that `run --resume` can continue, checked unchanged."""
+def _judged_sample(plan: Plan, data: PreparedData, run_dir: Path, index: int, repeat: int) -> pd.DataFrame | None:
+    """The sample a task was judged on, as its cache holds it (None if it could not be kept)."""
+    cached = TaskCache(run_dir, task_key(plan, data, index, repeat)).load_sample()
+    return None if cached is None else cached[0]
+
+
+def _unreleased(record: GeneratorRecord, why: str) -> GeneratorRecord:
+    """A released generator whose judged table could not be written blocks: nothing else may be shared."""
+    return record.model_copy(
+        update={"verdict": "block", "as_expected": record.expected == "block", "reasons": [*record.reasons, why]}
+    )
+
+
+def prepare_data(plan: Plan) -> PreparedData:
+    """The scenario's table loaded, typed and split as every run of it sees it."""
+    sc = plan.scenario
+    return prepare(
+        sc.dataset.path,
+        metadata_path=sc.dataset.metadata,
+        roles=Roles(**sc.dataset.roles.model_dump()),
+        holdout=sc.split.holdout,
+        seed=sc.split.seed,
+        sheet=sc.dataset.sheet,
+    )
+
+
+def _unloaded_checks(everything: bool) -> list[Measurement]:
+    """With `checks: all`, one blocking `<check>.error` per check plugin that could not be loaded:
+    a missing check weakens the gate, so it is named in the scorecard rather than skipped."""
+    if not everything:
+        return []
+    return [
+        Measurement.from_error(
+            f"{name}.error",
+            Goal.MINIMIZE,
+            f"check plugin {name} could not be loaded: {kind}; `suite list` shows its package and error",
+        )
+        for name, kind in check_registry.broken_kinds().items()
+    ]
+
+
+def _run_info(run_dir: Path) -> dict[str, str]:
+    """run.json of a run folder that `run --resume` can continue: readable, complete, and not finished."""
     info_file = Path(run_dir) / RUN_FILE
     if not info_file.is_file():
         raise ConfigError(
             f"{run_dir} is not a run folder this suite can resume (no {RUN_FILE}); give a folder a run created",
             source="--resume",
         )
-    info = json.loads(info_file.read_text(encoding="utf-8"))
+    if (Path(run_dir) / SCORECARD_FILE).is_file():
+        raise ConfigError(
+            f"{run_dir} is a finished run: its results are in {Path(run_dir) / SCORECARD_FILE} and the reports beside "
+            "it; resume only continues an interrupted run, so start a new run to compute it again",
+            source="--resume",
+        )
+    keys = ("scenario", "scenario_sha256", "data_sha256")
+    try:
+        info = json.loads(info_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        info = None
+    if not isinstance(info, dict) or not all(isinstance(info.get(k), str) for k in keys):
+        raise ConfigError(
+            f"{info_file} is damaged or was written by another version (it needs {', '.join(keys)}); this run "
+            "cannot be checked, so start a new run",
+            source="--resume",
+        )
+    return info
+
+
+def resumable(run_dir: Path) -> Path:
+    """The scenario file of a run folder that `run --resume` can continue, checked unchanged."""
+    info = _run_info(run_dir)
     path = Path(info["scenario"])
     if not path.is_file():
         raise ConfigError(f"the run's scenario file {path} is gone; start a new run", source="--resume")
@@ -234,6 +331,7 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
     component, spec = plan.generators[index], sc.generators[index]
     key = spec.key
     n = sc.sample_size or len(data.train)
+    external = is_external(component)
     seed = sc.seed + repeat
     cache = TaskCache(task.run_dir, task_key(plan, data, index, repeat))
     tag = f"[{sc.name}] {key} ({index + 1}/{len(plan.generators)})" + (
@@ -248,6 +346,7 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
         seconds.update(facts.get("seconds", {}))
         say(f"{tag}: fit and sample reused from the run folder")
     else:
+        stage = "fit"
         try:
             generator = cache.load_generator()
             if generator is None:
@@ -258,29 +357,36 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
                 cache.save_generator(generator)
             else:
                 say(f"{tag}: fitted generator reused from the run folder")
+            stage = "sample"
             say(f"{tag}: sample {n} rows")
             start = time.perf_counter()
             drawn = within(spec.timeout, lambda: generator.sample(n, seed=seed), f"{key} sample")
-            synthetic = _conform(drawn, data.train, n)
+            synthetic = _conform(drawn, data.train, len(drawn) if external and hasattr(drawn, "__len__") else n)
             seconds["sample"] += time.perf_counter() - start
             fit_info = _fit_info(generator)
-        except Exception as exc:  # the generator failed: every check errors, the gate blocks
-            error = f"generator failed: {type(exc).__name__}: {exc}"
-            say(f"{tag}: {error}")
-            measurements = [m for check in plan.checks for m in _error_measurements(check, error)]
-            return _TaskOutput(measurements, dict(seconds), None)
+        except BaseException as exc:  # SystemExit included: the generator failed, its checks error, the gate blocks
+            _reraise_interrupt(exc)
+            failure = f"generator {key} failed during {stage}: {_describe(exc)}; check its params and the metadata"
+            say(f"{tag}: {failure}")
+            _log(task.debug, f"{tag}: generator {key} failed during {stage}", exc)
+            measurements = [m for check in plan.checks for m in _error_measurements(check, NOT_MEASURED)]
+            return _TaskOutput(measurements, dict(seconds), None, failure)
         cache.save_sample(synthetic, {"fit_info": fit_info, "seconds": dict(seconds)})
     ctx = make_context(component, data, synthetic, seed=seed, confidence=sc.confidence)
     measurements: list[Measurement] = []
     for check in plan.checks:
         check_key = _check_key(check, seed, sc.confidence)
-        done = cache.load_check(check_key) if reused else None
+        try:
+            done = cache.load_check(check_key) if reused else None
+        except CachedCheckInvalid as exc:
+            say(f"{tag}: {check.spec.name}: {exc}; discarded, computed again")
+            done = None
         if done is not None:
             found, spent = done
         else:
             say(f"{tag}: {check.spec.name}")
             start = time.perf_counter()
-            found = _evaluate(check, ctx, check.spec.timeout or sc.check_timeout)
+            found = _evaluate(check, ctx, check.spec.timeout or sc.check_timeout, debug=task.debug, tag=tag)
             spent = time.perf_counter() - start
             cache.save_check(check_key, found, spent)
         measurements += found
@@ -296,18 +402,29 @@ def _record(plan: Plan, index: int, outputs: list[_TaskOutput], say: Progress) -
     records: list[MeasurementRecord] = []
     seconds: Counter[str] = Counter()
     fit_info: list[dict[str, Any]] = []
+    reasons: list[str] = []
+    prefix = (lambda repeat: f"repeat {repeat + 1}: ") if sc.repeats > 1 else (lambda repeat: "")
     for repeat, output in enumerate(outputs):
         seconds.update(output.seconds)
         if output.fit_info is not None:
             fit_info.append({"repeat": repeat, **output.fit_info})
         by_name = {m.name: m for m in output.measurements}
+        if output.failure is not None:  # one reason for the failed generator, said once
+            reasons.append(prefix(repeat) + output.failure)
+        blocking: list[MeasurementRecord] = []
         for j in judge(output.measurements, plan.policy, plan.defaults):
-            records.append(MeasurementRecord.build(by_name.get(j.measurement), j, repeat))
+            m = by_name.get(j.measurement)
+            unmeasured = output.failure is not None and (m is None or m.error == NOT_MEASURED)
+            if unmeasured:
+                j = replace(j, reason=f"{j.measurement}: not measured, the generator failed")
+            record = MeasurementRecord.build(m, j, repeat)
+            records.append(record)
+            if record.status.blocks and not unmeasured:
+                blocking.append(record)
+        reasons += [prefix(repeat) + reason for reason in _reasons(blocking)]
+    reasons = list(dict.fromkeys(reasons))
     why, records = explain(records)
-    blocking = [r for r in records if r.status.blocks]
-    verdict = "block" if blocking else "release"
-    prefix = (lambda r: f"repeat {r.repeat + 1}: ") if sc.repeats > 1 else (lambda r: "")
-    reasons = list(dict.fromkeys(prefix(r) + r.reason for r in blocking))
+    verdict = "block" if any(r.status.blocks for r in records) else "release"
     say(f"[{sc.name}] {key}: {verdict}" + (f" ({len(reasons)} reason(s))" if reasons else ""))
     return GeneratorRecord(
         name=key,
@@ -325,6 +442,22 @@ def _record(plan: Plan, index: int, outputs: list[_TaskOutput], say: Progress) -
     )
 
 
+def _reasons(blocking: list[MeasurementRecord]) -> list[str]:
+    """One reason per blocking measurement, but a check's error shared by several of its measurements once."""
+    names: dict[str, list[str]] = {}
+    for r in blocking:
+        if r.status is Status.ERROR and r.error:
+            names.setdefault(r.error, []).append(r.name)
+    out = []
+    for r in blocking:
+        same = names.get(r.error or "", []) if r.status is Status.ERROR else []
+        if len(same) <= 1:
+            out.append(r.reason)
+        elif r.name == same[0]:
+            out.append(f"{', '.join(same)}: the check failed ({r.error})")
+    return out
+
+
 def _fit_info(generator: Any) -> dict[str, Any]:
     """What the generator reports about its fit (`fit_info()`, optional): epochs, a privacy budget
     spent. Made JSON-safe here; a hook that fails is recorded, not raised (the fit itself worked)."""
@@ -333,8 +466,14 @@ def _fit_info(generator: Any) -> dict[str, Any]:
         return {}
     try:
         return json.loads(json.dumps(hook(), default=str))
-    except Exception as exc:  # noqa: BLE001 - reported in the scorecard
-        return {"fit_info_error": f"{type(exc).__name__}: {exc}"}
+    except BaseException as exc:  # noqa: BLE001 - reported in the scorecard
+        _reraise_interrupt(exc)
+        return {"fit_info_error": f"fit_info() failed: {type(exc).__name__}; {DEBUG_HINT}"}
+
+
+def is_external(component: Component | None) -> bool:
+    """A table made outside the suite (`file`): whatever n is asked, it is the file; nothing can be refitted."""
+    return bool(getattr(getattr(component, "cls", None), "external", False))
 
 
 def is_sequential(component: Component) -> bool:
@@ -403,22 +542,32 @@ def _fit_sequential(component: Component, data: PreparedData, seed: int, rows: p
     return AsHistories(fitted, long.schema, long.entity)
 
 
+def interval_level(confidence: float) -> float:
+    """The two-sided level whose ends are one-sided bounds at `confidence` (0.95 -> 0.90).
+
+    Each gate is a one-sided test ("risk >= threshold" rejected at the scenario's confidence), so the
+    checks compute two-sided intervals at this level and the gate reads the end that matters.
+    """
+    return 2.0 * confidence - 1.0
+
+
 def make_context(
     component: Component, data: PreparedData, synthetic: pd.DataFrame, *, seed: int, confidence: float = 0.95
 ) -> Context:
-    """The Context every check of one (generator, repeat) sees."""
+    """The Context every check of one (generator, repeat) sees; its intervals' ends are one-sided bounds at
+    `confidence` (the scenario's)."""
     return Context(
         train=data.train,
         holdout=data.control,
         synthetic=synthetic,
         metadata=data.metadata,
         seed=seed,
-        confidence=confidence,
+        confidence=interval_level(confidence),
         train_entities=data.train_entities,
         holdout_entities=data.control_entities,
         reference=data.reference,
         reference_entities=data.reference_entities,
-        fit_generator=partial(_refit, component, data, seed),
+        fit_generator=None if is_external(component) else partial(_refit, component, data, seed),
     )
 
 
@@ -429,18 +578,43 @@ def _refit(component: Component, data: PreparedData, seed: int, rows: pd.DataFra
 def _conform(synthetic: pd.DataFrame, train: pd.DataFrame, n: int) -> pd.DataFrame:
     """Check a generator's output against the contract: n rows, the training columns."""
     if not isinstance(synthetic, pd.DataFrame):
-        raise TypeError(f"sample() returned {type(synthetic).__name__}, not a DataFrame")
+        raise _Broken(f"sample() returned {type(synthetic).__name__}, not a DataFrame")
     missing = [c for c in train.columns if c not in synthetic.columns]
-    extra = [c for c in synthetic.columns if c not in train.columns]
+    extra = [str(c) for c in synthetic.columns if c not in train.columns][:10]
     if missing or extra:
-        raise ValueError(f"sample() returned the wrong columns (missing {missing}, unexpected {extra})")
+        raise _Broken(f"sample() returned the wrong columns (missing {missing}, unexpected {extra})")
     if len(synthetic) != n:
-        raise ValueError(f"sample({n}) returned {len(synthetic)} rows")
+        raise _Broken(f"sample({n}) returned {len(synthetic)} rows")
     return synthetic[list(train.columns)].reset_index(drop=True)
 
 
-class _TimedOut(Exception):
+class _Broken(Exception):
+    """A contract the suite checks was broken; the message is the suite's own words (no data values)."""
+
+
+class _TimedOut(_Broken):
     pass
+
+
+def _reraise_interrupt(exc: BaseException) -> None:
+    """Ctrl-C stops the run; every other exception (SystemExit, GeneratorExit...) is a failure to record."""
+    if isinstance(exc, KeyboardInterrupt):
+        raise exc
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception in the suite's words: the text of a library or plugin may quote data values, so only
+    its type is reported (its message goes to the log with --debug)."""
+    if isinstance(exc, _Broken):
+        return str(exc)
+    return f"{type(exc).__name__}; {DEBUG_HINT}"
+
+
+def _log(debug: bool, what: str, exc: BaseException) -> None:
+    """With --debug, the library's own message and traceback on stderr (never in a report)."""
+    if debug and not isinstance(exc, _Broken):
+        print(f"{what}; the library's message:", file=sys.stderr, flush=True)
+        traceback.print_exception(exc, file=sys.stderr)
 
 
 def within(seconds: float | None, fn: Callable[[], Any], what: str) -> Any:
@@ -469,19 +643,30 @@ def within(seconds: float | None, fn: Callable[[], Any], what: str) -> Any:
     return box["value"]
 
 
-def _evaluate(check: Component, ctx: Context, timeout: float | None = None) -> list[Measurement]:
-    """Run one check; an exception, a timeout or an undeclared measurement name becomes an error that blocks."""
+def _evaluate(
+    check: Component, ctx: Context, timeout: float | None = None, *, debug: bool = False, tag: str = ""
+) -> list[Measurement]:
+    """Run one check; an exception of any kind (SystemExit included), a timeout, a malformed result or an
+    undeclared measurement name becomes an error that blocks. Errors are in the suite's words."""
+    name = check.spec.name
     try:
-        measurements = list(within(timeout, lambda: check.build().evaluate(ctx), check.spec.name))
+        measurements = list(within(timeout, lambda: check.build().evaluate(ctx), name))
     except _TimedOut as exc:
-        return _error_measurements(check, f"{check.spec.name} timed out: {exc}")
-    except Exception as exc:
-        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return _error_measurements(check, f"{check.spec.name} raised {detail}")
+        return _error_measurements(check, f"check {name} timed out: {exc}")
+    except BaseException as exc:
+        _reraise_interrupt(exc)
+        _log(debug, f"{tag}: check {name} failed", exc)
+        return _error_measurements(check, f"check {name} failed: {_describe(exc)}")
+    problems = [_malformed(m) for m in measurements]
+    if any(p is not None and not isinstance(getattr(m, "name", None), str) for m, p in zip(measurements, problems)):
+        return _error_measurements(check, f"check {name} returned something other than Measurement objects")
     patterns = check.cls.measures
     out = []
-    for m in measurements:
-        if not any(fnmatch.fnmatchcase(m.name, p) for p in patterns):
+    for m, problem in zip(measurements, problems):
+        if problem is not None:
+            goal = m.goal if isinstance(m.goal, Goal) else Goal.MINIMIZE
+            out.append(Measurement.from_error(m.name, goal, f"check {name} returned {problem}"))
+        elif not any(fnmatch.fnmatchcase(m.name, p) for p in patterns):
             out.append(
                 Measurement.from_error(
                     m.name, m.goal, f"{check.spec.name} produced {m.name!r}, which its `measures` does not declare"
@@ -490,6 +675,31 @@ def _evaluate(check: Component, ctx: Context, timeout: float | None = None) -> l
         else:
             out.append(m)
     return out
+
+
+def _malformed(m: Any) -> str | None:
+    """What is wrong with a check's result, in the suite's words (never the value itself), or None."""
+    if not isinstance(m, Measurement) or not isinstance(m.name, str):
+        return f"a {type(m).__name__}, not a Measurement"
+
+    def number(v: Any) -> bool:
+        return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+    if not number(m.value):
+        return f"{m.name} with a value of type {type(m.value).__name__}, not a number"
+    if not isinstance(m.goal, Goal):
+        return f"{m.name} with a goal that is not a suite.types.Goal"
+    if m.ci is not None and not (hasattr(m.ci, "__len__") and len(m.ci) == 2 and all(map(number, m.ci))):
+        return f"{m.name} with an interval that is not two numbers"
+    if m.baseline is not None and not number(m.baseline):
+        return f"{m.name} with a baseline of type {type(m.baseline).__name__}, not a number"
+    if not isinstance(m.details, Mapping) or not (m.error is None or isinstance(m.error, str)):
+        return f"{m.name} with details that are not a mapping or an error that is not text"
+    try:
+        pydantic_core.to_json(dict(m.details))  # as the scorecard will write them
+    except (pydantic_core.PydanticSerializationError, TypeError, ValueError):
+        return f"{m.name} with details the scorecard cannot hold (JSON types only: convert numpy values with .item())"
+    return None
 
 
 def _error_measurements(check: Component, error: str) -> list[Measurement]:

@@ -7,18 +7,33 @@ Validation here checks the shape only (no registry, no data), so `suite validate
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from suite.errors import ConfigError
+from suite.errors import ECHO_LIMIT, ConfigError, brief
 from suite.policy import Threshold
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+#: Seeds numpy, Python and torch all accept.
+MAX_SEED = 2**32 - 1
+#: The longest timeout: 30 days (a longer one is a typo; Python's thread wait refuses infinity).
+MAX_SECONDS = 30 * 24 * 3600.0
+
+
+def _seed() -> Any:
+    return Field(0, ge=0, le=MAX_SEED)
+
+
+def _timeout() -> Any:
+    return Field(None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
 
 
 class RolesSpec(_Model):
@@ -29,6 +44,31 @@ class RolesSpec(_Model):
     entity: str | None = None
     sequence_index: str | None = None
 
+    @model_validator(mode="after")
+    def _consistent(self) -> RolesSpec:
+        from suite.metadata import Roles
+
+        problems = Roles(**self.model_dump()).normalized().problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+#: Bytes in one file or folder name on Linux, macOS and Windows file systems; a longer name is an OS error.
+NAME_MAX = 255
+
+
+def _usable_path(value: Path | None) -> Path | None:
+    """A path the operating system can look up: no NUL byte, no name longer than `NAME_MAX` bytes."""
+    if value is None:
+        return value
+    if "\x00" in str(value):
+        raise ValueError("the path holds a NUL byte; write the file's name")
+    for part in value.parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise ValueError(f"a name in this path is longer than {NAME_MAX} bytes ({brief(part)}); shorten it")
+    return value
+
 
 class DatasetSpec(_Model):
     path: Path
@@ -36,16 +76,35 @@ class DatasetSpec(_Model):
     roles: RolesSpec = RolesSpec()
     sheet: str | int | None = None
 
+    _paths_usable = field_validator("path", "metadata")(_usable_path)
+
+    @field_validator("sheet")
+    @classmethod
+    def _sheet_counts_from_zero(cls, value: str | int | None) -> str | int | None:
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"sheet numbers count from 0 (got {value}); give the sheet's number or its name")
+        return value
+
 
 class SplitSpec(_Model):
-    holdout: float = Field(0.3, gt=0.0, lt=1.0)
-    seed: int = 0
+    holdout: float = Field(0.3, gt=0.0, lt=1.0, allow_inf_nan=False)
+    seed: int = _seed()
+    #: The record `suite split` wrote when the training rows were handed to a table's maker; required by
+    #: the `file` generator (docs/releasing.md).
+    record: Path | None = None
+
+
+class ReleaseSpec(_Model):
+    """The release folder: the format of the judged tables written, and which repeat is released."""
+
+    format: Literal["parquet", "csv"] = "parquet"
+    repeat: int = Field(0, ge=0)
 
 
 class Spec(_Model):
     name: str
     #: Seconds this check (or this generator's fit and sample) may take; past it, it blocks.
-    timeout: float | None = Field(None, gt=0)
+    timeout: float | None = _timeout()
     params: dict[str, Any] = {}
 
 
@@ -54,8 +113,14 @@ class RangeConstraint(_Model):
 
     kind: Literal["range"]
     column: str
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(None, allow_inf_nan=False)
+    max: float | None = Field(None, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeConstraint:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}; swap them")
+        return self
 
 
 class InequalityConstraint(_Model):
@@ -114,22 +179,23 @@ class SelectSpec(_Model):
 
 class Scenario(_Model):
     version: Literal[1] = 1
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)  # it names the run folder
     dataset: DatasetSpec
     split: SplitSpec = SplitSpec()
     generators: list[GeneratorSpec] = Field(min_length=1)
     checks: Literal["all"] | list[str | Spec] = "all"
     policy: dict[str, Threshold] = {}
     preset: Literal["default", "strict", "research", "none"] = "default"
-    repeats: int = Field(1, ge=1)
-    seed: int = 0
-    sample_size: int | None = Field(None, ge=1)
-    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    repeats: int = Field(1, ge=1, le=1_000)
+    seed: int = _seed()
+    sample_size: int | None = Field(None, ge=1, le=100_000_000)
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, allow_inf_nan=False)
     output: Path = Path("runs")
     report: ReportSpec = ReportSpec()
     select: SelectSpec | None = None
+    release: ReleaseSpec = ReleaseSpec()
     #: Seconds any check may take unless its own `timeout` says otherwise (none: no limit).
-    check_timeout: float | None = Field(None, gt=0)
+    check_timeout: float | None = _timeout()
 
     @field_validator("checks", mode="before")
     @classmethod
@@ -140,7 +206,7 @@ class Scenario(_Model):
             raise ValueError("expected `all` or a list of check names or {name, params} entries")
         for i, item in enumerate(value):
             if not isinstance(item, (str, dict)):
-                raise ValueError(f"item {i}: expected a check name or {{name, params}} (got {item!r})")
+                raise ValueError(f"item {i}: expected a check name or {{name, params}} (got {brief(item)})")
         return [Spec(name=v) if isinstance(v, str) else v for v in value]
 
     @model_validator(mode="after")
@@ -156,6 +222,7 @@ class Scenario(_Model):
     @classmethod
     def _output_stays_inside(cls, value: Path) -> Path:
         """A scenario may not write outside the folder the run starts in through `..`."""
+        _usable_path(value)
         if ".." in value.parts:
             raise ValueError(
                 f"{value} climbs out with '..'; name a folder under the working directory, an absolute path, "
@@ -164,8 +231,46 @@ class Scenario(_Model):
         return value
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key given twice in one mapping (YAML keeps the last silently)."""
+#: Nesting a scenario may reach (the schema needs about 6 levels; parameters a few more).
+MAX_DEPTH = 64
+#: Values a scenario may hold once its aliases are expanded: a real one has hundreds; nested aliases
+#: ("billion laughs") reach billions from a few hundred bytes.
+MAX_NODES = 100_000
+_TOO_MANY = f"more than {MAX_NODES:,} values (aliases expanded); a scenario needs far fewer, check nested aliases"
+
+
+class _ScenarioLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with bounds a scenario never needs to cross.
+
+    It refuses a key given twice in one mapping (YAML keeps the last silently), nesting deeper than
+    `MAX_DEPTH` (PyYAML composes recursively: 100,000 levels raise RecursionError), more than
+    `MAX_NODES` values once aliases are expanded, and an alias inside its own anchor.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = self._nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self._depth >= MAX_DEPTH:
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, f"nested more than {MAX_DEPTH} levels deep; a scenario needs far fewer", mark
+            )
+        self._nodes += 1
+        if self._nodes > MAX_NODES:  # stop early on a huge file; aliases are counted once composed
+            raise yaml.composer.ComposerError(None, None, _TOO_MANY, self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        if node is not None:
+            _expanded_size(node, {}, set())
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, int] = {}
@@ -175,12 +280,37 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(
                     None,
                     None,
-                    f"key {key!r} appears twice in one mapping (first on line {seen[key]}); merge the two",
+                    f"key {brief(key)} appears twice in one mapping (first on line {seen[key]}); merge the two",
                     key_node.start_mark,
                 )
             if isinstance(key, str):
                 seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> int:
+    """How many values `node` holds with every alias expanded; a YAMLError past `MAX_NODES` or on a cycle.
+
+    An alias is the same node object as its anchor, so `sizes` counts each node once (linear time).
+    """
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in open_:
+        raise yaml.composer.ComposerError(
+            None, None, "an alias refers to the anchor it sits in; a scenario cannot contain itself", node.start_mark
+        )
+    open_.add(id(node))
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    total = 1 + sum(_expanded_size(child, sizes, open_) for child in children)
+    open_.discard(id(node))
+    if total > MAX_NODES:
+        raise yaml.composer.ComposerError(None, None, _TOO_MANY, node.start_mark)
+    sizes[id(node)] = total
+    return total
 
 
 def load_scenario(path: Path | str) -> tuple[Scenario, Path]:
@@ -199,14 +329,17 @@ def load_scenario(path: Path | str) -> tuple[Scenario, Path]:
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read scenario file: {exc.strerror}", source=str(path)) from None
+    loader = _ScenarioLoader(text)
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = loader.get_single_node()
+        raw = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = (getattr(exc, "problem", None) or str(exc))[: 4 * ECHO_LIMIT]  # a tag or key can be any length
         raise ConfigError(f"{where}malformed YAML ({problem})", source=str(path)) from None
+    finally:
+        loader.dispose()
     if not isinstance(raw, dict):
         raise ConfigError(
             "a scenario is a YAML mapping with at least `name`, `dataset` and `generators`", source=str(path)
@@ -222,7 +355,23 @@ def load_scenario(path: Path | str) -> tuple[Scenario, Path]:
             "metadata": _under(base, scenario.dataset.metadata) if scenario.dataset.metadata else None,
         }
     )
-    return scenario.model_copy(update={"dataset": dataset}), path.resolve()
+    split = scenario.split
+    if split.record is not None:
+        split = split.model_copy(update={"record": _under(base, split.record)})
+    generators = [
+        g.model_copy(update={"params": {**g.params, "path": str(_under(base, Path(g.params["path"])))}})
+        if g.name == "file" and isinstance(g.params.get("path"), str)
+        else g
+        for g in scenario.generators
+    ]
+    if scenario.release.repeat >= scenario.repeats:
+        raise ConfigError(
+            f"release.repeat: {scenario.release.repeat} names no repeat (the scenario runs {scenario.repeats}; "
+            "repeats count from 0)",
+            source=str(path),
+        )
+    update = {"dataset": dataset, "split": split, "generators": generators}
+    return scenario.model_copy(update=update), path.resolve()
 
 
 def _under(base: Path, p: Path) -> Path:
@@ -233,7 +382,8 @@ def format_loc(loc: tuple[Any, ...]) -> str:
     """`('generators', 1, 'params')` -> `generators[1].params`."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        name = part if isinstance(part, int) or len(str(part)) <= ECHO_LIMIT else brief(part)
+        out += f"[{name}]" if isinstance(name, int) else (f".{name}" if out else str(name))
     return out
 
 
@@ -300,9 +450,9 @@ def _describe(exc: ValidationError, root: yaml.Node | None) -> list[str]:
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(tuple(err["loc"][:-1]))
-            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(str(loc[-1])[:ECHO_LIMIT], allowed, n=1, cutoff=0.6)
             message = (
-                f"unknown key {loc[-1]!r}"
+                f"unknown key {brief(loc[-1])}"
                 + (f"; did you mean {close[0]!r}?" if close else "")
                 + (f"{'' if close else ';'} accepted keys: {', '.join(allowed)}" if allowed else "")
             )
@@ -311,7 +461,7 @@ def _describe(exc: ValidationError, root: yaml.Node | None) -> list[str]:
         elif err["type"] == "value_error":
             message = message.removeprefix("Value error, ")
         elif "input" in err and err["type"] not in {"model_type"}:
-            message += f" (got {err['input']!r})"
+            message += f" (got {brief(err['input'])})"
         lines.append(f"{where}{field}: {message}")
     return lines
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, field_serializer, field_validator
 
 from suite.policy import BLOCKING, Judgement, Status, Threshold, certify_advice
+from suite.release import ReleasedTable
 from suite.types import Measurement
 
 SCHEMA_VERSION = "1.3"  # 1.1: `disclosure`; 1.2: `selection`; 1.3: `fail` split in two, `why`, `advice`
@@ -130,3 +131,4 @@ class Scorecard(_Model):
     generators: list[GeneratorRecord]
     disclosure: dict[str, Any] = {"min_count": 10, "allow_records": False}
     selection: Selection | None = None
+    release: list[ReleasedTable] = []  # the judged tables written to the run's release/ folder (docs/releasing.md)

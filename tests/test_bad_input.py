@@ -183,6 +183,64 @@ def test_bad_scenarios_are_refused(tmp_path, capsys, flchain, label, command):
     assert "Input should be" not in err, "a union's failed branches are noise next to the real problem"
 
 
+NAN, INF = float("nan"), float("inf")
+#: Numbers `validate` used to accept and the run could not use (it blocked every generator, or crashed).
+NUMBER_CASES = {
+    "negative split seed": ({"split": {"holdout": 0.4, "seed": -1}}, "split.seed", "greater than or equal to 0"),
+    "negative seed": ({"seed": -5}, "seed", "greater than or equal to 0"),
+    "seed past 2**32": ({"seed": 2**40}, "seed", "less than or equal to 4294967295"),
+    "infinite check_timeout": ({"check_timeout": INF}, "check_timeout", "finite number"),
+    "nan check_timeout": ({"check_timeout": NAN}, "check_timeout", "finite number"),
+    "zero check_timeout": ({"check_timeout": 0}, "check_timeout", "greater than 0"),
+    "a year's check_timeout": ({"check_timeout": 365 * 86_400}, "check_timeout", "less than or equal to 2592000"),
+    "negative generator timeout": (
+        {"generators": [{"name": "identity", "expect": "block", "timeout": -1}]},
+        "generators[0].timeout",
+        "greater than 0",
+    ),
+    "infinite check timeout": (
+        {"checks": ["collisions", {"name": "dcr", "timeout": INF}]},
+        "checks[1].timeout",
+        "finite",
+    ),
+    "nan holdout": ({"split": {"holdout": NAN, "seed": 0}}, "split.holdout", "finite number"),
+    "infinite holdout": ({"split": {"holdout": INF, "seed": 0}}, "split.holdout", "finite number"),
+    "nan confidence": ({"confidence": NAN}, "confidence", "finite number"),
+    "confidence 1.0": ({"confidence": 1.0}, "confidence", "less than 1"),
+    "confidence 0": ({"confidence": 0}, "confidence", "greater than 0.5"),
+    "zero repeats": ({"repeats": 0}, "repeats", "greater than or equal to 1"),
+    "zero sample_size": ({"sample_size": 0}, "sample_size", "greater than or equal to 1"),
+    "negative sample_size": ({"sample_size": -3}, "sample_size", "greater than or equal to 1"),
+    "nan threshold (never compares: the gate would pass)": (
+        {"policy": {"dcr.share_closer_to_train": {"max": NAN}}},
+        "policy.dcr.share_closer_to_train.max",
+        "finite number",
+    ),
+    "range constraint with min above max": (
+        {
+            "generators": [
+                {
+                    "name": "identity",
+                    "expect": "block",
+                    "constraints": [{"kind": "range", "column": "age", "min": 90, "max": 50}],
+                }
+            ]
+        },
+        "generators[0].constraints[0]",
+        "min 90 is above max 50; swap them",
+    ),
+    "negative sheet": ({"dataset": {"sheet": -1}}, "dataset.sheet", "sheet numbers count from 0"),
+}
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize("label", list(NUMBER_CASES))
+def test_numbers_the_run_cannot_use_are_refused(tmp_path, capsys, flchain, label, command):
+    change, field, fix = NUMBER_CASES[label]
+    case = Case(tmp_path, flchain.head(60)).write(**change)
+    _refused(capsys, case, "scenario.yaml", f"{field}: ", fix, command=command)
+
+
 # --- the table and its metadata: `run` refuses before any fit ------------------------------------------------
 
 
@@ -237,6 +295,12 @@ DATA_CASES = {
     ),
     "metadata not JSON": (lambda f: f, "{columns: age}", ".csv", ["table.metadata.json", "not valid JSON", "line 1"]),
     "metadata not UTF-8": (lambda f: f, b'{"columns": {"\xe2ge": {}}}', ".csv", ["table.metadata.json", "not UTF-8"]),
+    "metadata nested 100,000 levels deep": (
+        lambda f: f,
+        '{"columns": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        ".csv",
+        ["table.metadata.json", "nested too deep", "`columns` mapping"],
+    ),
     "unknown sdtype": (
         lambda f: f,
         _metadata(kappa={"sdtype": "numeric"}),
@@ -423,3 +487,237 @@ def test_inputs_are_never_modified(tmp_path, capsys, flchain):
     _runs(capsys, case)
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_mode) for p in inputs} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs", "scenario.yaml", "table.csv", "table.metadata.json"]
+
+
+# --- table shapes and metadata the readers used to misread (issue 16: 11, 13-19) ------------------------------
+
+
+def _nfd(name: str) -> str:
+    import unicodedata
+
+    return unicodedata.normalize("NFD", name)
+
+
+TABLE_SHAPE_CASES = {
+    # label: (frame builder, metadata columns or None for inferred, file suffix, needles)
+    "Parquet list column declared categorical": (
+        lambda f: _with_column(f, "codes", [[int(v), 1] for v in f["age"]]),
+        _metadata(codes={"sdtype": "categorical"}),
+        ".parquet",
+        ["table.parquet", "column 'codes'", "lists or records", "flatten it"],
+    ),
+    "Parquet struct column, inferred metadata": (
+        lambda f: _with_column(f, "visit", [{"site": "a", "n": i} for i in range(len(f))]),
+        None,
+        ".parquet",
+        ["table.parquet", "column 'visit'", "lists or records", "flatten it"],
+    ),
+    "integers beyond 2**53 declared numerical": (
+        lambda f: _with_column(f, "hash", 2**60 + np.arange(len(f), dtype=np.int64) * 3),
+        _metadata(hash={"sdtype": "numerical"}),
+        ".parquet",
+        ["table.parquet", "column 'hash'", "beyond 2**53", "first at row 1", "identifiers", "categorical"],
+    ),
+    "dates beyond 2262 in a CSV declared datetime": (
+        lambda f: _with_column(
+            f, "visit", ["2500-01-01" if i == 6 else f"2020-01-{i % 28 + 1:02d}" for i in range(len(f))]
+        ),
+        _metadata(visit={"sdtype": "datetime"}),
+        ".csv",
+        ["table.csv", "column 'visit'", "1677-09-21 to 2262-04-11", "first at row 7"],
+    ),
+    "dates beyond 2262 in Parquet, inferred metadata": (
+        lambda f: _with_column(
+            f,
+            "visit",
+            [
+                pd.Timestamp(2500, 1, 1).date() if i == 2 else pd.Timestamp(2020, 1, i % 28 + 1).date()
+                for i in range(len(f))
+            ],
+        ),
+        None,
+        ".parquet",
+        ["table.parquet", "column 'visit'", "1677-09-21 to 2262-04-11", "first at row 3"],
+    ),
+    "primary key with repeated values": (
+        lambda f: _with_column(f, "rid", np.arange(len(f)) // 2),
+        {**_metadata(rid={"sdtype": "id"}), "__primary_key__": "rid"},
+        ".csv",
+        ["table.metadata.json", "primary_key", "'rid'", "repeated", "first at row 2", "remove primary_key"],
+    ),
+    "primary key that is not a column": (
+        lambda f: f,
+        {**FL_METADATA, "__primary_key__": "record"},
+        ".csv",
+        ["table.metadata.json", "primary_key", "'record' is not one of the columns"],
+    ),
+    "sdtype given as a list": (
+        lambda f: f,
+        _metadata(kappa={"sdtype": ["numerical"]}),
+        ".csv",
+        ["table.metadata.json", "columns.kappa.sdtype", "expected one name", "(got list)"],
+    ),
+    "unknown sdtype that is no typo": (
+        lambda f: f,
+        _metadata(kappa={"sdtype": "measurement"}),
+        ".csv",
+        ["table.metadata.json", "columns.kappa", "'measurement' is unknown", "numerical, datetime, categorical"],
+    ),
+    "column entry that is not an object": (
+        lambda f: f,
+        _metadata(kappa="numerical"),
+        ".csv",
+        ["table.metadata.json", "columns.kappa", 'expected {"sdtype": ...}', "(got str)"],
+    ),
+    "roles in the metadata as a string": (
+        lambda f: f,
+        {**FL_METADATA, "__roles__": {"quasi_identifiers": "age"}},
+        ".csv",
+        ["table.metadata.json", "roles.quasi_identifiers", "expected a list of column names", "(got str)"],
+    ),
+    "unknown role in the metadata": (
+        lambda f: f,
+        {**FL_METADATA, "__roles__": {"secret": ["death"]}},
+        ".csv",
+        ["table.metadata.json", "roles.secret", "unknown key", "quasi_identifiers, secrets"],
+    ),
+    "a separator the sniffer cannot confirm": (
+        None,
+        None,
+        ".csv",
+        ["table.csv", "one column named 'age;sex;death'", "';'"],
+    ),
+    "repeated Excel header": (None, None, ".xlsx", ["table.xlsx", "column 'age' appears twice", "rename one"]),
+}
+
+
+@pytest.mark.parametrize("label", list(TABLE_SHAPE_CASES))
+def test_table_shapes_and_metadata_are_refused(tmp_path, capsys, flchain, label):
+    build, metadata, suffix, needles = TABLE_SHAPE_CASES[label]
+    case = Case(tmp_path, None if build is None else build(flchain), suffix=suffix)
+    if label == "a separator the sniffer cannot confirm":  # ';' only in the header: rows are one value each
+        case.data.write_text("age;sex;death\n" + "\n".join(str(a) for a in flchain["age"]) + "\n", encoding="utf-8")
+    elif label == "repeated Excel header":
+        frame = flchain.copy()
+        frame.insert(3, "age2", frame["age"])
+        frame.rename(columns={"age2": "age"}).to_excel(case.data, index=False)
+        case.write(dataset={"path": case.data.name})
+    if metadata is not None:
+        columns = {k: v for k, v in metadata.items() if not k.startswith("__")}
+        case.with_metadata(columns)
+        extra = {k.strip("_"): v for k, v in metadata.items() if k.startswith("__")}
+        if extra:
+            case.metadata.write_text(json.dumps({"columns": columns, **extra}), encoding="utf-8")
+    err = _refused(capsys, case, *needles)
+    assert "2500" not in err and str(2**60) not in err, "a message names rows, never a cell's value"
+
+
+ROLE_CASES = {
+    # label: (scenario roles, roles in the metadata file or None, needles)
+    "identifier that is a secret": (
+        {**ROLES, "identifiers": ["death"]},
+        None,
+        ["dataset.roles", "'death' is both in identifiers and in secrets", "take it out of one"],
+    ),
+    "target that is an identifier": (
+        {**ROLES, "identifiers": ["chapter"], "target": "chapter"},
+        None,
+        ["'chapter' is both in identifiers and in target"],
+    ),
+    "entity that is a secret": (
+        {**ROLES, "secrets": ["death", "flc.grp"], "entity": "flc.grp"},
+        None,
+        ["'flc.grp' is both in entity and in secrets"],
+    ),
+    "a column listed twice in a role": (
+        {"quasi_identifiers": ["age", "sex", "age"], "secrets": ["death"]},
+        None,
+        ["quasi_identifiers lists 'age' twice", "list each column once"],
+    ),
+    "a conflict between the scenario's roles and the metadata's": (
+        {"secrets": ["death"]},
+        {"quasi_identifiers": ["age", "sex"], "identifiers": ["death"]},
+        ["(with the roles in table.metadata.json)", "'death' is both in identifiers and in secrets"],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("label", "command"),
+    # roles in the scenario alone are refused by `validate` too; roles merged with a metadata file's only by `run`
+    [(label, c) for label, (_, file_roles, _) in ROLE_CASES.items() for c in ("validate", "run")[bool(file_roles) :]],
+)
+def test_contradictory_roles_are_refused(tmp_path, capsys, flchain, label, command):
+    roles, file_roles, needles = ROLE_CASES[label]
+    case = Case(tmp_path, flchain, suffix=".parquet").with_metadata(FL_METADATA)
+    if file_roles is not None:
+        case.metadata.write_text(json.dumps({"columns": FL_METADATA, "roles": file_roles}), encoding="utf-8")
+    case.write(dataset={"roles": roles})
+    _refused(capsys, case, "table.parquet" if file_roles else "scenario.yaml", *needles, command=command)
+
+
+def test_a_role_on_a_column_of_sdtype_id_is_refused(tmp_path, capsys, flchain):
+    """A quasi-identifier typed `id` used to vanish with the other dropped columns: the attacks ran without it."""
+    case = Case(tmp_path, flchain, suffix=".parquet").with_metadata(_metadata(**{"sample.yr": {"sdtype": "id"}}))
+    case.write(dataset={"roles": {**ROLES, "quasi_identifiers": ["age", "sex", "sample.yr"]}})
+    _refused(capsys, case, "table.parquet", "'sample.yr' is in quasi_identifiers but has sdtype id", "another sdtype")
+
+
+def test_semicolon_csv_is_sniffed_and_the_separator_recorded(tmp_path, capsys, flchain):
+    case = Case(tmp_path, None)
+    case.data.write_text(flchain.to_csv(index=False, sep=";"), encoding="utf-8")
+    _, scorecard, _ = _runs(capsys, case, "warning:", "separated by ';'", f"{flchain.shape[1]} columns")
+    assert scorecard["dataset"]["delimiter"] == ";"
+    assert set(FL_METADATA) <= set(scorecard["metadata"]["columns"])
+
+
+def test_huge_integers_with_inferred_metadata_become_categories(tmp_path, capsys, flchain):
+    codes = 2**60 + (np.arange(len(flchain), dtype=np.int64) % 40) * 2**20  # repeated: no id column
+    case = Case(tmp_path, _with_column(flchain, "code", codes), suffix=".parquet")
+    _, scorecard, _ = _runs(capsys, case, "warning:", "['code']", "beyond 2**53", "treated as categories")
+    assert scorecard["metadata"]["columns"]["code"] == "categorical"
+
+
+def test_decomposed_unicode_headers_match_composed_metadata_and_roles(tmp_path, capsys, flchain):
+    frame = flchain.rename(columns={"age": _nfd("âge"), "sex": _nfd("sexe déclaré")})
+    metadata = {("âge" if c == "age" else "sexe déclaré" if c == "sex" else c): s for c, s in FL_METADATA.items()}
+    case = Case(tmp_path, frame, suffix=".parquet").with_metadata(metadata)
+    case.write(dataset={"roles": {"quasi_identifiers": ["âge", "sexe déclaré"], "secrets": ["death"]}})
+    _, scorecard, _ = _runs(capsys, case, "warning:", "decomposed Unicode form", "(NFC)")
+    assert {"âge", "sexe déclaré"} <= set(scorecard["metadata"]["columns"])
+# --- `compare`: anything but two scorecards is bad input (exit 2), never a traceback read as "worse" -----------
+
+COMPARE_CASES = {
+    "not UTF-8": (b"\xff\xfe\x00 scorecard", ["not UTF-8 text (byte 0)", "give a run folder or the scorecard.json"]),
+    "not JSON": (b"hello", ["not a valid scorecard: Invalid JSON", "give a run folder"]),
+    "JSON nested 100,000 levels deep": (b"[" * 100_000 + b"]" * 100_000, ["not a valid scorecard", "recursion"]),
+    "JSON that is not a scorecard": (b'{"a": 1}', ["not a valid scorecard", "Field required"]),
+}
+
+
+@pytest.mark.parametrize("label", list(COMPARE_CASES))
+def test_compare_refuses_what_is_not_a_scorecard(tmp_path, capsys, label):
+    content, needles = COMPARE_CASES[label]
+    path = tmp_path / "scorecard.json"
+    path.write_bytes(content)
+    code, err = _main(capsys, "compare", str(path), str(tmp_path))
+    assert code == 2 and "Traceback" not in err, err
+    for needle in ["scorecard.json", *needles]:
+        assert needle in err, err
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\xff\xfe not UTF-8", b"not JSON", b"[" * 100_000 + b"]" * 100_000, b'["a list"]', b'{"scenario": "x.yaml"}'],
+    ids=["not UTF-8", "not JSON", "nested 100,000 levels", "a list", "a key missing"],
+)
+def test_resume_refuses_a_damaged_run_file(tmp_path, capsys, content):
+    (tmp_path / "run.json").write_bytes(content)
+    code, err = _main(capsys, "run", "--resume", str(tmp_path))
+    assert code == 2 and "Traceback" not in err, err
+    assert "--resume" in err and "run.json is damaged; start a new run" in err, err
+
+
+def test_check_generator_refuses_params_nested_too_deep(capsys):
+    code, err = _main(capsys, "check-generator", "uniform", "--params", "[" * 100_000 + "]" * 100_000)
+    assert code == 2 and "--params: JSON nested too deep" in err, err

@@ -10,7 +10,7 @@ import pytest
 
 from suite.dataset import DataWarning, load_dataset, prepare, split_indices
 from suite.errors import ConfigError
-from suite.io import sha256_file
+from suite.io import read_table, sha256_file
 from suite.metadata import Roles, read_metadata
 from tests.conftest import DATA, IDENTIFIERS, METADATA, ROLES
 
@@ -103,3 +103,33 @@ def test_metadata_formats(tmp_path):
     broken.write_text('{"columns": {"age": {}}}')
     with pytest.raises(ConfigError, match="columns.age"):
         read_metadata(broken)
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|", ","])
+def test_csv_separator_is_sniffed_and_values_holding_other_separators_stay_whole(tmp_path, covid, sep):
+    head = covid.head(200)[["age", "gender", "clinic_name", "result"]].copy()
+    head["clinic_name"] = head["clinic_name"] + "; ward|2"  # text holding the other separators
+    head.to_csv(tmp_path / "t.csv", index=False, sep=sep)
+    frame = read_table(tmp_path / "t.csv")
+    assert frame.attrs["delimiter"] == sep
+    pd.testing.assert_frame_equal(frame, head.reset_index(drop=True), check_dtype=False)
+
+
+def test_metadata_names_are_read_in_nfc_and_personal_sdtypes_are_known(tmp_path):
+    import unicodedata
+
+    path = tmp_path / "m.json"
+    decomposed = unicodedata.normalize("NFD", "âge")
+    path.write_text(
+        json.dumps(
+            {
+                "columns": {decomposed: {"sdtype": "numerical"}, "mail": {"sdtype": "email"}},
+                "roles": {"quasi_identifiers": [decomposed]},
+            }
+        ),
+        encoding="utf-8",
+    )
+    metadata = read_metadata(path)
+    assert list(metadata.columns) == ["âge", "mail"]
+    assert metadata.roles.quasi_identifiers == ("âge",)
+    assert metadata.sdtype("mail") == "email"

@@ -68,6 +68,7 @@ def test_resume_reuses_every_finished_task(serial, capsys):
     assert len(tasks) == 6  # 3 generators x 2 repeats, each under its content hash
     for task in tasks:
         assert {"task.json", "synthetic.parquet", "checks"} <= {p.name for p in task.iterdir()}
+    (run_dir / "scorecard.json").unlink()  # as if interrupted before its scorecard: a finished run is never redone
     assert main(["run", "--resume", str(run_dir), "--keep-cache"]) == 0
     err = capsys.readouterr().err
     assert err.count("fit and sample reused from the run folder") == 6
@@ -130,6 +131,7 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, small_csv, capsys):
     run_dir = _run_folder(tmp_path / "o")
     assert main(["run", str(path), "--resume", str(run_dir)]) == 2
     assert "either scenarios or --resume" in capsys.readouterr().err
+    (run_dir / "scorecard.json").unlink()  # as if interrupted (a finished run is refused before anything else)
     path.write_text(path.read_text().replace("seed: 0", "seed: 1"))
     assert main(["run", "--resume", str(run_dir)]) == 2
     assert "changed since this run started" in capsys.readouterr().err

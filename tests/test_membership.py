@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import attacks.membership  # noqa: F401  (registers the check until attacks/__init__ imports it)
-from attacks._membership_features import ROC_GRID, roc_summary
-from attacks.membership import MembershipAttack, select_candidates, unit_max
+from attacks._membership_features import ROC_GRID, estimable_fpr, roc_summary
+from attacks.membership import MembershipAttack, _cluster_ci, select_candidates, unit_max
 from suite.dataset import prepare
 from suite.metadata import Roles
 from suite.registry import checks
@@ -50,14 +50,16 @@ def _by_name(measurements):
 
 @pytest.fixture(scope="module")
 def copies(small):
-    """Both default attackers against the two copying generators, on the 3,000-row slice."""
+    """Both default attackers against the two copying generators, on the 3,000-row slice
+    (360 control patients: the excess is read at 5%, the lowest rate they can estimate)."""
     return {g: _by_name(MembershipAttack().evaluate(_context(small, g))) for g in ("identity", "noisy_copy")}
 
 
 @pytest.fixture(scope="module")
 def unseen(full):
     """Both default attackers against generators that never saw the training rows, on the full table
-    (the 3,000-row slice has only 360 control patients: too few to pin 0.5 down to +-0.05)."""
+    (the 3,000-row slice has only 360 control patients: too few to pin 0.5 down to +-0.05; the
+    full table's 1,852 can estimate the excess at 1%)."""
     return {g: _by_name(MembershipAttack().evaluate(_context(full, g))) for g in ("holdout", "uniform")}
 
 
@@ -67,9 +69,17 @@ def unseen(full):
 def test_distance_attacker_exposes_identity_and_the_near_copy(copies):
     identity = copies["identity"]
     assert identity["membership.distance.auc"].value > 0.9
-    assert identity["membership.distance.tpr_at_fpr_1pct"].value > 0.9
+    assert identity["membership.distance.excess_at_fpr"].value > 0.9
     noisy = copies["noisy_copy"]["membership.distance.auc"]
     assert noisy.ci[0] > 0.6, noisy
+
+
+@pytest.mark.parametrize("generator", ["identity", "noisy_copy"])
+@pytest.mark.parametrize("attacker", ["distance", "density"])
+def test_copies_show_a_clearly_positive_excess_at_low_fpr(copies, generator, attacker):
+    m = copies[generator][f"membership.{attacker}.excess_at_fpr"]
+    assert m.ci[0] > 0.0 and m.baseline == 0.0, m
+    assert m.details["tpr"] - m.details["fpr"] == pytest.approx(m.value)
 
 
 @pytest.mark.parametrize("generator", ["holdout", "uniform"])
@@ -77,8 +87,46 @@ def test_distance_attacker_sits_at_chance_on_unseen_real_data_and_noise(unseen, 
     m = unseen[generator]["membership.distance.auc"]
     assert abs(m.value - 0.5) <= 0.05
     assert m.ci[0] <= 0.5 <= m.ci[1] or (0.45 <= m.ci[0] and m.ci[1] <= 0.55), m
-    low = unseen[generator]["membership.distance.tpr_at_fpr_10pct"]
-    assert low.ci[0] <= 0.1 + 0.05 and low.value < 0.2
+
+
+@pytest.mark.parametrize("attacker", ["distance", "density"])
+def test_holdout_excess_is_zero_at_the_requested_rate(unseen, attacker):
+    m = unseen["holdout"][f"membership.{attacker}.excess_at_fpr"]
+    d = m.details
+    assert d["fpr"] == d["fpr_requested"] == 0.01 and "fpr_note" not in d  # 1,852 non-members: 1% is estimable
+    assert d["non_members"] >= 1000 and d["non_members_above_threshold"] >= 10
+    assert abs(m.value) < 0.02 and m.ci[0] <= 0.0 <= m.ci[1], m
+    assert d["members"] == d["entities"] - d["non_members"] > 4 * d["non_members"]  # every member scored
+
+
+def test_few_control_people_fall_back_to_a_coarser_rate_and_say_so(copies):
+    m = copies["noisy_copy"]["membership.distance.excess_at_fpr"]
+    d = m.details
+    assert 200 <= d["non_members"] < 1000 and d["fpr"] == 0.05 and d["fpr_requested"] == 0.01
+    assert "0.05" in d["fpr_note"] and f"{d['non_members']} non-members" in d["fpr_note"]
+
+
+def test_fewer_than_100_non_members_is_an_error_that_blocks(small):
+    from suite.policy import Status, Threshold, judge
+
+    ctx = _context(small, "identity")
+    keep = small.control_entities.isin(small.control_entities.drop_duplicates().iloc[:80]).to_numpy()
+    few = replace(ctx, holdout=ctx.holdout[keep].reset_index(drop=True), holdout_entities=ctx.holdout_entities[keep])
+    ms = _by_name(MembershipAttack(attackers=("distance",)).evaluate(few))
+    m = ms["membership.distance.excess_at_fpr"]
+    assert m.error and "80 non-members" in m.error and "larger holdout" in m.error and math.isnan(m.value)
+    assert m.details["non_members"] == 80 and "fpr" not in m.details
+    (verdict,) = judge([m], {m.name: Threshold(max=0.5)})
+    assert verdict.status is Status.ERROR
+    assert ms["membership.distance.auc"].error is None  # the AUC needs no threshold: still measured
+
+
+def test_estimable_rate_needs_ten_non_members_above_the_threshold():
+    assert estimable_fpr(1000, 0.01) == 0.01 and estimable_fpr(999, 0.01) == 0.05
+    assert estimable_fpr(200, 0.01) == 0.05 and estimable_fpr(199, 0.01) == 0.1
+    assert estimable_fpr(100, 0.01) == 0.1 and estimable_fpr(99, 0.01) is None
+    assert estimable_fpr(10_000, 0.001) == 0.001 and estimable_fpr(9_999, 0.001) == 0.01
+    assert estimable_fpr(500, 0.02) == 0.02 and estimable_fpr(499, 0.02) == 0.05  # a rate outside the list
 
 
 def test_density_attacker_exposes_identity_and_not_the_holdout(copies, unseen):
@@ -92,13 +140,11 @@ def test_density_attacker_exposes_identity_and_not_the_holdout(copies, unseen):
 def test_intervals_contain_the_value_and_names_are_declared(copies, unseen):
     for per_generator in (*copies.values(), *unseen.values()):
         assert set(per_generator) == {
-            f"membership.{a}.{q}"
-            for a in ("distance", "density")
-            for q in ("auc", "tpr_at_fpr_10pct", "tpr_at_fpr_1pct")
+            f"membership.{a}.{q}" for a in ("distance", "density") for q in ("auc", "excess_at_fpr")
         }
         for m in per_generator.values():
             assert m.ci[0] <= m.value <= m.ci[1], m
-            assert m.goal == "minimize" and m.baseline in (0.5, 0.1, 0.01)
+            assert m.goal == "minimize" and m.baseline in (0.5, 0.0)
 
 
 def test_details_hold_a_small_roc_curve_and_counts_never_rows(copies):
@@ -108,19 +154,20 @@ def test_details_hold_a_small_roc_curve_and_counts_never_rows(copies):
     assert np.all(np.diff(roc["fpr"]) > 0) and np.all(np.diff(roc["tpr"]) >= 0)
     assert roc["fpr"][0] == 0.0 and roc["fpr"][-1] == 1.0 and roc["tpr"][-1] == 1.0
     d = m.details
-    assert d["level"] == "entity" and d["members"] == d["non_members"] and d["entities"] == d["members"] * 2
-    text = json.dumps(d)  # plain numbers and words only
+    assert d["level"] == "entity" and d["entities"] == d["members"] + d["non_members"]
+    assert d["bootstrap_unit"] == "person"
+    text = json.dumps([d, copies["identity"]["membership.distance.excess_at_fpr"].details])  # numbers and words only
     assert "female" not in text and "clinical lab" not in text
 
 
-# --------------------------------------------------------------------------- entities and balance
+# --------------------------------------------------------------------------- entities
 
 
-def test_entity_candidates_are_balanced_whole_people_on_one_side_only(small):
+def test_entity_candidates_are_every_whole_person_on_one_side_only(small):
     rng = np.random.default_rng(0)
     c = select_candidates(small.train, small.control, rng, small.train_entities, small.control_entities)
-    n_members = small.control_entities.nunique()  # the control is the smaller side: every patient is used
-    assert c.entity_level and c.labels.sum() == n_members and len(c.labels) == 2 * n_members
+    n_members, n_non = small.train_entities.nunique(), small.control_entities.nunique()
+    assert c.entity_level and c.labels.sum() == n_members and len(c.labels) == n_members + n_non
     assert len(c.rows) == len(c.unit) and set(c.unit) == set(range(len(c.labels)))
     # every candidate is one entity, with all of its rows, on one side only
     member_ids = set(small.train_entities)
@@ -142,14 +189,24 @@ def test_entity_with_rows_on_both_sides_counts_as_a_member_only():
     c_ent = pd.Series(["b", "f", "g", "g"])  # "b" also trained on: not a non-member
     c = select_candidates(train, control, np.random.default_rng(1), t_ent, c_ent)
     assert c.overlap_dropped == 1
-    assert c.labels.tolist() == [1, 1, 0, 0] and len(c.rows) == len(c.unit)
-    non_member_rows = c.rows.loc[c.unit >= 2, "x"].tolist()
+    assert c.labels.tolist() == [1, 1, 1, 1, 1, 0, 0] and len(c.rows) == len(c.unit)
+    non_member_rows = c.rows.loc[c.unit >= 5, "x"].tolist()
     assert sorted(non_member_rows) == [11.0, 12.0, 13.0]  # "f" and both rows of "g"
+
+
+def test_members_beyond_the_bound_are_sampled_as_whole_people(small):
+    rng = np.random.default_rng(0)
+    c = select_candidates(small.train, small.control, rng, small.train_entities, small.control_entities, 50, 40)
+    assert c.labels.sum() == 50 and (c.labels == 0).sum() == 40
+    counts = pd.concat([small.train_entities, small.control_entities], ignore_index=True).value_counts()
+    chosen = pd.factorize(pd.concat([small.train_entities, small.control_entities], ignore_index=True))[1][c.entities]
+    assert len(c.rows) == counts.loc[chosen].sum()  # every row of every chosen person
 
 
 def test_row_level_without_entities(small):
     c = select_candidates(small.train, small.control, np.random.default_rng(0))
-    assert not c.entity_level and len(c.labels) == 2 * len(small.control) == len(c.rows)
+    assert not c.entity_level and len(c.labels) == len(small.train) + len(small.control) == len(c.rows)
+    assert c.labels.sum() == len(small.train)
     assert "entities" not in c.details()
 
 
@@ -161,11 +218,14 @@ def test_entity_score_is_its_most_exposed_record():
 def test_entity_level_run_reports_entities(small):
     ms = _by_name(MembershipAttack(attackers=("distance",)).evaluate(_context(small, "marginals")))
     d = ms["membership.distance.auc"].details
-    assert d["entities"] == d["members"] + d["non_members"] == 2 * small.control_entities.nunique()
+    n_people = small.train_entities.nunique() + small.control_entities.nunique()
+    assert d["entities"] == d["members"] + d["non_members"] == n_people
     row_level = _by_name(
         MembershipAttack(attackers=("distance",)).evaluate(_context(small, "marginals", entities=False))
     )
-    assert row_level["membership.distance.auc"].details["members"] == len(small.control)
+    d = row_level["membership.distance.excess_at_fpr"].details
+    assert d["members"] == len(small.train) and d["non_members"] == len(small.control)
+    assert d["bootstrap_unit"] == "record"
 
 
 # --------------------------------------------------------------------------- ROC statistics
@@ -185,6 +245,19 @@ def test_roc_summary_matches_sklearn_and_reads_tpr_at_low_fpr():
     assert perfect["point"] == {"auc": 1.0, 0.01: 1.0} and perfect["ci"]["auc"] == (1.0, 1.0)
     tied = roc_summary(np.zeros(600), labels, alphas=(0.1, 0.01), rng=rng, confidence=0.95, n_boot=50)
     assert tied["point"]["auc"] == 0.5 and math.isclose(tied["point"][0.01], 0.01)  # a coin flip's TPR
+
+
+def test_tpr_interval_covers_the_threshold_error_of_few_non_members():
+    """With many members and few non-members the threshold's own error dominates: the joint
+    bootstrap must be about as wide as the non-members' binomial spread at the rate, not the members'."""
+    rng = np.random.default_rng(5)
+    scores = rng.normal(size=20_200)  # one distribution: no leak
+    labels = np.r_[np.ones(20_000), np.zeros(200)]
+    s = roc_summary(scores, labels, alphas=(0.05,), rng=rng, confidence=0.95, n_boot=300)
+    low, high = s["ci"][0.05]
+    members_only = 2 * 1.96 * math.sqrt(0.05 * 0.95 / 20_000)  # ~0.006: what a fixed threshold would give
+    non_members = 2 * 1.96 * math.sqrt(0.05 * 0.95 / 200)  # ~0.06
+    assert high - low > 0.6 * non_members > 5 * members_only and low <= 0.05 <= high
 
 
 # --------------------------------------------------------------------------- contract
@@ -234,6 +307,7 @@ def test_shadow_attack_announces_its_fits_and_stays_near_chance_on_unseen_rows(s
     assert m.name == "membership.shadow.success" and m.baseline == 0.5
     assert m.ci[0] <= m.value <= m.ci[1] and m.ci[0] < 0.5  # not shown to beat chance
     assert len(m.details["targets"]) == 2 and m.details["generator_fits"] == 16
+    assert "one target, one unit" in m.details["interval"]
     assert set(m.details["targets"][0]) == {
         "target_index",
         "held_out_accuracy",
@@ -245,6 +319,19 @@ def test_shadow_attack_announces_its_fits_and_stays_near_chance_on_unseen_rows(s
 def test_shadow_attack_succeeds_against_identity(small):
     (m,) = MembershipAttack(**_TINY).evaluate(_context(small, "identity"))
     assert m.value > 0.9 and m.ci[0] > 0.5, m
+
+
+def test_shadow_interval_treats_each_target_as_one_unit():
+    agree = [np.ones(20), np.ones(20) * 0.5, np.zeros(20)]  # three targets, 20 identical predictions each
+    low, high = _cluster_ci(agree, 0.95)
+    assert low == 0.0 and high == 1.0  # t with 2 degrees of freedom over (1, 0.5, 0): no information
+    pooled = _cluster_ci([np.r_[np.ones(30), np.zeros(30)]] * 2, 0.95)  # targets that agree: Wilson of all 120
+    assert pooled[0] == pytest.approx(0.5 - 0.089, abs=0.01) and pooled[1] == pytest.approx(0.5 + 0.089, abs=0.01)
+
+
+def test_one_shadow_target_is_a_clear_error(small):
+    with pytest.raises(ValueError, match="one target gives none"):
+        MembershipAttack(attackers=("shadow",), shadow_targets=1).evaluate(_context(small, "holdout"))
 
 
 def test_shadow_attack_cannot_reach_the_holdout_baseline(small):

@@ -115,3 +115,44 @@ def test_refresh_forgets_plugins_but_keeps_builtins(monkeypatch):
     found.clear()
     reg.refresh()
     assert reg.names() == ["local"]
+
+
+class NoInit:
+    """A plugin class that forgot `__init__`: its signature is object's (*args, **kwargs)."""
+
+    name: ClassVar[str] = "acme.noinit"
+
+    def fit(self, train, metadata):
+        return self
+
+    def sample(self, n, *, seed):
+        return None
+
+
+def test_a_plugin_without_its_own_init_is_listed_as_broken_not_fatal(monkeypatch, capsys):
+    ep = SimpleNamespace(
+        name="acme.noinit", value="acme:NoInit", dist=SimpleNamespace(name="acme", version="1.2"), load=lambda: NoInit
+    )
+    monkeypatch.setattr(registry_module, "entry_points", lambda group: [ep] if group == "suite.generators" else [])
+    generators.refresh()
+    try:
+        from suite.cli import main
+
+        assert main(["list"]) == 0  # every other command still works
+        line = next(x for x in capsys.readouterr().out.splitlines() if "acme.noinit" in x)
+        assert "BROKEN" in line and "acme==1.2" in line and "no __init__ of its own" in line
+        assert "marginals" in generators.names()
+        with pytest.raises(RegistryError, match="acme==1.2 is not a valid plugin"):
+            generators.get("acme.noinit")
+    finally:
+        monkeypatch.undo()
+        generators.refresh()
+
+
+def test_a_duplicate_entry_point_stays_an_error(monkeypatch):
+    ep = SimpleNamespace(
+        name="acme.copy", value="acme:Good", dist=SimpleNamespace(name="acme", version="1.2"), load=lambda: Good
+    )
+    monkeypatch.setattr(registry_module, "entry_points", lambda group: [ep, ep])
+    with pytest.raises(RegistryError, match="registered twice"):
+        _fresh().names()

@@ -24,7 +24,15 @@ from suite.scenario import GeneratorSpec  # noqa: E402
 from suite.seeding import seeded  # noqa: E402
 from suite.testing import check_generator, context_for, contract_table  # noqa: E402
 
-FIT_INFO_KEYS = {"epochs_run", "best_validation_loss", "dp", "epsilon_spent", "delta", "noise_multiplier"}
+FIT_INFO_KEYS = {
+    "epochs_run",
+    "best_validation_loss",
+    "dp",
+    "epsilon_spent",
+    "delta",
+    "noise_multiplier",
+    "noise_source",
+}
 
 
 @pytest.fixture(scope="module")

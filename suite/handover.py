@@ -1,0 +1,102 @@
+"""Tables made elsewhere: hand a vendor the training rows only, then gate the table that comes back.
+
+The gate can judge a vendor's table only if the vendor never saw the holdout: a table trained on every
+row makes each train-against-control comparison meaningless, and a copy would be released. So
+`suite split SCENARIO --out DIR` writes the training rows and a record of the split (`split.json`), the
+scenario names that record (`split.record`), and the `file` generator reads the vendor's table. A run
+with a `file` generator and no record, or a record of another table or split, is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from suite.dataset import PreparedData, _coerce
+from suite.errors import ConfigError
+from suite.io import read_table, write_bytes_atomic, write_text_atomic
+from suite.metadata import Metadata
+
+RECORD = "split.json"
+
+
+def write_split(data: PreparedData, split: dict[str, Any], out: Path, *, fmt: str = "csv") -> Path:
+    """The training rows (generator-facing columns: no identifiers) and the record of the split."""
+    if data.long is not None:
+        raise ConfigError(
+            "split: handing over a longitudinal table (roles.sequence_index) is not supported yet; "
+            "gate a vendor's histories by running their generator as a plugin instead",
+            source=str(data.fingerprint["path"]),
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    train_file = out / f"train.{fmt}"
+    if fmt == "csv":
+        blob = data.train.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    else:
+        import io
+
+        buffer = io.BytesIO()
+        data.train.to_parquet(buffer, index=False)
+        blob = buffer.getvalue()
+    write_bytes_atomic(train_file, blob)
+    record = {
+        "data_sha256": data.fingerprint["sha256"],
+        "holdout": split["holdout"],
+        "seed": split["seed"],
+        "train_file": train_file.name,
+        "train_sha256": hashlib.sha256(blob).hexdigest(),
+        "train_rows": len(data.train),
+        "columns": {c: s["sdtype"] for c, s in data.metadata.columns.items()},
+    }
+    path = out / RECORD
+    write_text_atomic(path, json.dumps(record, indent=2))
+    return path
+
+
+def check_recorded(record_path: Path | None, data: PreparedData, split: dict[str, Any], where: str) -> None:
+    """A scenario gating a table made elsewhere must name the split its maker was given, and it must be this one."""
+    if record_path is None:
+        raise ConfigError(
+            f"{where}: a `file` generator gates a table made outside the suite, which is only fair if its maker never "
+            "saw the holdout: run `suite split SCENARIO --out DIR`, hand over DIR's training table, and set "
+            "split.record to DIR/split.json"
+        )
+    try:
+        record = json.loads(Path(record_path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"split.record: {record_path} not found; run `suite split` first") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ConfigError(f"split.record: {record_path} is not a split record written by `suite split`") from None
+    if not isinstance(record, dict):
+        raise ConfigError(f"split.record: {record_path} is not a split record written by `suite split`")
+    if record.get("data_sha256") != data.fingerprint["sha256"]:
+        raise ConfigError(
+            f"split.record: {record_path} was written for another version of the dataset; the training rows handed "
+            "over may include people of this holdout. Run `suite split` again and have the table remade"
+        )
+    if record.get("holdout") != split["holdout"] or record.get("seed") != split["seed"]:
+        raise ConfigError(
+            f"split.record: {record_path} records split holdout {record.get('holdout')} seed {record.get('seed')}, "
+            f"but the scenario splits holdout {split['holdout']} seed {split['seed']}; use the recorded split"
+        )
+
+
+def read_external(path: Path, columns: list[str], metadata: Metadata, where: str) -> pd.DataFrame:
+    """A table made elsewhere, checked against the training columns and typed as they are (exit 2 if it cannot be)."""
+    frame = read_table(Path(path))
+    missing = [c for c in columns if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in columns]
+    if missing or extra:
+        raise ConfigError(
+            f"{where}: {path} does not have the training table's columns"
+            + (f"; missing {missing}" if missing else "")
+            + (f"; not in the training table {extra}" if extra else "")
+            + ": it must have exactly the columns of the handed-over train file"
+        )
+    if frame.empty:
+        raise ConfigError(f"{where}: {path} has no rows")
+    return _coerce(frame[columns], metadata, f"{where}: {path}")

@@ -1,0 +1,112 @@
+"""Power planning: what this table can certify, measured on a null release before anything is fitted.
+
+The null release is the reference half of the holdout: real people that no generator saw and that the
+attacks do not compare against. Judged against train and control like any release, it shows the interval
+a release without leakage gets on this table, so the user learns before an hour of fits whether each
+privacy threshold can be certified at this size and holdout fraction (../docs/calibration.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from suite.dataset import PreparedData
+from suite.plan import Plan
+from suite.policy import Threshold, holdout_factor, judge  # holdout_factor: re-exported
+from suite.types import Goal, Measurement
+
+#: Checks whose measurements are privacy risks (the rest measure utility); until checks declare their kind.
+PRIVACY_CHECKS = ("collisions", "dcr", "singling_out", "linkability", "inference", "membership")
+#: A holdout larger than this leaves too little to train on; advice never suggests more.
+MAX_HOLDOUT = 0.5
+
+
+@dataclass(frozen=True)
+class Power:
+    """One gated privacy measurement of the null release, and what it says about this table."""
+
+    measurement: str
+    value: float | None
+    ci: tuple[float, float] | None
+    threshold: Threshold
+    certifiable: bool  # the null release's unfavourable bound is inside the threshold
+    bound: float | None  # that bound: the tightest threshold this table certifies for a clean release
+    holdout_needed: float | None  # the holdout fraction that would certify the threshold (None: no interval)
+    note: str
+
+
+def is_privacy(measurement: str) -> bool:
+    return measurement.split(".")[0] in PRIVACY_CHECKS
+
+
+def null_release(
+    plan: Plan,
+    data: PreparedData,
+    evaluate: Callable[..., list[Measurement]] | None = None,
+) -> list[Power]:
+    """Run the plan's privacy checks on the reference rows as the release and judge them against the policy."""
+    from suite.runner import _evaluate, make_context
+
+    run_check = evaluate or _evaluate
+    sc = plan.scenario
+    ctx = make_context(None, data, data.reference, seed=sc.seed, confidence=sc.confidence)  # type: ignore[arg-type]
+    ctx = dataclasses.replace(ctx, fit_generator=None)  # nothing is fitted: shadow attacks say they cannot run
+    measurements: list[Measurement] = []
+    for check in plan.checks:
+        if check.spec.name in PRIVACY_CHECKS:
+            measurements += run_check(check, ctx, check.spec.timeout or sc.check_timeout)
+    policy = {k: t for k, t in plan.policy.items() if is_privacy(k)}
+    by_name = {m.name: m for m in measurements}
+    out = []
+    for j in judge(measurements, policy, plan.defaults):
+        m = by_name.get(j.measurement)
+        if j.threshold is None or not j.threshold.gates or m is None:
+            continue
+        out.append(_power(m, j.threshold, sc.split.holdout))
+    return out
+
+
+def _power(m: Measurement, threshold: Threshold, holdout: float) -> Power:
+    if m.error is not None or not math.isfinite(m.value):
+        return Power(m.name, None, None, threshold, False, None, None, "the check could not run on the null release")
+    maximize = m.goal is Goal.MAXIMIZE and threshold.min is not None
+    limit = threshold.min if maximize else threshold.max
+    if limit is None:  # a risk gated from below, or a utility gated from above: read the value
+        limit = threshold.max if threshold.max is not None else threshold.min
+    low, high = m.ci if m.ci is not None else (m.value, m.value)
+    bound = min(low, m.value) if maximize else max(high, m.value)
+    certifiable = bound >= limit if maximize else bound <= limit
+    needed: float | None = None
+    if certifiable:
+        note = "certifiable at this size"
+    elif m.ci is None:
+        note = "not certifiable: the null release itself is past the threshold"
+    else:
+        factor = holdout_factor(m.value, bound, float(limit))  # type: ignore[arg-type]
+        if factor is None:
+            note = f"not certifiable at any holdout: a clean release scores {m.value:.3g} here; {bound:.3g} is"
+            note += " the tightest threshold this table certifies"
+        else:
+            needed = holdout * factor
+            if needed <= MAX_HOLDOUT:
+                note = f"not certifiable at holdout {holdout:g}: a holdout of about {needed:.2f} would certify it"
+            else:
+                note = f"not certifiable at any holdout up to {MAX_HOLDOUT:g}; the tightest certifiable is {bound:.3g}"
+    return Power(m.name, m.value, m.ci, threshold, certifiable, bound, needed, note)
+
+
+def render(rows: list[Power], name: str) -> str:
+    """The plan as a text table: one line per gated privacy measurement."""
+    if not rows:
+        return f"{name}: no gated privacy measurement to plan"
+    width = max(len(r.measurement) for r in rows)
+    lines = [f"{name}: what a release with no leakage gets on this table (the holdout's reference half as release)"]
+    for r in rows:
+        interval = "" if r.ci is None else f"[{r.ci[0]:.3f}, {r.ci[1]:.3f}]"
+        value = "error" if r.value is None else f"{r.value:.3f}"
+        mark = "ok  " if r.certifiable else "WARN"
+        lines.append(f"  {mark} {r.measurement:<{width}}  {value:>7} {interval:<17} {str(r.threshold):<10} {r.note}")
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""The gate releases what it judged: the release folder, `verify`, and tables made elsewhere."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import yaml
+
+from suite.cli import main
+from suite.release import spreadsheet_safe
+from tests.conftest import write_scenario
+
+
+def _run(path, out) -> tuple[int, object]:
+    code = main(["run", str(path), "--out", str(out), "--quiet", "--no-plan"])
+    (run_dir,) = list(out.iterdir())
+    return code, run_dir
+
+
+def test_released_tables_are_written_with_their_hash_and_verify_checks_them(tmp_path, small_csv, capsys) -> None:
+    generators = [
+        {"name": "marginals"},
+        {"name": "holdout"},  # released, but a calibration yardstick (real rows): never written
+        {"name": "identity", "expect": "block"},
+    ]
+    path = write_scenario(tmp_path, small_csv, generators=generators, release={"format": "csv"})
+    code, run_dir = _run(path, tmp_path / "runs")
+    assert code == 0
+    scorecard = json.loads((run_dir / "scorecard.json").read_text())
+    (entry,) = scorecard["release"]
+    assert entry["generator"] == "marginals" and entry["file"] == "release/marginals.csv"
+    assert sorted(p.name for p in (run_dir / "release").iterdir()) == ["marginals.csv"]
+    table = pd.read_csv(run_dir / entry["file"])
+    assert len(table) == entry["rows"] == scorecard["dataset"]["train_rows"]
+    assert entry["data_sha256"] == scorecard["dataset"]["sha256"]
+
+    capsys.readouterr()
+    assert main(["verify", str(run_dir), str(run_dir / entry["file"])]) == 0
+    assert "marginals" in capsys.readouterr().out
+    # one changed cell is another table
+    table.iloc[0, 0] = table.iloc[1, 0] if table.iloc[0, 0] != table.iloc[1, 0] else table.iloc[2, 0]
+    edited = tmp_path / "edited.csv"
+    table.to_csv(edited, index=False)
+    assert main(["verify", str(run_dir), str(edited)]) == 1
+    assert main(["verify", str(run_dir), str(tmp_path / "missing.csv")]) == 2
+    assert main(["verify", str(small_csv), str(edited)]) == 2  # not a scorecard
+
+
+def test_csv_cells_that_spreadsheets_would_run_are_defused() -> None:
+    frame = pd.DataFrame({"note": ["=1+1", "+A1", "-2", "@SUM(A1)", "plain", None], "n": [-1, 2, 3, 4, 5, 6]})
+    safe = spreadsheet_safe(frame)
+    assert safe["note"].tolist()[:5] == ["'=1+1", "'+A1", "'-2", "'@SUM(A1)", "plain"]
+    assert safe["n"].tolist() == frame["n"].tolist()  # numbers are left as they are
+
+
+def test_a_vendor_table_is_gated_against_the_recorded_split(tmp_path, small_csv, capsys) -> None:
+    base = write_scenario(tmp_path, small_csv, name="vendor")
+    assert main(["split", str(base), "--out", str(tmp_path / "handover")]) == 0
+    handed = pd.read_csv(tmp_path / "handover" / "train.csv")
+    assert "subject_id" not in handed.columns  # identifiers are never handed over
+
+    # the vendor returns its training rows: a copy the gate must block
+    handed.to_csv(tmp_path / "copy.csv", index=False)
+    scenario = yaml.safe_load(base.read_text())
+    scenario["split"]["record"] = str(tmp_path / "handover" / "split.json")
+    scenario["generators"] = [{"name": "file", "params": {"path": "copy.csv"}, "expect": "block"}]
+    path = tmp_path / "gate.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    code, run_dir = _run(path, tmp_path / "runs")
+    assert code == 0  # blocked, as expected
+    card = json.loads((run_dir / "scorecard.json").read_text())
+    assert card["generators"][0]["verdict"] == "block" and card["release"] == []
+
+    # a file with a column the training table does not have is bad input, named
+    handed.rename(columns={"age": "age_years"}).to_csv(tmp_path / "wrong.csv", index=False)
+    scenario["generators"] = [{"name": "file", "params": {"path": "wrong.csv"}}]
+    path.write_text(yaml.safe_dump(scenario))
+    capsys.readouterr()
+    assert main(["run", str(path), "--out", str(tmp_path / "runs2"), "--quiet"]) == 2
+    assert "age_years" in capsys.readouterr().err
+    # without a recorded split the gate cannot be fair: refused before anything runs
+    del scenario["split"]["record"]
+    path.write_text(yaml.safe_dump(scenario))
+    assert main(["validate", str(path)]) == 2
+    assert "split.record" in capsys.readouterr().err
