@@ -1,7 +1,8 @@
 """Shared machinery of the anonymeter attacks: targets, data types, pinned randomness, results.
 
-The three attacks (`singling_out`, `linkability`, `inference`) run anonymeter's evaluators on
-the same prepared frames and report its three numbers the same way:
+The three attacks (`singling_out`, `linkability`, `inference`) attack the same prepared
+frames; singling out and linkability run anonymeter's evaluators and report its three numbers
+the same way (inference runs anonymeter's attack itself, `attacks/inference.py`):
 
 - **targets**: when the data has an entity column, train and control are reduced to one row
   per entity (a random row, drawn from the scenario's seed), so each attack target is a
@@ -20,10 +21,10 @@ What in anonymeter 1.1 draws randomness, and how each is pinned here:
 - `linkability_evaluator._random_links` calls `np.random.default_rng()` without a seed: the
   `np` that anonymeter's modules see is replaced, while an evaluator runs, by a proxy whose
   `random.default_rng()` returns a generator seeded from the seed and a call counter;
-- `DataFrame.sample` without `random_state` (linkability and inference targets, the naive
-  inference guesses) draws from numpy's global generator: `suite.seeding.seeded` seeds it;
-- polars: `DataFrame.sample` without a seed (singling out's size correction for a control
-  smaller than train) gets one from the same counter; `Series.unique()` and
+- `DataFrame.sample` without `random_state` (linkability targets) draws from numpy's global
+  generator: `suite.seeding.seeded` seeds it;
+- polars: `DataFrame.sample` without a seed (anonymeter's singling-out size correction, which
+  the suite no longer calls) gets one from the same counter; `Series.unique()` and
   `DataFrame.group_by()` return their groups in an order that changes from call to call,
   and singling out draws from those lists (univariate candidates, baseline query values),
   so they are asked to keep the order of first appearance (`maintain_order=True`), which
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
+import os
 import sys
 import threading
 import warnings
@@ -52,37 +53,13 @@ import pandas as pd
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.seeding import derive_seed, seeded
-from suite.stats import wilson_ci
+from suite.stats import newcombe_difference_ci
 from suite.types import Context, Goal, Measurement
 
 #: Stands for a missing value in a categorical column (anonymeter's encoders cannot sort None with text).
 MISSING = "\x00missing"
 
 _LOCK = threading.RLock()
-
-
-# --------------------------------------------------------------------------------------------
-# statistics
-
-
-def newcombe_difference_ci(x1: float, n1: float, x2: float, n2: float, confidence: float = 0.95) -> tuple[float, float]:
-    """Newcombe's hybrid score interval for p1 - p2 of two independent proportions.
-
-    Method 10 of Newcombe (1998), Statistics in Medicine 17:873-890: the Wilson interval of
-    each proportion, (l1, u1) and (l2, u2), combined as
-    low = d - sqrt((p1 - l1)^2 + (u2 - p2)^2), high = d + sqrt((u1 - p1)^2 + (p2 - l2)^2),
-    with d = p1 - p2. It keeps its coverage near the nominal level for small samples and
-    for proportions near 0 or 1, where the Wald interval does not.
-    """
-    if n1 <= 0 or n2 <= 0:
-        return (float("nan"), float("nan"))
-    p1, p2 = x1 / n1, x2 / n2
-    l1, u1 = wilson_ci(x1, n1, confidence)
-    l2, u2 = wilson_ci(x2, n2, confidence)
-    d = p1 - p2
-    low = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
-    high = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
-    return float(max(-1.0, low)), float(min(1.0, high))
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,8 +182,11 @@ def captured_notes() -> Iterator[Notes]:
     finally:
         logger.removeHandler(handler)
         logger.propagate = propagate
+    import anonymeter
+
+    package = os.path.dirname(os.path.abspath(anonymeter.__file__)) + os.sep
     for w in caught:
-        own = "anonymeter" in str(w.filename).replace("\\", "/").split("/")
+        own = os.path.abspath(str(w.filename)).startswith(package)  # not a folder that merely has the name
         notes.warnings.append(str(w.message) if own else f"{w.category.__name__} from {w.filename.rsplit('/', 1)[-1]}")
 
 

@@ -1,65 +1,76 @@
-"""Attribute inference (anonymeter): can the synthetic data reveal a real person's secret column?"""
+"""Attribute inference: can the synthetic data reveal a real person's secret column?
+
+anonymeter's attack (the secret of the nearest synthetic row on the auxiliary columns), run
+on every target with the suite's neighbour search and judged by the absolute excess of the
+success on training people over control people (Newcombe's interval). anonymeter 1.1's own
+evaluator is not used: it scores a number right within 5% *of the guess* (a date of 2018
+against 2020 is a hit, any negative guess is right), attacks one count of targets on each side
+(so no more training people than control people), and reports a ratio, (attack - control) /
+(1 - control), that explodes for a dominant secret.
+"""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
-from attacks._anonymeter import attack_data, attack_measurements, captured_notes, check_columns, pinned_randomness
+from attacks._anonymeter import attack_data, check_columns
 from suite.metadata import Metadata
+from suite.neighbors import GowerEncoder, nearest
 from suite.registry import checks
 from suite.seeding import derive_seed
+from suite.stats import newcombe_difference_ci
 from suite.types import Context, Goal, Measurement
 
+_NS_PER_DAY = 86_400 * 10**9
 
-@contextmanager
-def positional_naive_guesses() -> Iterator[bool]:
-    """Give anonymeter's naive attacker the guesses it draws (yields whether a fix was needed).
 
-    anonymeter 1.1.0 draws the naive attacker's guesses as random synthetic rows and then
-    aligns them to the targets by index label (`guesses.reindex_like(targets)`): a target gets
-    a guess only when some drawn synthetic row happens to carry the same label, so nearly every
-    guess is missing and the naive success rate collapses to about n_attacks / len(syn) of what
-    it should be (which inflates `attack_advantage`; with missing secrets it can also inflate the
-    naive rate, because anonymeter counts missing == missing as a hit). Later anonymeter versions
-    assign the guesses by position; this does the same for 1.1.0, drawing the same random numbers
-    in the same order. When the installed version does not use `reindex_like`, nothing is patched.
+def tolerance_for(train_secret: pd.Series, fraction: float) -> float:
+    """The largest error of a right guess of a number: `fraction` of its interquartile range in training data.
+
+    0 (an exact match) when the range is 0 or the column is entirely missing.
     """
-    from anonymeter.evaluators import inference_evaluator as ie
+    values = pd.to_numeric(train_secret, errors="coerce").to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0.0
+    q1, q3 = np.quantile(values, [0.25, 0.75])
+    return float(fraction * (q3 - q1))
 
-    real = ie._run_attack
-    try:
-        misaligned = "reindex_like" in inspect.getsource(real)
-    except (OSError, TypeError):  # no source shipped: judge by the version
-        from importlib.metadata import version
 
-        misaligned = version("anonymeter").startswith("1.1.")
-    if not misaligned:
-        yield False
-        return
+def correct_guesses(guesses: np.ndarray, secrets: np.ndarray, tolerance: float | None) -> np.ndarray:
+    """Which guesses are right: exact for categories (`tolerance` None), within `tolerance` for numbers.
 
-    def run_attack(target: pd.DataFrame, syn: pd.DataFrame, n_attacks: int, *args: Any, **kwargs: Any) -> Any:
-        bound = inspect.signature(real).bind(target, syn, n_attacks, *args, **kwargs)
-        if not bound.arguments["naive"]:
-            return real(target, syn, n_attacks, *args, **kwargs)
-        secret, regression = bound.arguments["secret"], bound.arguments["regression"]
-        if regression is None:
-            regression = pd.api.types.is_numeric_dtype(target[secret])
-        targets = target.sample(n_attacks, replace=False)
-        drawn = syn.sample(n_attacks)[secret]
-        guesses = pd.Series(drawn.to_numpy(), index=targets.index, name=secret)
-        hits = ie.evaluate_inference_guesses(guesses=guesses, secrets=targets[secret], regression=regression)
-        return hits.sum(), guesses
+    A missing secret is guessed right by a missing guess only (anonymeter's rule; for a category
+    "missing" is a level of its own).
+    """
+    if tolerance is None:
+        return np.asarray(guesses, dtype=object) == np.asarray(secrets, dtype=object)
+    g = np.asarray(guesses, dtype=float)
+    s = np.asarray(secrets, dtype=float)
+    with np.errstate(invalid="ignore"):
+        close = np.abs(g - s) <= tolerance
+    return close | (np.isnan(g) & np.isnan(s))
 
-    ie._run_attack = run_attack
-    try:
-        yield True
-    finally:
-        ie._run_attack = real
+
+def nearest_secrets(
+    targets: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    encoder: GowerEncoder,
+    aux: list[str],
+    secret: str,
+    memory_mb: float = 256.0,
+) -> np.ndarray:
+    """The secret of the synthetic row nearest each target on the `aux` columns (ties: the first row)."""
+    idx = nearest(encoder.transform(targets[aux]), encoder.transform(synthetic[aux]), memory_mb=memory_mb)[1]
+    return synthetic[secret].to_numpy()[idx[:, 0]]
+
+
+def _share(hits: np.ndarray) -> dict[str, float]:
+    n = int(hits.size)
+    return {"n_targets": n, "n_success": int(hits.sum()), "rate": float(hits.mean()) if n else float("nan")}
 
 
 @checks.register("inference")
@@ -67,45 +78,56 @@ class InferenceAttack:
     """Attribute inference: guessing a person's secret column from the synthetic row most like them.
 
     For each secret column (`dataset.roles.secrets`), the attacker knows a target's
-    auxiliary columns (by default the quasi-identifiers), finds the nearest synthetic row
-    on them (anonymeter's Gower-like distance) and guesses that row's secret. A guess is
-    right when it equals the secret (categories) or is within 5% of it (numbers and dates).
-    This runs for training people and for control people the generator never saw; `risk`
-    is the success on training people beyond that on control people, scaled to the room
-    left above it, (attack - control) / (1 - control), with anonymeter's interval.
-    Guessing well on control people is what any good model of the population does, so it
-    is not counted as risk; only the excess on the people the generator was trained on is.
-    The `baseline` is a naive attacker who guesses the secret of a random synthetic row
-    (anonymeter 1.1.0 misaligns those guesses; `positional_naive_guesses` corrects it);
-    `attack_advantage` is the attack's success share minus the naive one's.
-    `inference.max.risk` is the column whose risk has the highest upper bound (so a
-    threshold on it holds for every column); its details name the column.
+    auxiliary columns (by default the quasi-identifiers), finds the nearest synthetic row on
+    them (Gower's distance, `suite.neighbors`; ties go to a random one of the tied rows) and
+    guesses that row's secret. A guess is right when it equals the secret (categories) or is
+    within `tolerance` times the secret's interquartile range in the training data (numbers;
+    dates likewise, in days in the details; a range of 0 asks for an exact match).
+
+    The attack runs on every control person (never shown to the generator) and on every
+    training person (or `n_attacks` of them, drawn from the seed). `inference.<secret>.excess`
+    is the success share on training people minus that on control people, with Newcombe's
+    interval for the difference of two independent proportions (hybrid Wilson score, method
+    10). Guessing control people well is what any good model of the population does, so only
+    the excess on the people the generator was trained on counts. `inference.max.excess` is
+    the secret whose excess has the highest upper bound, with that secret's interval (so a
+    threshold on it holds for every secret); its details name the column.
+    `inference.<secret>.attack_advantage` is the training success minus a naive attacker's,
+    who guesses the secret of a random synthetic row (Newcombe's interval, counts in details).
 
     With an entity column (one patient, many rows), train and control are reduced to one
     random row per entity before the attack (drawn from the scenario's seed), so each target
     is a distinct person; the synthetic table is used whole.
 
-    What it means: a risk near 0 says the synthetic data tells an attacker no more about the
-    secrets of the people it was trained on than about anyone else's. What it does not
-    prove: that the secret cannot be inferred at all (population-level inference is
-    measured by the control success, not by the risk), nor that other auxiliary columns or a
-    better model could not do more. For a secret with a dominant value (a test result that is
-    almost always negative) the room above the control success is small and the interval wide.
+    What it means: an excess near 0 says the synthetic data tells an attacker no more about
+    the secrets of the people it was trained on than about anyone else's. What it does not
+    prove: that the secret cannot be inferred at all (population-level inference is the
+    control success, in the details), nor that other auxiliary columns or a better model
+    could not do more. The interval's width is set by the smaller side, usually the control
+    people: a few hundred of them cannot certify an excess below about 0.05-0.1.
     """
 
     name: ClassVar[str] = "inference"
-    measures: ClassVar[tuple[str, ...]] = ("inference.max.risk", "inference.*.risk", "inference.*.attack_advantage")
+    measures: ClassVar[tuple[str, ...]] = (
+        "inference.max.excess",
+        "inference.*.excess",
+        "inference.*.attack_advantage",
+    )
 
     def __init__(
         self,
         *,
         secrets: list[str] | None = None,
         aux_cols: list[str] | None = None,
-        n_attacks: int = 2000,
+        tolerance: float = 0.05,
+        n_attacks: int | None = None,
+        memory_mb: float = 256.0,
     ) -> None:
         self.secrets = secrets
         self.aux_cols = aux_cols
+        self.tolerance = tolerance
         self.n_attacks = n_attacks
+        self.memory_mb = memory_mb
 
     def _secrets(self, metadata: Metadata) -> list[str]:
         secrets = list(self.secrets) if self.secrets is not None else list(metadata.roles.secrets)
@@ -115,9 +137,8 @@ class InferenceAttack:
                 "or pass `secrets` in the check's params"
             )
         check_columns(secrets, metadata, "inference secrets")
-        reserved = [s for s in secrets if s == "max"]
-        if reserved:
-            raise ValueError("inference: a secret column named 'max' clashes with inference.max.risk; rename it")
+        if "max" in secrets:
+            raise ValueError("inference: a secret column named 'max' clashes with inference.max.excess; rename it")
         return secrets
 
     def _aux(self, metadata: Metadata, secret: str) -> list[str]:
@@ -132,61 +153,101 @@ class InferenceAttack:
             raise ValueError(f"inference: no auxiliary column is left to infer {secret!r} from")
         return aux
 
-    def evaluate(self, ctx: Context) -> list[Measurement]:
-        from anonymeter.evaluators import InferenceEvaluator
+    def _check_params(self) -> None:
+        if not (isinstance(self.tolerance, int | float) and 0 <= self.tolerance < 1):
+            raise ValueError(
+                "inference: tolerance is a fraction of the secret's interquartile range, in [0, 1); "
+                f"got {self.tolerance!r}"
+            )
+        if self.n_attacks is not None and self.n_attacks < 1:
+            raise ValueError(
+                f"inference: n_attacks must be a positive number of training targets (or null), got {self.n_attacks}"
+            )
 
+    def evaluate(self, ctx: Context) -> list[Measurement]:
+        self._check_params()
         md = ctx.metadata
         secrets = self._secrets(md)
         data = attack_data(ctx)
-        n_attacks, cap = data.capped(self.n_attacks)
+        if len(data.train) == 0 or len(data.control) == 0 or len(data.synthetic) == 0:
+            raise ValueError("inference: no target left to attack: train, control or synthetic is empty")
+        train = data.train
+        if self.n_attacks is not None and self.n_attacks < len(train):
+            pick = np.random.default_rng(derive_seed(ctx.seed, self.name, "targets"))
+            train = train.iloc[np.sort(pick.choice(len(train), self.n_attacks, replace=False))]
+        continuous = set(md.continuous)
         out: list[Measurement] = []
-        risks: dict[str, Measurement] = {}
+        excesses: dict[str, Measurement] = {}
         for secret in secrets:
             aux = self._aux(md, secret)
-            regression = secret in md.continuous
-            with (
-                pinned_randomness(derive_seed(ctx.seed, self.name, secret)),
-                captured_notes() as notes,
-                positional_naive_guesses() as fixed,
-            ):
-                evaluator = InferenceEvaluator(
-                    ori=data.train,
-                    syn=data.synthetic,
-                    aux_cols=aux,
-                    secret=secret,
-                    regression=regression,
-                    n_attacks=n_attacks,
-                    control=data.control,
-                )
-                evaluator.evaluate()
-                results = evaluator.results(confidence_level=ctx.confidence)
-            details = {
+            rng = np.random.default_rng(derive_seed(ctx.seed, self.name, secret))
+            # a random order of the synthetic rows: the search breaks ties by the lower index
+            synthetic = data.synthetic.iloc[rng.permutation(len(data.synthetic))].reset_index(drop=True)
+            encoder = GowerEncoder(
+                numerical=[c for c in aux if c in continuous], categorical=[c for c in aux if c not in continuous]
+            ).fit(data.train, data.control)
+            regression = secret in continuous
+            tol = tolerance_for(data.train[secret], self.tolerance) if regression else None
+            hits_train = correct_guesses(
+                nearest_secrets(train, synthetic, encoder, aux, secret, self.memory_mb), train[secret], tol
+            )
+            hits_control = correct_guesses(
+                nearest_secrets(data.control, synthetic, encoder, aux, secret, self.memory_mb),
+                data.control[secret],
+                tol,
+            )
+            naive = synthetic[secret].to_numpy()[rng.integers(0, len(synthetic), len(train))]
+            hits_naive = correct_guesses(naive, train[secret], tol)
+            attack, control, baseline = _share(hits_train), _share(hits_control), _share(hits_naive)
+            details: dict[str, Any] = {
                 "secret": secret,
                 "regression": regression,
                 "aux_cols": aux,
-                "naive_guesses_realigned": fixed,
+                "tolerance_fraction_of_iqr": float(self.tolerance) if regression else None,
+                "tolerance": tol,
+                **({"tolerance_days": tol / _NS_PER_DAY} if regression and md.sdtype(secret) == "datetime" else {}),
                 **data.details(),
-                **cap,
-                **notes.as_details(),
+                "n_attacks_requested": self.n_attacks,
+                "attack": attack,
+                "control": control,
+                "baseline": baseline,
+                "attack_no_better_than_naive": bool(baseline["rate"] >= attack["rate"]),
+                "confidence": ctx.confidence,
             }
-            risk, advantage = attack_measurements(
-                f"inference.{secret}", results, ctx.confidence, what=f"inference of {secret}", details=details
+            x_t, n_t, x_c, n_c = attack["n_success"], attack["n_targets"], control["n_success"], control["n_targets"]
+            excess = Measurement(
+                f"inference.{secret}.excess",
+                attack["rate"] - control["rate"],
+                Goal.MINIMIZE,
+                ci=newcombe_difference_ci(x_t, n_t, x_c, n_c, ctx.confidence),
+                baseline=0.0,
+                meaning=f"inference of {secret}: success share on training people minus on unseen (control) people",
+                details=details,
             )
-            risks[secret] = risk
-            out += [risk, advantage]
-        worst = max(risks, key=lambda s: (risks[s].conservative(), risks[s].value))
-        top = risks[worst]
+            advantage = Measurement(
+                f"inference.{secret}.attack_advantage",
+                attack["rate"] - baseline["rate"],
+                Goal.MINIMIZE,
+                ci=newcombe_difference_ci(x_t, n_t, baseline["n_success"], baseline["n_targets"], ctx.confidence),
+                baseline=0.0,
+                meaning=f"inference of {secret}: success share minus a naive random guess's (<= 0: learned nothing)",
+                details=details,
+            )
+            excesses[secret] = excess
+            out += [excess, advantage]
+        worst = max(excesses, key=lambda s: (excesses[s].conservative(), excesses[s].value))
+        top = excesses[worst]
         out.append(
             Measurement(
-                "inference.max.risk",
+                "inference.max.excess",
                 top.value,
                 Goal.MINIMIZE,
                 ci=top.ci,
-                baseline=top.baseline,
-                meaning="attribute inference: the worst secret column's risk (highest upper bound)",
+                baseline=0.0,
+                meaning="attribute inference: the worst secret column's excess (highest upper bound, its interval)",
                 details={
                     "column": worst,
-                    "columns": {s: {"value": m.value, "ci": list(m.ci or ())} for s, m in risks.items()},
+                    "columns": {s: {"value": m.value, "ci": list(m.ci or ())} for s, m in excesses.items()},
                     **dict(top.details),
                 },
             )

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from attacks._anonymeter import attack_data, attack_measurements, captured_notes, pinned_randomness
@@ -35,13 +36,37 @@ def _keeping_queries(sink: list[list[Any]]) -> Iterator[None]:
         soe._generate_singling_out_queries = real
 
 
-def _singled_out(frame: pd.DataFrame, queries: list[Any]) -> int:
-    """How many of the queries match exactly one row of `frame` (duplicates dropped, as anonymeter does)."""
+def _unique(frame: pd.DataFrame) -> Any:
+    """The frame as anonymeter queries it: polars, duplicate rows dropped (anonymeter drops them too)."""
     import polars as pl
     from anonymeter.evaluators import singling_out_evaluator as soe
 
-    counts = soe._evaluate_queries(df=pl.DataFrame(frame).unique(maintain_order=True), queries=queries)
-    return int(sum(1 for c in counts if c == 1))
+    return pl.DataFrame(soe._safe_column_names(frame)).unique(maintain_order=True)
+
+
+def _matches(frame: Any, queries: list[Any]) -> np.ndarray:
+    """How many rows of the (deduplicated, polars) `frame` each query matches."""
+    from anonymeter.evaluators import singling_out_evaluator as soe
+
+    return np.asarray(soe._evaluate_queries(df=frame, queries=queries), dtype=np.int64).reshape(-1)
+
+
+def chance_singled_out(
+    train_matches: np.ndarray, control_matches: np.ndarray, n_train: int, n_control: int
+) -> np.ndarray:
+    """Each query's chance of matching exactly one training person if the generator learned nobody.
+
+    Train and control are a random split of one pool of people. If the synthetic data (and
+    so the queries) does not depend on who landed in train, then given the T people of the
+    pool a query matches, the number in train is hypergeometric: T draws from n_train +
+    n_control people of whom n_train are in train. This is the exact null of the attack's
+    success on train, with no extrapolation between sizes.
+    """
+    from scipy.stats import hypergeom
+
+    total = np.asarray(train_matches) + np.asarray(control_matches)
+    chance = hypergeom(n_train + n_control, n_train, np.maximum(total, 1)).pmf(1)
+    return np.where(total > 0, chance, 0.0)
 
 
 @checks.register("singling_out")
@@ -52,23 +77,28 @@ class SinglingOutAttack:
     synthetic row ("age <= 3 and clinic is X and day >= 90"): from rare values alone
     (`univariate`) or from `n_cols` attributes of a synthetic row (`multivariate`). A query
     succeeds when it matches exactly one training person. The same queries run against the
-    control people, who were never shown to the generator (corrected for the two sizes);
-    `risk` is the success on training people beyond that on control people, scaled to the
-    room left above it, (attack - control) / (1 - control), with anonymeter's interval. The
-    `baseline` is a naive attacker whose queries are random; `attack_advantage` is the
-    attack's success share minus the naive one's.
+    control people, who were never shown to the generator, to give the success a release that
+    leaks nothing would have (its chance level, below); `risk` is the success on training
+    people beyond it, scaled to the room left above it, (attack - chance) / (1 - chance), with
+    anonymeter's interval. The `baseline` is a naive attacker whose queries are random;
+    `attack_advantage` is the attack's success share minus the naive one's.
 
     With an entity column (one patient, many rows), train and control are reduced to one
     random row per entity before the attack (drawn from the scenario's seed), so each target
     is a distinct person; the synthetic table is used whole.
 
-    The control holds fewer people than train (with the default split, about a fifth), and
-    singling out depends on how many people a query is tried on: anonymeter extrapolates the
-    control's success to the training set's size with a fitted curve (`control.n_success` in
-    the details is that extrapolation; `control_success_at_control_size` is the raw count).
-    On the shipped COVID table that curve underestimates the chance level, so real rows no
-    generator saw (the `holdout` generator) score about 0.1 to 0.2 rather than 0: read a
-    generator's risk against the holdout's, and set thresholds above it.
+    Singling out depends on how many people a query is tried on, and the control holds fewer
+    people than train (about a fifth with the default split), so the two success counts are
+    not comparable as they are. The control's part is instead the number of training people
+    the queries would single out by chance: train and control are a random split of one pool,
+    so if the generator learned nobody, the training share of the people a query matches in
+    the pool is hypergeometric (`chance_singled_out`), whatever the sizes. `control.n_success`
+    in the details is that expected count; `control_success_at_control_size` is the raw count
+    on the control. (anonymeter extrapolates the control's success to the training size with a
+    fitted curve that underestimates it, which put real unseen rows at a floor of about 0.15;
+    comparing control-sized subsets of train instead dilutes a leak by the size ratio: the
+    identity canary then scored 0.04 [0, 0.09] on the quickstart table.) The interval is
+    anonymeter's, which treats the expected count as a measured one (wider than needed).
 
     What it means: a risk near 0 says the queries built from this synthetic data isolate
     training people no more often than people the generator never saw. What it does not
@@ -98,6 +128,7 @@ class SinglingOutAttack:
 
     def evaluate(self, ctx: Context) -> list[Measurement]:
         from anonymeter.evaluators import SinglingOutEvaluator
+        from anonymeter.stats.confidence import EvaluationResults
 
         modes = [self.modes] if isinstance(self.modes, str) else list(self.modes)
         unknown = [m for m in modes if m not in MODES]
@@ -108,8 +139,7 @@ class SinglingOutAttack:
             raise ValueError(f"singling_out: n_cols must be between 1 and the {n_columns} columns, got {self.n_cols}")
         data = attack_data(ctx)
         n_attacks, cap = data.capped(self.n_attacks)
-        # anonymeter drops duplicate rows, then extrapolates the control's success to the train's size
-        resized = len(data.control.drop_duplicates()) != len(data.train.drop_duplicates())
+        train, control = _unique(data.train), _unique(data.control)
         out: list[Measurement] = []
         for mode in modes:
             seed = derive_seed(ctx.seed, self.name, mode)
@@ -118,24 +148,31 @@ class SinglingOutAttack:
                 evaluator = SinglingOutEvaluator(
                     ori=data.train,
                     syn=data.synthetic,
-                    control=data.control,
                     n_attacks=n_attacks,
                     n_cols=self.n_cols,
                     max_attempts=self.max_attempts,
                     seed=seed,
                 )
                 evaluator.evaluate(mode=mode)
-                results = evaluator.results(confidence_level=ctx.confidence)
                 queries = generated[0] if generated else []
-                raw_control = _singled_out(data.control, queries)
+                in_train, in_control = _matches(train, queries), _matches(control, queries)
+                chance = chance_singled_out(in_train, in_control, len(train), len(control))
+                results = EvaluationResults(
+                    n_attacks=n_attacks,
+                    n_success=int((in_train == 1).sum()),
+                    n_baseline=evaluator.results().n_baseline,
+                    n_control=float(chance.sum()),
+                    confidence_level=ctx.confidence,
+                )
             details = {
                 "mode": mode,
                 **({"n_cols": self.n_cols, "max_attempts": self.max_attempts} if mode == "multivariate" else {}),
                 **data.details(),
                 **cap,
                 "queries_from_synthetic": len(queries),
-                "control_success_size_corrected": resized,
-                "control_success_at_control_size": raw_control,
+                "train_people": len(train),
+                "control_people": len(control),
+                "control_success_at_control_size": int((in_control == 1).sum()),
                 **notes.as_details(),
             }
             out += attack_measurements(

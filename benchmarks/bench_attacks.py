@@ -78,7 +78,7 @@ CASES = (
         ("singling_out.multivariate.risk",),
     ),
     CheckCase("linkability", "linkability", {}, ("linkability.risk",)),
-    CheckCase("inference", "inference", {}, ("inference.max.risk",)),
+    CheckCase("inference", "inference", {}, ("inference.max.excess",)),
     CheckCase("membership", "membership", {}, ("membership.distance.auc", "membership.density.auc")),
     CheckCase("dcr", "dcr", {}, ("dcr.share_closer_to_train",)),
     CheckCase("collisions", "collisions", {}, ("collisions.excess",)),

@@ -19,10 +19,11 @@ import warnings
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 
 from metrics._tabular import fit_features, subsample
 from suite.registry import checks
-from suite.stats import bootstrap_ci
+from suite.stats import cluster_bootstrap_ci, cluster_codes
 from suite.types import Context, Goal, Measurement
 
 #: The classifiers the check knows, in the order they are reported.
@@ -33,24 +34,26 @@ _TOP = 10
 _HIST_BINS = 20
 
 
-def binned_auc(bins: np.ndarray, labels: np.ndarray, n_bins: int) -> np.ndarray:
+def binned_auc(bins: np.ndarray, labels: np.ndarray, n_bins: int, weights: np.ndarray | None = None) -> np.ndarray:
     """ROC AUC (Mann-Whitney, ties count one half) of scores given as their rank among `n_bins`
     sorted distinct values, for every leading index at once.
 
     `bins` holds integers 0..n_bins-1 (equal scores share a bin), `labels` 1 for positives and
-    0 for negatives, both of shape (..., n). Counting positives and negatives per bin and
-    accumulating the negatives below each bin needs no sort, so a bootstrap resample costs
-    O(n). NaN where a slice lacks positives or negatives.
+    0 for negatives, `weights` (optional) how often each row counts (a bootstrap resample), all
+    broadcast to one shape (..., n). Counting positives and negatives per bin and accumulating
+    the negatives below each bin needs no sort, so a bootstrap resample costs O(n). NaN where a
+    slice lacks positives or negatives.
     """
-    bins = np.asarray(bins)
-    labels = np.asarray(labels, dtype=float)
+    weights = np.ones(np.shape(bins)) if weights is None else np.asarray(weights, dtype=float)
+    bins, labels, weights = np.broadcast_arrays(np.asarray(bins), np.asarray(labels, dtype=float), weights)
     lead = bins.shape[:-1]
     n = bins.shape[-1]
     b = int(np.prod(lead, dtype=np.int64))
     flat = (bins.reshape(b, n).astype(np.int64) + n_bins * np.arange(b, dtype=np.int64)[:, None]).ravel()
-    weight = labels.reshape(b, n).ravel()
-    pos = np.bincount(flat, weights=weight, minlength=b * n_bins).reshape(b, n_bins)
-    neg = np.bincount(flat, weights=1.0 - weight, minlength=b * n_bins).reshape(b, n_bins)
+    weight = weights.reshape(b, n).ravel()
+    positive = labels.reshape(b, n).ravel()
+    pos = np.bincount(flat, weights=weight * positive, minlength=b * n_bins).reshape(b, n_bins)
+    neg = np.bincount(flat, weights=weight * (1.0 - positive), minlength=b * n_bins).reshape(b, n_bins)
     below = np.cumsum(neg, axis=1) - neg
     pairs = pos.sum(axis=1) * neg.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -157,11 +160,6 @@ def shap_reads_categorical_splits() -> bool:
         return False
 
 
-def _resampled_auc(s: np.ndarray, n_bins: int) -> np.ndarray:
-    """AUC of bootstrap resamples of (score bin, label) rows, shape (b, n, 2)."""
-    return binned_auc(s[..., 0], s[..., 1], n_bins)
-
-
 def _histogram(p: np.ndarray) -> list[int]:
     return np.histogram(p, np.linspace(0.0, 1.0, _HIST_BINS + 1))[0].tolist()
 
@@ -178,7 +176,8 @@ class PropensityMetric:
     pMSE = mean((p - c)^2) with c the synthetic share (0.5): 0 when indistinguishable, 0.25
     when perfectly separated. AUC: 0.5 when indistinguishable, 1 when trivially told apart.
     The headline is the worse (larger) of the models; the interval is a percentile bootstrap
-    over the out-of-fold predictions of that maximum. Baselines are the chance values (0.5,
+    of that maximum over the out-of-fold predictions, resampling training people and distinct
+    synthetic rows jointly. Baselines are the chance values (0.5,
     0), not a real-vs-real run, which would cost another cross-validation.
 
     Details carry per-model values and propensity histograms, and `top_features`: the columns
@@ -220,7 +219,8 @@ class PropensityMetric:
         columns = list(ctx.train.columns)
         models = list(dict.fromkeys(self.models))
         n = min(len(ctx.train), len(ctx.synthetic), max(self.max_rows // 2, 1))
-        real = subsample(ctx.train, n, rng)
+        rows = subsample(pd.Series(np.arange(len(ctx.train))), n, rng).to_numpy()
+        real = ctx.train.iloc[rows]
         synthetic = subsample(ctx.synthetic[columns], n, rng)
         features = fit_features(ctx.train, ctx.metadata, columns)
         X = np.vstack([features.transform(real), features.transform(synthetic)])
@@ -232,6 +232,9 @@ class PropensityMetric:
         if n < 2 or folds < 2:
             raise ValueError(f"propensity needs at least 2 distinct rows of each table; got {n} rows a side")
         fold = grouped_folds(groups, y, folds, rng)
+        # Bootstrap units: training people (or rows) and distinct synthetic rows, resampled jointly.
+        people = None if ctx.train_entities is None else ctx.train_entities.iloc[rows]
+        units = (cluster_codes(people, len(real)), cluster_codes(groups[len(real) :], len(synthetic)))
 
         oof: dict[str, np.ndarray] = {}
         # One OpenMP thread: identical results on any machine, and no collapse of
@@ -251,33 +254,31 @@ class PropensityMetric:
                     p[test] = model.predict_proba(X[test])[:, 1]
                 oof[model_name] = p
 
+        def weighted_pmse(p: np.ndarray, w: np.ndarray) -> np.ndarray:
+            return (w * (p - share) ** 2).sum(axis=-1) / w.sum(axis=-1)
+
+        def interval(statistic) -> list[float]:
+            both = lambda w_real, w_syn: statistic(np.hstack([w_real, w_syn]))  # noqa: E731
+            return list(cluster_bootstrap_ci(both, *units, rng=rng, confidence=ctx.confidence, cost=4 * len(oof)))
+
         per_model: dict[str, dict] = {}
         binned = []
         for model_name, p in oof.items():
             values, bins = np.unique(p, return_inverse=True)
-            binned.append((bins.ravel(), len(values)))
-            auc_stat = functools.partial(_resampled_auc, n_bins=len(values))
-            pmse_stat = lambda s: ((s[..., 0] - share) ** 2).mean(axis=-1)  # noqa: E731
+            bins, n_bins = bins.ravel(), len(values)
+            binned.append((bins, n_bins))
             per_model[model_name] = {
-                "auc": float(binned_auc(bins.ravel(), y, len(values))),
-                "auc_ci": list(bootstrap_ci(np.column_stack([bins, y]), auc_stat, rng=rng, confidence=ctx.confidence)),
+                "auc": float(binned_auc(bins, y, n_bins)),
+                "auc_ci": interval(functools.partial(binned_auc, bins, y, n_bins)),
                 "pmse": float(np.mean((p - share) ** 2)),
-                "pmse_ci": list(bootstrap_ci(p, pmse_stat, rng=rng, confidence=ctx.confidence)),
+                "pmse_ci": interval(functools.partial(weighted_pmse, p)),
                 "accuracy": float(np.mean((p > 0.5) == (y == 1))),
                 "histogram_real": _histogram(p[y == 0]),
                 "histogram_synthetic": _histogram(p[y == 1]),
             }
 
-        def worst_auc(s: np.ndarray) -> np.ndarray:
-            return np.max([binned_auc(s[..., j], s[..., -1], k) for j, (_, k) in enumerate(binned)], axis=0)
-
-        def worst_pmse(s: np.ndarray) -> np.ndarray:
-            return np.max(((s - share) ** 2).mean(axis=-2), axis=-1)
-
-        auc_ci = bootstrap_ci(
-            np.column_stack([b for b, _ in binned] + [y]), worst_auc, rng=rng, confidence=ctx.confidence
-        )
-        pmse_ci = bootstrap_ci(np.column_stack(list(oof.values())), worst_pmse, rng=rng, confidence=ctx.confidence)
+        auc_ci = tuple(interval(lambda w: np.max([binned_auc(b, y, k, w) for b, k in binned], axis=0)))
+        pmse_ci = tuple(interval(lambda w: np.max([weighted_pmse(p, w) for p in oof.values()], axis=0)))
         auc = max(m["auc"] for m in per_model.values())
         pmse = max(m["pmse"] for m in per_model.values())
 

@@ -68,8 +68,8 @@ MEANINGS: dict[str, str] = {
     "singling_out.*.attack_advantage": "singling-out success beyond random predicates",
     "linkability.risk": "linking two halves of a training record beyond unseen people (0 = no leak)",
     "linkability.attack_advantage": "linking success beyond random guesses",
-    "inference.max.risk": "attribute inference: the worst secret column's risk",
-    "inference.*.risk": "guessing a secret column of training people beyond unseen people (0 = no leak)",
+    "inference.max.excess": "attribute inference: the worst secret column's excess",
+    "inference.*.excess": "share of training people whose secret is guessed, minus unseen people's (0 = no leak)",
     "inference.*.attack_advantage": "guessing success beyond random guesses",
     "membership.*.auc": "telling training people from unseen people (0.5 = chance, 1 = all exposed)",
     "membership.*.excess_at_fpr": "training people found beyond the share of unseen people accused (0 = chance)",
@@ -265,8 +265,8 @@ _RISK_ORDER = [
     "singling_out.univariate.risk",
     "singling_out.multivariate.risk",
     "linkability.risk",
-    "inference.max.risk",
-    "inference.*.risk",
+    "inference.max.excess",
+    "inference.*.excess",
     "membership.shadow.success",
 ]
 

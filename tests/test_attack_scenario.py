@@ -32,7 +32,7 @@ def test_identity_is_blocked_by_every_attack(scorecard):
         "singling_out.univariate.risk",
         "singling_out.multivariate.risk",
         "linkability.risk",
-        "inference.max.risk",
+        "inference.max.excess",
         "membership.distance.auc",
         "membership.density.auc",
     ):
@@ -53,7 +53,7 @@ def test_unseen_data_noise_and_models_pass_every_attack(scorecard, generator):
         "singling_out.univariate.risk",
         "singling_out.multivariate.risk",
         "linkability.risk",
-        "inference.max.risk",
+        "inference.max.excess",
         "membership.distance.auc",
         "membership.density.auc",
         "membership.distance.excess_at_fpr",

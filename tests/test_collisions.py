@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from metrics.collisions import CollisionsMetric, row_keys
 from suite.metadata import Metadata
 from suite.types import Context
+
+#: columns of the quickstart table that many patients share
+PROFILE = ["gender", "age", "clinic_name", "result", "payor_group", "pan_day"]
 
 MD = Metadata(
     columns={"age": {"sdtype": "numerical"}, "sex": {"sdtype": "categorical"}, "code": {"sdtype": "categorical"}}
@@ -41,3 +45,70 @@ def test_excess_counts_copies_beyond_chance():
     assert abs(ms["collisions.excess"].value - 0.2) < 1e-12
     low, high = ms["collisions.excess"].ci
     assert low < 0.2 < high and high - low < 0.06
+
+
+def test_row_keys_make_numbers_canonical():
+    md = Metadata(columns={"x": {"sdtype": "numerical"}, "code": {"sdtype": "categorical"}})
+    other_nan = np.frombuffer(np.uint64(0x7FF8000000000001).tobytes(), dtype=np.float64)[0]  # a NaN, other bits
+    a = pd.DataFrame({"x": [0.0, np.nan, 1.5], "code": [0.0, 2.0, None]})
+    b = pd.DataFrame({"x": [-0.0, other_nan, 1.5], "code": [-0.0, 2.0, np.nan]})
+    assert (row_keys(a, md) == row_keys(b, md)).all()
+    assert row_keys(a.assign(x=[0.0, 1.0, 1.5]), md)[1] != row_keys(a, md)[1]  # missing is not a number
+
+
+def test_found_is_the_hypergeometric_chance_of_holding_a_copy():
+    from scipy import stats
+
+    from metrics.collisions import found
+
+    copies = np.array([0, 1, 3, 20, 998])
+    expected = 1.0 - stats.hypergeom.pmf(0, 1000, copies, 250)
+    assert found(copies, 1000, 250) == pytest.approx(expected, abs=1e-12)
+    assert found(np.array([0, 1, 2]), 100, 100).tolist() == [0.0, 1.0, 1.0]  # the whole table: present or not
+
+
+@pytest.fixture(scope="module")
+def repeated():
+    """The quickstart table cut to six columns that many patients share (about 40% of rows repeat another)."""
+    from suite.dataset import prepare
+    from suite.metadata import Roles
+    from tests.conftest import DATA, METADATA, ROLES
+
+    data = prepare(DATA, metadata_path=METADATA, roles=Roles.from_dict(ROLES), holdout=0.3, seed=0)
+    md = data.metadata.without(tuple(c for c in data.metadata.columns if c not in PROFILE))
+    train, control, reference = (f[PROFILE] for f in (data.train, data.control, data.reference))
+    rng = np.random.default_rng(0)
+    clean = reference.iloc[rng.integers(0, len(reference), len(train))].reset_index(drop=True)
+    leaky = clean.copy()
+    copied = rng.choice(len(train), len(train) // 10, replace=False)
+    leaky.iloc[: len(copied)] = train.iloc[copied].to_numpy()
+
+    def measure(synthetic):
+        ctx = Context(
+            train,
+            control,
+            synthetic,
+            md,
+            seed=0,
+            train_entities=data.train_entities,
+            holdout_entities=data.control_entities,
+        )
+        return {m.name: m for m in CollisionsMetric().evaluate(ctx)}
+
+    return measure(clean), measure(leaky), len(train) / len(control)
+
+
+def test_a_ten_percent_copy_is_flagged_on_a_table_with_repeated_records(repeated):
+    clean, leaky, power = repeated
+    excess = leaky["collisions.excess"]
+    assert excess.value > 0.05 and excess.conservative() > 0.01  # observed: 0.11 [-0.08, 0.26]
+    assert excess.value > clean["collisions.excess"].value + 0.03  # observed: clean 0.04
+    # the old chance model (the control's rate extrapolated to the training size) called the copy chance
+    rate, holdout_rate = leaky["collisions.rate"].value, leaky["collisions.holdout_rate"].value
+    assert rate - (1.0 - (1.0 - holdout_rate) ** power) < 0.0  # observed: -0.26
+
+
+def test_clean_rows_are_near_zero_and_their_interval_covers_it(repeated):
+    clean = repeated[0]["collisions.excess"]
+    low, high = clean.ci
+    assert low < 0.0 < high and abs(clean.value) < 0.1  # observed: 0.04 [-0.16, 0.18]
