@@ -1,21 +1,27 @@
 """`suite compare OLD NEW`: what got worse between two runs, per generator and measurement.
 
-A measurement got worse when the end of its interval the gate judges (`conservative`: the upper
-end of a risk, the lower end of a utility score; the value when there is no interval) moved in
+A measurement got worse when the bound the gate judges (`conservative`: the higher of the value and
+the upper end for a risk, the lower of the value and the lower end for a utility score) moved in
 the bad direction by more than the tolerance, `max(abs_tol, rel_tol * |old|)`. Also a regression,
-whatever the tolerance: a gate that passed and now blocks (fail, error, missing), a verdict that
+whatever the tolerance: a gate that passed and now blocks (any blocking status), a verdict that
 went from release to block, and a generator or a gated measurement that disappeared. CI runs it
-against the last accepted run and fails on exit 1.
+against the last accepted run and fails on exit 1. A non-finite or negative tolerance, or a scorecard
+that lists a generator (or a generator's measurement) twice, is refused: either would hide a regression.
+Scorecards before schema 1.3 said `fail` where 1.3 says `risk shown` or `not shown safe`; they are read
+(as `not shown safe`, which blocks).
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from suite.errors import ConfigError
+from suite.policy import bounds, finite
 from suite.scorecard import MeasurementRecord, Scorecard
 
 ABS_TOL = 0.01
@@ -52,7 +58,7 @@ def load_scorecard(path: Path) -> Scorecard:
     except OSError as exc:
         raise ConfigError(f"cannot read the scorecard: {exc.strerror}", source=str(file)) from None
     try:
-        return Scorecard.model_validate_json(text)
+        scorecard = Scorecard.model_validate_json(text)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -61,14 +67,29 @@ def load_scorecard(path: Path) -> Scorecard:
             f"not a valid scorecard: {where}{first['msg']}; give a run folder or the scorecard.json a run wrote",
             source=str(file),
         ) from None
+    _refuse_duplicates(scorecard, str(file))
+    return scorecard
+
+
+def _refuse_duplicates(scorecard: Scorecard, source: str) -> None:
+    """A generator, or one generator's (measurement, repeat), listed twice: which copy counts is unclear."""
+    fix = "a scorecard lists each once; give the run's own scorecard.json, unedited"
+    for name, n in Counter(g.name for g in scorecard.generators).items():
+        if n > 1:
+            raise ConfigError(f"generator {name!r} is listed {n} times; {fix}", source=source)
+    for g in scorecard.generators:
+        for (measurement, repeat), n in Counter((m.name, m.repeat) for m in g.measurements).items():
+            if n > 1:
+                where = f"generator {g.name!r}: measurement {measurement!r} (repeat {repeat + 1})"
+                raise ConfigError(f"{where} is listed {n} times; {fix}", source=source)
 
 
 def conservative(m: MeasurementRecord) -> float | None:
-    if m.value is None:
+    """The bound the gate judges: the worse for the goal of the value and its interval's ends."""
+    if m.value is None or not finite(m.value, m.ci):
         return None
-    if m.ci is None:
-        return m.value
-    return m.ci[1] if m.goal == "minimize" else m.ci[0]
+    low, high = bounds(m.value, m.ci)
+    return high if m.goal == "minimize" else low
 
 
 def _shown(m: MeasurementRecord | None) -> str:
@@ -102,6 +123,11 @@ def _measurement_change(
 
 def compare(old: Scorecard, new: Scorecard, *, abs_tol: float = ABS_TOL, rel_tol: float = REL_TOL) -> list[Change]:
     """Every change beyond the tolerance between two scorecards, regressions first."""
+    for flag, tol in (("--abs-tol", abs_tol), ("--rel-tol", rel_tol)):
+        if not isinstance(tol, int | float) or not math.isfinite(tol) or tol < 0:
+            raise ConfigError(
+                f"the tolerance must be a finite number >= 0 (got {tol}); omit it for the default", source=flag
+            )
     changes: list[Change] = []
     new_generators = {g.name: g for g in new.generators}
     for g in old.generators:

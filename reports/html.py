@@ -27,6 +27,7 @@ import jinja2
 import yaml
 
 from reports import plots
+from suite import policy
 from suite.io import write_text_atomic
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard
 
@@ -34,7 +35,7 @@ CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 
 PRIVACY_CHECKS = ("collisions", "dcr", "singling_out", "linkability", "inference", "membership")
 #: Measurements that are not a generator's utility although their goal is `maximize`.
 NOT_UTILITY = {"utility.trtr_score"}
-_STATUS_ORDER = {"fail": 0, "error": 1, "missing": 2, "pass": 3, "ungated": 4}
+_STATUS_ORDER = {"risk shown": 0, "not shown safe": 1, "error": 2, "missing": 3, "pass": 4, "ungated": 5}
 
 #: One line per measurement, for rows whose check gave none (missing, or errored before measuring).
 MEANINGS: dict[str, str] = {
@@ -141,12 +142,11 @@ def _first_with(g: GeneratorRecord, names: Iterable[str], key: str) -> Measureme
 
 
 def conservative(m: MeasurementRecord, side: str) -> float | None:
-    """The end of the interval the policy judges a `max` (side 'max') or `min` threshold on."""
-    if finite(m.value) is None:
+    """The bound the policy judges a `max` (side 'max') or `min` threshold on (`suite.policy.bounds`)."""
+    if m.value is None or not policy.finite(m.value, m.ci):
         return None
-    if m.ci is None:
-        return m.value
-    return finite(max(m.ci) if side == "max" else min(m.ci))
+    low, high = policy.bounds(m.value, m.ci)
+    return high if side == "max" else low
 
 
 @dataclass
@@ -230,7 +230,10 @@ def _verdicts(sc: Scorecard, repeats: bool) -> list[dict[str, Any]]:
                 "verdict": g.verdict,
                 "expected": g.expected,
                 "as_expected": g.as_expected,
-                "reasons": [{"status": m.status.value, "text": prefix(m) + m.reason} for m in blocking],
+                "reasons": [
+                    {"status": m.status.value, "text": prefix(m) + m.reason + (f". {m.advice}" if m.advice else "")}
+                    for m in blocking
+                ],
                 "passed": sum(m.status.value == "pass" for m in g.measurements),
                 "gated": sum(m.status.value != "ungated" for m in g.measurements),
             }

@@ -1,10 +1,11 @@
 """junit.xml: one test case per gate check per generator, so any CI system shows a blocked release
 as failed tests.
 
-A generator expected to be released gets one test case per gated measurement (failed: `fail`;
-error: `error` or `missing`) and a `verdict` case. A canary (`expect: block`) is supposed to fail
-its gates: it gets only the `verdict` case, which fails if the canary was released, with its
-gate results listed in that case's output. Ungated measurements are not test cases.
+A generator expected to be released gets one test case per gated measurement (failed: `risk shown`
+or `not shown safe`, the class as the failure's type; error: `error` or `missing`) and a `verdict`
+case. A canary (`expect: block`) is supposed to fail its gates: it gets only the `verdict` case,
+which fails if the canary was released, with its gate results listed in that case's output.
+Ungated measurements are not test cases.
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ def _gate_case(suite: ET.Element, classname: str, m: MeasurementRecord, repeats:
     case = ET.SubElement(suite, "testcase", classname=classname, name=_text(_case_name(m, repeats)))
     case.set("time", f"{seconds:.3f}")
     detail = f"value {_value(m)}; threshold {m.threshold}; {m.meaning}"
-    if m.status.value == "fail":
-        ET.SubElement(case, "failure", message=_text(m.reason), type="threshold").text = _text(detail)
-    elif m.status.value in ("error", "missing"):
+    if m.status.value in ("risk shown", "not shown safe"):
+        detail += f"; {m.advice}" if m.advice else ""
+        ET.SubElement(case, "failure", message=_text(m.reason), type=m.status.value).text = _text(detail)
+        return "fail"
+    if m.status.value in ("error", "missing"):
         ET.SubElement(case, "error", message=_text(m.reason), type=m.status.value).text = _text(m.error or detail)
     else:
         ET.SubElement(case, "system-out").text = _text(f"{m.reason}\n{detail}")
@@ -61,7 +64,7 @@ def _generator_suite(root: ET.Element, scenario: str, g: GeneratorRecord, repeat
     verdict = ET.SubElement(suite, "testcase", classname=classname, name="verdict")
     verdict.set("time", f"{sum(g.seconds.values()):.3f}")
     summary = f"verdict {g.verdict}, expected {g.expected}"
-    gates = "\n".join(f"{m.status.value:8} {_case_name(m, repeats)}: {_value(m)} ({m.threshold})" for m in gated)
+    gates = "\n".join(f"{m.status.value:14} {_case_name(m, repeats)}: {_value(m)} ({m.threshold})" for m in gated)
     if not g.as_expected:
         message = f"{g.name}: {summary}" + ("; " + "; ".join(g.reasons) if g.reasons else "")
         ET.SubElement(verdict, "failure", message=_text(message), type="verdict").text = _text(gates)

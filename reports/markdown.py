@@ -7,7 +7,14 @@ from pathlib import Path
 from suite.io import write_text_atomic
 from suite.scorecard import MeasurementRecord, Scorecard
 
-_MARK = {"pass": "pass", "fail": "**FAIL**", "error": "**ERROR**", "missing": "**MISSING**", "ungated": "-"}
+_MARK = {
+    "pass": "pass",
+    "risk shown": "**RISK SHOWN**",
+    "not shown safe": "**NOT SHOWN SAFE**",
+    "error": "**ERROR**",
+    "missing": "**MISSING**",
+    "ungated": "-",
+}
 
 
 def _cell(text: str) -> str:
@@ -60,7 +67,10 @@ def render_markdown(scorecard: Scorecard) -> str:
     for g in sc.generators:
         lines += ["", f"## {_cell(g.name)}: {g.verdict}", ""]
         if g.reasons:
-            lines += ["Blocked because:", ""] + [f"- {_cell(r)}" for r in g.reasons] + [""]
+            lines += [f"Blocked ({', '.join(g.why)}) because:", ""] + [f"- {_cell(r)}" for r in g.reasons]
+            advice = [f"- {_cell(m.name)}: {_cell(m.advice)}" for m in g.measurements if m.advice]
+            lines += ["", "Only the data's power blocked it; to certify the thresholds:", "", *advice] if advice else []
+            lines += [""]
         level = f"interval (ends: one-sided {sc.scenario['spec'].get('confidence', 0.95):.0%} bounds)"
         header = [
             "measurement",

@@ -10,6 +10,7 @@ def verdict_table(scorecard: Scorecard) -> str:
     rows = [("generator", "verdict", "expected", "ok", "why")]
     for g in scorecard.generators:
         why = "; ".join(g.reasons[:2]) + (f" (+{len(g.reasons) - 2} more)" if len(g.reasons) > 2 else "")
+        why = f"[{', '.join(g.why)}] {why}" if g.why else why
         rows.append((g.name, g.verdict, g.expected, "yes" if g.as_expected else "NO", why or "all gated checks passed"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
@@ -26,7 +27,8 @@ def _line(m: MeasurementRecord, width: int) -> str:
     value = "n/a" if m.value is None else f"{m.value:.3f}"
     ci = "" if m.ci is None else f"[{m.ci[0]:.3f}, {m.ci[1]:.3f}]"
     repeat = f" (repeat {m.repeat + 1})" if m.repeat else ""
-    return f"  {m.status.value:<7} {m.name:<{width}} {value:>8} {ci:<17} {m.threshold or ''}{repeat}"
+    line = f"  {m.status.value:<14} {m.name:<{width}} {value:>8} {ci:<17} {m.threshold or ''}{repeat}"
+    return line + (f"\n  {'':<14} advice: {m.advice}" if m.advice else "")
 
 
 def gate_table(scorecard: Scorecard) -> str:

@@ -1,7 +1,10 @@
 """Thresholds and judgements: the verdict is kept apart from the measurement.
 
-The gate fails closed: only `pass` releases. A check that errored or gave no finite number
-(`error`) and a threshold whose measurement never arrived (`missing`) block the release.
+The gate fails closed: only `pass` releases. A failed threshold says why: `risk shown` (even the
+favourable end of the interval is past it) or `not shown safe` (the interval straddles it). A check
+that errored or gave no finite number (`error`) and a threshold whose measurement never arrived
+(`missing`) block too. A `max` is judged on max(value, upper bound), a `min` on min(value, lower
+bound): the ends of the check's two-sided interval at the scenario's confidence.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from suite.types import Goal, Measurement
 
@@ -21,8 +24,18 @@ class Threshold(BaseModel):
     """`{max: 0.05}`, `{min: 0.8}`, both, or `{}` (reported, not gated)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    max: float | None = Field(None, allow_inf_nan=False)  # nan would never compare: the gate would pass
-    min: float | None = Field(None, allow_inf_nan=False)
+    max: float | None = None  # finite (`_finite`): nan would never compare, the gate would pass
+    min: float | None = None
+
+    @field_validator("max", "min")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError(
+                f"a threshold must be a finite number (got {v}): a NaN or infinite bound turns the gate off; "
+                "give a number, or write {} to report the measurement without a gate"
+            )
+        return v
 
     @model_validator(mode="after")
     def _ordered(self) -> Threshold:
@@ -44,14 +57,19 @@ class Threshold(BaseModel):
 
 class Status(StrEnum):
     PASS = "pass"
-    FAIL = "fail"
+    RISK_SHOWN = "risk shown"  # even the favourable bound is past the threshold: a leak was measured
+    NOT_SHOWN_SAFE = "not shown safe"  # the interval straddles the threshold: this data cannot certify it
     ERROR = "error"
     MISSING = "missing"
     UNGATED = "ungated"  # reported for the reader; no threshold applies
 
     @property
     def blocks(self) -> bool:
-        return self in (Status.FAIL, Status.ERROR, Status.MISSING)
+        return self in BLOCKING
+
+
+#: The statuses that block a release, most serious first (the order reports list them in).
+BLOCKING = (Status.RISK_SHOWN, Status.NOT_SHOWN_SAFE, Status.ERROR, Status.MISSING)
 
 
 @dataclass(frozen=True)
@@ -176,12 +194,54 @@ def preset_policy(preset: str, produced: Iterable[str]) -> dict[str, Threshold]:
     return {name: t for name, t in PRESETS[preset].items() if any(fnmatch.fnmatchcase(name, p) for p in patterns)}
 
 
+def bounds(value: float, ci: tuple[float, float] | None) -> tuple[float, float]:
+    """The lowest and highest of the value and its interval's ends: a `max` is judged on the high
+    one, a `min` on the low one, so a value outside its own interval cannot pass."""
+    ends = (value,) if ci is None else (value, *ci)
+    return min(ends), max(ends)
+
+
+def finite(value: float, ci: tuple[float, float] | None) -> bool:
+    """True when the value and both ends of its interval are finite numbers (else it cannot be judged)."""
+    try:
+        return all(math.isfinite(float(x)) for x in (value, *(() if ci is None else ci)))
+    except (TypeError, ValueError):  # None, a string: not a number
+        return False
+
+
+def holdout_factor(value: float, bound: float, limit: float) -> float | None:
+    """How many times more control people would certify `limit`, when interval half-widths shrink as
+    1/sqrt(n): (half-width / margin)^2. None when the estimate itself is on the wrong side of `limit`
+    (no holdout certifies it)."""
+    half, margin = abs(bound - value), abs(limit - value)
+    if (bound - value) * (limit - value) <= 0 or margin == 0:
+        return None
+    return (half / margin) ** 2
+
+
+def certify_advice(value: float, ci: tuple[float, float], threshold: Threshold) -> str:
+    """For a `not shown safe` gate: the tightest threshold this data certifies (its unfavourable bound)
+    and roughly how many times the holdout rows would certify the current one (`holdout_factor`)."""
+    low, high = bounds(value, ci)
+    parts = []
+    for side, limit, bound in (("max", threshold.max, high), ("min", threshold.min, low)):
+        if limit is None or (bound <= limit if side == "max" else bound >= limit):
+            continue
+        certify = f"the tightest {side} this data certifies is {bound:.4g}"
+        factor = holdout_factor(value, bound, limit)
+        if factor is None:
+            parts.append(f"{certify}; cannot certify {side} {limit:g}: the estimate itself is past the threshold")
+        else:
+            parts.append(f"{certify}; about {factor:.3g}x the holdout rows would certify {side} {limit:g}")
+    return "; ".join(parts)
+
+
 def judge(
     measurements: Iterable[Measurement],
     policy: Mapping[str, Threshold],
     defaults: Mapping[str, Threshold] | None = None,
 ) -> list[Judgement]:
-    """Judge each measurement on the conservative end of its interval; fail closed.
+    """Judge each measurement on its unfavourable bound (see `bounds`); fail closed.
 
     `policy` holds the scenario's thresholds: one whose measurement never arrives is
     `missing` and blocks. `defaults` (the preset) applies only to measurements that arrive,
@@ -201,28 +261,42 @@ def judge(
     return out
 
 
+def _said(m: Measurement, x: float, end: str, rule: str) -> str:
+    """`upper bound 0.62 > max 0.6 (value 0.55)`, or `value 0.7 > max 0.6` without an interval."""
+    if m.ci is None:
+        return f"value {x:.4g} {rule}"
+    if x == m.value and not min(m.ci) <= x <= max(m.ci):
+        return f"value {x:.4g} {rule} (outside its own interval [{m.ci[0]:.4g}, {m.ci[1]:.4g}])"
+    return f"{end} bound {x:.4g} {rule} (value {m.value:.4g})"
+
+
 def _judge_one(m: Measurement, threshold: Threshold | None) -> Judgement:
     if m.error is not None:
         return Judgement(m.name, Status.ERROR, None, threshold, f"{m.name}: the check failed ({m.error})")
-    observed = m.conservative()
-    if not math.isfinite(observed):
-        return Judgement(
-            m.name, Status.ERROR, None, threshold, f"{m.name}: the check returned {observed}, not a number"
-        )
+    if not finite(m.value, m.ci):
+        got = f"{m.value}" + ("" if m.ci is None else f" with interval {tuple(m.ci)}")
+        return Judgement(m.name, Status.ERROR, None, threshold, f"{m.name}: the check returned {got}, not a number")
+    low, high = bounds(m.value, m.ci)
+    observed = high if m.goal is Goal.MINIMIZE else low
     if threshold is None or not threshold.gates:
         return Judgement(m.name, Status.UNGATED, observed, threshold, f"{m.name}: reported, not gated")
-    which = "value" if m.ci is None else ("upper interval bound" if m.goal is Goal.MINIMIZE else "lower interval bound")
-    if m.ci is not None and threshold.max is not None and threshold.min is not None:
-        which = "interval"
-    problems = []
-    if threshold.max is not None:
-        worst = m.value if m.ci is None else max(m.ci)
-        if worst > threshold.max:
-            problems.append(f"{which} {worst:.4g} > max {threshold.max:g}")
-    if threshold.min is not None:
-        worst = m.value if m.ci is None else min(m.ci)
-        if worst < threshold.min:
-            problems.append(f"{which} {worst:.4g} < min {threshold.min:g}")
+    problems: list[tuple[Status, str]] = []
+    passes: list[str] = []
+    for limit, worst, best, sign, side in (
+        (threshold.max, high, low, ">", "max"),
+        (threshold.min, low, high, "<", "min"),
+    ):
+        if limit is None:
+            continue
+        bad, good = ("upper", "lower") if side == "max" else ("lower", "upper")
+        rule = f"{sign} {side} {limit:g}"
+        if not (worst > limit if side == "max" else worst < limit):
+            passes.append(_said(m, worst, bad, f"within {side} {limit:g}"))
+        elif best > limit if side == "max" else best < limit:
+            problems.append((Status.RISK_SHOWN, "risk shown: " + _said(m, best, good, rule)))
+        else:
+            problems.append((Status.NOT_SHOWN_SAFE, "not shown safe: " + _said(m, worst, bad, rule)))
     if problems:
-        return Judgement(m.name, Status.FAIL, observed, threshold, f"{m.name}: " + "; ".join(problems))
-    return Judgement(m.name, Status.PASS, observed, threshold, f"{m.name}: {which} {observed:.4g} within {threshold}")
+        status = min((s for s, _ in problems), key=BLOCKING.index)
+        return Judgement(m.name, status, observed, threshold, f"{m.name}: " + "; ".join(t for _, t in problems))
+    return Judgement(m.name, Status.PASS, observed, threshold, f"{m.name}: " + "; ".join(passes))

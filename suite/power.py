@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from suite.dataset import PreparedData
 from suite.plan import Plan
-from suite.policy import Threshold, judge
+from suite.policy import Threshold, holdout_factor, judge  # holdout_factor: re-exported
 from suite.types import Goal, Measurement
 
 #: Checks whose measurements are privacy risks (the rest measure utility); until checks declare their kind.
@@ -40,16 +40,6 @@ class Power:
 
 def is_privacy(measurement: str) -> bool:
     return measurement.split(".")[0] in PRIVACY_CHECKS
-
-
-def holdout_factor(value: float, bound: float, limit: float) -> float | None:
-    """How many times more control people would certify `limit`, when interval half-widths shrink as
-    1/sqrt(n): (half-width / margin)^2. None when the estimate itself is on the wrong side of `limit`
-    (no holdout certifies it)."""
-    half, margin = abs(bound - value), abs(limit - value)
-    if (bound - value) * (limit - value) <= 0 or margin == 0:
-        return None
-    return (half / margin) ** 2
 
 
 def null_release(

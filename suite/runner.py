@@ -38,7 +38,7 @@ from suite.registry import RegistryError
 from suite.registry import checks as check_registry
 from suite.registry import generators as generator_registry
 from suite.release import write_released
-from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard, Summary
+from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard, Summary, explain
 from suite.seeding import seeded
 from suite.selection import select
 from suite.types import Context, Goal, Measurement
@@ -423,6 +423,7 @@ def _record(plan: Plan, index: int, outputs: list[_TaskOutput], say: Progress) -
                 blocking.append(record)
         reasons += [prefix(repeat) + reason for reason in _reasons(blocking)]
     reasons = list(dict.fromkeys(reasons))
+    why, records = explain(records)
     verdict = "block" if any(r.status.blocks for r in records) else "release"
     say(f"[{sc.name}] {key}: {verdict}" + (f" ({len(reasons)} reason(s))" if reasons else ""))
     return GeneratorRecord(
@@ -434,6 +435,7 @@ def _record(plan: Plan, index: int, outputs: list[_TaskOutput], say: Progress) -
         expected=spec.expect,
         as_expected=verdict == spec.expect,
         reasons=reasons,
+        why=why,
         measurements=records,
         seconds={k: round(v, 3) for k, v in seconds.items()},
         fit_info=fit_info,

@@ -8,13 +8,13 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_serializer
+from pydantic import BaseModel, ConfigDict, field_serializer, field_validator
 
-from suite.policy import Judgement, Status, Threshold
+from suite.policy import BLOCKING, Judgement, Status, Threshold, certify_advice
 from suite.release import ReleasedTable
 from suite.types import Measurement
 
-SCHEMA_VERSION = "1.2"  # 1.1: `disclosure`; 1.2: `selection`
+SCHEMA_VERSION = "1.3"  # 1.1: `disclosure`; 1.2: `selection`; 1.3: `fail` split in two, `why`, `advice`, `release`
 
 
 class _Model(BaseModel):
@@ -35,10 +35,21 @@ class MeasurementRecord(_Model):
     meaning: str = ""
     error: str | None = None
     details: dict[str, Any] = {}
+    advice: str | None = None  # for a `not shown safe` gate of a generator blocked by nothing else
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _legacy_fail(cls, v: Any) -> Any:
+        """Scorecards before 1.3 said `fail`: read it as `not shown safe` (it blocks, and claims no more)."""
+        return Status.NOT_SHOWN_SAFE if v == "fail" else v
 
     @field_serializer("value", "baseline")
     def _finite(self, v: float | None) -> float | None:
         return v if v is not None and math.isfinite(v) else None
+
+    @field_serializer("ci")
+    def _finite_ci(self, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        return v if v is not None and all(math.isfinite(x) for x in v) else None
 
     @classmethod
     def build(cls, m: Measurement | None, j: Judgement, repeat: int) -> MeasurementRecord:
@@ -70,9 +81,24 @@ class GeneratorRecord(_Model):
     expected: Literal["release", "block"]
     as_expected: bool
     reasons: list[str]
+    why: list[str] = []  # the classes of the gates that blocked it, most serious first: ["not shown safe"]
     measurements: list[MeasurementRecord]
     seconds: dict[str, float] = {}
     fit_info: list[dict[str, Any]] = []
+
+
+def explain(records: list[MeasurementRecord]) -> tuple[list[str], list[MeasurementRecord]]:
+    """The classes that block a generator (its `why`) and its records, with `advice` on each
+    `not shown safe` gate when nothing else blocks it (more holdout, or the threshold it certifies)."""
+    why = [s.value for s in BLOCKING if any(r.status is s for r in records)]
+    if why != [Status.NOT_SHOWN_SAFE.value]:
+        return why, records
+    out = []
+    for r in records:
+        if r.status is Status.NOT_SHOWN_SAFE and r.value is not None and r.ci is not None and r.threshold is not None:
+            r = r.model_copy(update={"advice": certify_advice(r.value, r.ci, r.threshold)})
+        out.append(r)
+    return why, out
 
 
 class Summary(_Model):

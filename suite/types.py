@@ -39,11 +39,10 @@ class Measurement:
     error: str | None = None
 
     def conservative(self) -> float:
-        """The end of the interval that is worse for the goal (the value when there is none)."""
-        if self.ci is None:
-            return self.value
-        low, high = self.ci
-        return high if self.goal is Goal.MINIMIZE else low
+        """The worse for the goal of the value and its interval's ends (so a value outside its own
+        interval is not hidden by it)."""
+        ends = (self.value,) if self.ci is None else (self.value, *self.ci)
+        return max(ends) if self.goal is Goal.MINIMIZE else min(ends)
 
     @classmethod
     def from_error(cls, name: str, goal: Goal, error: str) -> Measurement:

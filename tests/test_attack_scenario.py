@@ -36,13 +36,13 @@ def test_identity_is_blocked_by_every_attack(scorecard):
         "membership.distance.auc",
         "membership.density.auc",
     ):
-        assert gated[name].status == "fail", gated[name].reason
+        assert gated[name].status in ("risk shown", "not shown safe"), gated[name].reason
     assert gated["membership.distance.auc"].value > 0.95
 
 
 @pytest.mark.slow
 def test_near_copy_is_blocked_by_membership(scorecard):
-    assert _gated(scorecard, "noisy_copy")["membership.distance.auc"].status == "fail"
+    assert _gated(scorecard, "noisy_copy")["membership.distance.auc"].status in ("risk shown", "not shown safe")
 
 
 @pytest.mark.slow

@@ -176,3 +176,104 @@ def test_tables_too_small_for_the_holdout_are_refused_by_name(table, fmt):
         code, err = _run(folder, frame, sdtypes, fmt, declared=False)
         _check_outcome(folder, code, err)
         assert code == 2, err
+
+
+# --- the policy and `compare` on any numbers ---------------------------------------------------------------------
+#
+# Thresholds, values, interval ends and tolerances drawn from every float (NaN, +-inf, -0.0, subnormals, 1e308).
+# The oracle is the rule stated plainly: a finite `max` releases only when the value and both ends are <= it.
+
+from pydantic import ValidationError  # noqa: E402
+
+from reports.compare import compare  # noqa: E402
+from suite.errors import ConfigError  # noqa: E402
+from suite.policy import Status, Threshold, judge  # noqa: E402
+from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard, Summary  # noqa: E402
+from suite.types import Goal, Measurement  # noqa: E402
+
+PURE = settings(max_examples=300, deadline=None, derandomize=True, database=None)
+numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=True),
+    st.sampled_from([0.0, -0.0, 0.5, 1.0, 5e-324, -5e-324, 1e308, -1e308, float("nan"), float("inf"), -float("inf")]),
+    st.floats(-2.0, 2.0),
+)
+intervals = st.one_of(st.none(), st.tuples(numbers, numbers))
+goals = st.sampled_from(list(Goal))
+
+
+def _finite(*xs: float) -> bool:
+    return all(np.isfinite(x) for x in xs)
+
+
+@PURE
+@given(value=numbers, ci=intervals, goal=goals, side=st.sampled_from(["max", "min"]), limit=numbers)
+def test_the_policy_never_releases_what_a_finite_threshold_blocks(value, ci, goal, side, limit):
+    if not _finite(limit):  # a NaN or infinite bound would turn the gate off: refused
+        try:
+            Threshold(**{side: limit})
+        except ValidationError:
+            return
+        raise AssertionError(f"Threshold({side}={limit}) was accepted")
+    m = Measurement("dcr.share_closer_to_train", value, goal, ci=ci)
+    (j,) = judge([m], {m.name: Threshold(**{side: limit})})
+    ends = [value, *(ci or ())]
+    if not _finite(*ends):
+        assert j.status is Status.ERROR and j.status.blocks, j
+        return
+    holds = [x <= limit if side == "max" else x >= limit for x in ends]
+    assert (j.status is Status.PASS) == all(holds), j  # released only when every end is inside
+    assert (j.status is Status.RISK_SHOWN) == (not any(holds)), j  # a risk shown: every end is outside
+    assert (j.status is Status.NOT_SHOWN_SAFE) == (any(holds) and not all(holds)), j
+    tighter = limit - abs(limit) * 0.1 - 0.1 if side == "max" else limit + abs(limit) * 0.1 + 0.1
+    if j.status.blocks and _finite(tighter):  # a stricter threshold never releases what this one blocks
+        (stricter,) = judge([m], {m.name: Threshold(**{side: tighter})})
+        assert stricter.status.blocks, (j, stricter)
+
+
+def _scorecard(m: Measurement, threshold: Threshold) -> Scorecard:
+    """A minimal scorecard of one generator and one gated measurement, through its JSON (as `compare` reads it)."""
+    (j,) = judge([m], {m.name: threshold})
+    record = MeasurementRecord.build(m, j, 0)
+    verdict = "block" if j.status.blocks else "release"
+    g = GeneratorRecord(
+        name="g", generator="g", params={}, source="builtin", verdict=verdict, expected="release",
+        as_expected=verdict == "release", reasons=[j.reason] if j.status.blocks else [], measurements=[record],
+    )  # fmt: skip
+    summary = Summary(all_as_expected=g.as_expected, released=[], blocked=[], unexpected=[], status_counts={})
+    sc = Scorecard(
+        created="now", scenario={"name": "p"}, dataset={}, metadata={}, policy={m.name: threshold}, provenance={},
+        summary=summary, generators=[g],
+    )  # fmt: skip
+    return Scorecard.model_validate_json(sc.model_dump_json())
+
+
+@PURE
+@given(
+    old=st.tuples(numbers, intervals),
+    new=st.tuples(numbers, intervals),
+    goal=goals,
+    limit=st.floats(-2.0, 2.0),
+    abs_tol=numbers,
+    rel_tol=numbers,
+)
+def test_compare_never_hides_a_gate_that_blocks_now_or_got_worse(old, new, goal, limit, abs_tol, rel_tol):
+    threshold = Threshold(max=limit) if goal is Goal.MINIMIZE else Threshold(min=limit)
+    before = _scorecard(Measurement("dcr.share_closer_to_train", old[0], goal, ci=old[1]), threshold)
+    after = _scorecard(Measurement("dcr.share_closer_to_train", new[0], goal, ci=new[1]), threshold)
+    if not (_finite(abs_tol, rel_tol) and abs_tol >= 0 and rel_tol >= 0):
+        try:
+            compare(before, after, abs_tol=abs_tol, rel_tol=rel_tol)
+        except ConfigError:
+            return
+        raise AssertionError(f"compare accepted abs_tol={abs_tol}, rel_tol={rel_tol}")
+    changes = compare(before, after, abs_tol=abs_tol, rel_tol=rel_tol)
+    regressions = {(c.measurement, c.kind) for c in changes if c.regression}
+    a, b = before.generators[0].measurements[0], after.generators[0].measurements[0]
+    if not a.status.blocks and b.status.blocks:
+        assert ("dcr.share_closer_to_train", "blocks now") in regressions and ("verdict", "blocks now") in regressions
+    if not a.status.blocks and not b.status.blocks:  # both judged, both finite: worse by more than the tolerance
+        worst = max if goal is Goal.MINIMIZE else min
+        x, y = worst([old[0], *(old[1] or ())]), worst([new[0], *(new[1] or ())])
+        delta = y - x if goal is Goal.MINIMIZE else x - y
+        if delta > max(abs_tol, rel_tol * abs(x)):
+            assert ("dcr.share_closer_to_train", "worse") in regressions, (changes, delta)

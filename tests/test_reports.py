@@ -31,7 +31,7 @@ def test_junit_has_one_case_per_gate_of_each_generator_to_release(quickstart_run
             assert set(cases) == {m.name for m in gated} | {"verdict"}
             for m in gated:
                 failed = cases[m.name].find("failure") is not None
-                assert failed == (m.status == "fail"), m.name
+                assert failed == (m.status in ("risk shown", "not shown safe")), m.name
         else:  # a canary: its failing gates are expected; only its verdict is a test
             assert set(cases) == {"verdict"}
         assert (cases["verdict"].find("failure") is None) == g.as_expected
@@ -54,7 +54,7 @@ def test_junit_fails_a_released_canary_and_a_blocked_generator(quickstart_run):
     assert ("quickstart.sdv.gaussian_copula", "verdict") in failures
     # identity is now expected to be released: each of its failing gates is a failed test case
     identity = next(g for g in flipped.generators if g.name == "identity")
-    failing = {m.name for m in identity.measurements if m.status == "fail"}
+    failing = {m.name for m in identity.measurements if m.status in ("risk shown", "not shown safe")}
     assert failing and failing <= {c for s, c in failures if s == "quickstart.identity"}
 
 
@@ -104,7 +104,7 @@ def test_compare_flags_gates_that_block_now_and_generators_that_disappeared(quic
     worse = scorecard.model_copy(deep=True)
     copula = next(g for g in worse.generators if g.name == "sdv.gaussian_copula")
     m = next(m for m in copula.measurements if m.name == "utility.tstr_ratio")
-    m.status, m.passed = Status.FAIL, False
+    m.status, m.passed = Status.NOT_SHOWN_SAFE, False
     copula.verdict = "block"
     worse.generators = [g for g in worse.generators if g.name != "holdout"]
     kinds = {(c.generator, c.measurement): c.kind for c in compare(scorecard, worse)}
@@ -122,4 +122,4 @@ def test_disclosure_threshold_comes_from_the_preset_or_the_scenario(tmp_path, sm
     (run_dir,) = (tmp_path / "runs").iterdir()
     scorecard = read_json(run_dir / "scorecard.json")
     assert scorecard.disclosure == {"min_count": expected, "allow_records": False}
-    assert json.loads((run_dir / "scorecard.json").read_text())["schema_version"] == "1.2"
+    assert json.loads((run_dir / "scorecard.json").read_text())["schema_version"] == "1.3"
