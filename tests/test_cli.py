@@ -39,7 +39,7 @@ def test_unknown_generator_is_named_with_a_suggestion(tmp_path, small_csv):
 def test_unknown_key_lists_the_accepted_ones_and_the_line(tmp_path, small_csv):
     path = write_scenario(tmp_path, small_csv, split={"holdout": 0.3, "sed": 1})
     result = _suite("validate", str(path))
-    _assert_config_error(result, "split.sed", "unknown key 'sed'", "accepted keys: holdout, seed")
+    _assert_config_error(result, "split.sed", "unknown key 'sed'", "accepted keys: holdout, record, seed")
     line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "sed:" in text)
     assert f"line {line}" in result.stderr
 
