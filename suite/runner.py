@@ -22,6 +22,7 @@ import pandas as pd
 
 from suite.cache import TaskCache, content_key, remove_leftovers
 from suite.dataset import PreparedData, prepare
+from suite.disclosure import Rare
 from suite.errors import ConfigError
 from suite.executors import execute
 from suite.histories import AsHistories, rows_of_entities
@@ -153,6 +154,8 @@ def run(
         outputs[(task.index, task.repeat)] = output
         if how.workers > 1 or how.executor != "local":
             say(f"[{sc.name}] done: {sc.generators[task.index].key} repeat {task.repeat + 1}/{sc.repeats}")
+    rare = Rare.of([data.train, data.control, data.reference], data.metadata.discrete, disclosure_min_count(plan))
+    outputs = {k: _scrubbed(o, rare) for k, o in outputs.items()}  # no rare level reaches any output file
     records = [_record(plan, i, [outputs[(i, r)] for r in range(sc.repeats)], say) for i in range(len(plan.generators))]
     scorecard = Scorecard(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -174,12 +177,22 @@ def run(
         summary=_summary(records),
         generators=records,
         disclosure={
-            "min_count": sc.report.min_count or MIN_COUNT[sc.preset],
+            "min_count": disclosure_min_count(plan),
             "allow_records": sc.report.allow_records,
         },
         selection=select(plan, records),
     )
     return RunResult(scorecard=scorecard, run_dir=run_dir)
+
+
+def disclosure_min_count(plan: Plan) -> int:
+    """The smallest count an output file may show: `report.min_count`, else the preset's."""
+    return plan.scenario.report.min_count or MIN_COUNT[plan.scenario.preset]
+
+
+def _scrubbed(output: _TaskOutput, rare: Rare) -> _TaskOutput:
+    fit_info = None if output.fit_info is None else rare.scrub(output.fit_info)
+    return _TaskOutput(rare.measurements(output.measurements), output.seconds, fit_info)
 
 
 def resumable(run_dir: Path) -> Path:
@@ -222,8 +235,9 @@ def task_key(plan: Plan, data: PreparedData, index: int, repeat: int) -> str:
     )
 
 
-def _check_key(check: Component, seed: int, confidence: float) -> str:
-    return content_key({"check": check.spec.name, "params": check.params, "seed": seed, "confidence": confidence})
+def _check_key(check: Component, seed: int, confidence: float, min_count: int) -> str:
+    spec = {"check": check.spec.name, "params": check.params, "seed": seed, "confidence": confidence}
+    return content_key({**spec, "min_count": min_count})
 
 
 def _run_task(task: _TaskInput) -> _TaskOutput:
@@ -270,10 +284,11 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
             measurements = [m for check in plan.checks for m in _error_measurements(check, error)]
             return _TaskOutput(measurements, dict(seconds), None)
         cache.save_sample(synthetic, {"fit_info": fit_info, "seconds": dict(seconds)})
-    ctx = make_context(component, data, synthetic, seed=seed, confidence=sc.confidence)
+    min_count = disclosure_min_count(plan)
+    ctx = make_context(component, data, synthetic, seed=seed, confidence=sc.confidence, min_count=min_count)
     measurements: list[Measurement] = []
     for check in plan.checks:
-        check_key = _check_key(check, seed, sc.confidence)
+        check_key = _check_key(check, seed, sc.confidence, min_count)
         done = cache.load_check(check_key) if reused else None
         if done is not None:
             found, spent = done
@@ -402,7 +417,13 @@ def _fit_sequential(component: Component, data: PreparedData, seed: int, rows: p
 
 
 def make_context(
-    component: Component, data: PreparedData, synthetic: pd.DataFrame, *, seed: int, confidence: float = 0.95
+    component: Component,
+    data: PreparedData,
+    synthetic: pd.DataFrame,
+    *,
+    seed: int,
+    confidence: float = 0.95,
+    min_count: int = 10,
 ) -> Context:
     """The Context every check of one (generator, repeat) sees."""
     return Context(
@@ -417,6 +438,7 @@ def make_context(
         reference=data.reference,
         reference_entities=data.reference_entities,
         fit_generator=partial(_refit, component, data, seed),
+        min_count=min_count,
     )
 
 
