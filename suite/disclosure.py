@@ -22,6 +22,16 @@ from suite.types import Measurement
 RARE = "other (rare)"
 
 
+#: JSON escapes for the characters that make markup: a JSON file read as HTML shows only text.
+_INERT_JSON = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def inert_json(text: str) -> str:
+    """JSON text with `<`, `>` and `&` written as escapes (they occur only inside strings, so the
+    value read back is unchanged)."""
+    return text.translate(_INERT_JSON)
+
+
 def coded_range(values: np.ndarray, min_count: int) -> tuple[float, float]:
     """The `min_count`-th smallest and largest finite value: the range a report may show (top and
     bottom coding). With fewer than 2 * `min_count` values no order statistic is shared by

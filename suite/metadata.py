@@ -225,6 +225,7 @@ def infer_metadata(frame: pd.DataFrame) -> Metadata:
 
 def write_metadata(metadata: Metadata, path: Path) -> None:
     """Write the metadata as JSON, atomically."""
+    from suite.disclosure import inert_json
     from suite.io import write_text_atomic
 
-    write_text_atomic(path, json.dumps(metadata.to_json_dict(), indent=2) + "\n")
+    write_text_atomic(path, inert_json(json.dumps(metadata.to_json_dict(), indent=2)) + "\n")

@@ -130,13 +130,16 @@ def test_no_output_holds_the_outlier_or_the_rare_level(planted):
 
 def test_reports_carry_no_raw_html_from_labels_or_column_names(planted):
     _, run_dir = planted
-    for name in ("report.md", "report.html", "junit.xml"):
+    for name in OUTPUTS:
         text = (run_dir / name).read_text(encoding="utf-8")
         for tag in RAW_TAGS:
             assert tag not in text, (name, tag)
     md = (run_dir / "report.md").read_text(encoding="utf-8")
     assert "&lt;img src=x onerror=alert(4)&gt;" in md  # the label is shown, inert
     assert md.count("<details>") == md.count("</details>")  # only the report's own blocks
+    for name in ("scorecard.json", "metadata.json"):  # escaped as JSON: read back, the names are exact
+        text = (run_dir / name).read_text(encoding="utf-8")
+        assert HOSTILE_COLUMN in _strings(json.loads(text)), name
 
 
 def test_rare_levels_are_scrubbed_from_any_details(small_data):
