@@ -153,7 +153,8 @@ class FidelityMetric:
     first subsampled to the same `test_rows` so the tests' power, and the share, do not grow
     with the table: on a large table every test rejects tiny differences. A synthetic table
     that repeats whole rows more often than real data does (a resampler) counts as the smaller
-    sample it effectively is (`repeat_design_effect`).
+    sample it effectively is (`repeat_design_effect`). `min_count` (default: the report's) can
+    only raise the report's `min_count` for the level shares and histogram range in the details.
     """
 
     name: ClassVar[str] = "fidelity"
