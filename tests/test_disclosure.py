@@ -160,3 +160,23 @@ def test_coded_range_is_the_min_count_th_order_statistic():
     values = np.array([np.nan, *range(100)], dtype=float)
     assert coded_range(values, 10) == (9.0, 90.0)
     assert coded_range(np.arange(5.0), 10) == (2.0, 2.0)  # too few values: the mean, nobody's extreme
+
+
+def test_metadata_file_drops_entries_that_hold_real_values(tmp_path):
+    from suite.metadata import Metadata, write_metadata
+
+    metadata = Metadata(
+        columns={
+            "age": {"sdtype": "numerical", "range_min": 0.0, "range_max": OUTLIER},
+            "clinic": {"sdtype": "categorical", "order": ["a", ONE_PERSON]},
+            HOSTILE_COLUMN: {"sdtype": "categorical"},
+        }
+    )
+    write_metadata(metadata, tmp_path / "metadata.json")
+    text = (tmp_path / "metadata.json").read_text(encoding="utf-8")
+    assert "117.25" not in text and ONE_PERSON not in text and "<script>" not in text
+    assert json.loads(text)["columns"] == {
+        "age": {"sdtype": "numerical"},
+        "clinic": {"sdtype": "categorical"},
+        HOSTILE_COLUMN: {"sdtype": "categorical"},
+    }
