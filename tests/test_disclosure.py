@@ -26,6 +26,7 @@ HOSTILE_LABEL = "<img src=x onerror=alert(4)>"
 RAW_TAGS = ("<img src=x", "<script>alert", "</details><script>")
 OUTPUTS = ("scorecard.json", "report.md", "report.html", "junit.xml", "metadata.json", "run.json")
 STRICT = 20  # MIN_COUNT["strict"]
+PLANTED_ROLES = {**ROLES, "identifiers": [*ROLES["identifiers"], HOSTILE_COLUMN]}  # so report.md names it
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory, small_csv: Path) -> tuple[
         data,
         name="disclosure",
         preset="strict",
-        dataset={"path": str(data), "metadata": str(folder / "metadata.json"), "roles": ROLES},
+        dataset={"path": str(data), "metadata": str(folder / "metadata.json"), "roles": PLANTED_ROLES},
         generators=[{"name": "identity", "label": HOSTILE_LABEL, "expect": "block"}, {"name": "marginals"}],
         checks=[
             {"name": "fidelity", "params": {"min_count": 1, "test_rows": 1000}},
@@ -96,7 +97,7 @@ def test_no_output_holds_the_outlier_or_the_rare_level(planted):
     data = prepare(
         run_dir.parent.parent / "planted.csv",
         metadata_path=run_dir.parent.parent / "metadata.json",
-        roles=Roles.from_dict(ROLES),
+        roles=Roles.from_dict(PLANTED_ROLES),
         holdout=0.3,
         seed=0,
     )
@@ -136,6 +137,7 @@ def test_reports_carry_no_raw_html_from_labels_or_column_names(planted):
             assert tag not in text, (name, tag)
     md = (run_dir / "report.md").read_text(encoding="utf-8")
     assert "&lt;img src=x onerror=alert(4)&gt;" in md  # the label is shown, inert
+    assert "&lt;/details&gt;&lt;script&gt;alert(3)&lt;/script&gt;" in md  # the column name too
     assert md.count("<details>") == md.count("</details>")  # only the report's own blocks
     for name in ("scorecard.json", "metadata.json"):  # escaped as JSON: read back, the names are exact
         text = (run_dir / name).read_text(encoding="utf-8")
