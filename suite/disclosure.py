@@ -9,6 +9,7 @@ are values of a real column); `scrub` is applied by the runner to every measurem
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -99,6 +100,18 @@ class Rare:
             return type(value)(self.scrub(v) for v in value)
         return value
 
+    def redact(self, message: str | None) -> str | None:
+        """Free text (an error message a library wrote) with every rare level of 3 or more characters
+        replaced where it occurs, longest first."""
+        found = [v for v in frozenset().union(*self.levels.values()) if len(v) >= 3 and message and v in message]
+        if not found:
+            return message
+        pattern = "|".join(re.escape(v) for v in sorted(found, key=len, reverse=True))
+        return re.sub(pattern, RARE, message)  # one pass: a replacement is never replaced again
+
     def measurements(self, measurements: list[Measurement]) -> list[Measurement]:
-        """Each measurement with its `details` scrubbed (the rest holds no data value)."""
-        return [replace(m, details=self.scrub(dict(m.details))) if m.details else m for m in measurements]
+        """Each measurement with its `details` scrubbed and its error message redacted."""
+        return [
+            replace(m, details=self.scrub(dict(m.details)), error=self.redact(m.error)) if m.details or m.error else m
+            for m in measurements
+        ]

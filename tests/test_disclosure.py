@@ -156,6 +156,9 @@ def test_rare_levels_are_scrubbed_from_any_details(small_data):
         "feature": f"clinic_name={RARE}",
         "n": 3,
     }
+    assert rare.redact(f"ValueError: unexpected value {one!r} in 'clinic_name'") == (
+        f"ValueError: unexpected value '{RARE}' in 'clinic_name'"
+    )
 
 
 def test_coded_range_is_the_min_count_th_order_statistic():
