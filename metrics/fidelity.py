@@ -4,7 +4,9 @@ Two views: sdmetrics' QualityReport (column shapes, column pair trends and their
 test per column (Kolmogorov-Smirnov for numbers and dates, chi-squared for categories) with its
 total-variation distance. The per-column details also carry the two distributions as shares
 (histograms on shared bins, level shares) for the report's overlays: aggregates only, with
-levels seen fewer than `min_count` times in the real data folded into `other`.
+levels seen fewer than `min_count` times in the real data folded into `other`, and the histogram
+range top- and bottom-coded at the real data's `min_count`-th smallest and largest value
+(`suite.disclosure`); `min_count` is never below the report's (`Context.min_count`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from metrics._tabular import fit_codes, is_numeric, repeat_design_effect, subsample, variance_inflation
+from suite.disclosure import coded_range
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import checks
@@ -36,11 +39,14 @@ def _rounded(values: np.ndarray) -> list[float]:
     return [round(float(v), 6) for v in values]
 
 
-def numeric_test(real: np.ndarray, synthetic: np.ndarray, bins: int, deff: float = 1.0) -> dict[str, Any]:
+def numeric_test(
+    real: np.ndarray, synthetic: np.ndarray, bins: int, deff: float = 1.0, min_count: int = 10
+) -> dict[str, Any]:
     """Two-sample KS test of the observed values, and TVD over the real data's quantile bins.
 
     `deff` (at least 1) divides the synthetic sample size when the p-value is computed
-    (`repeat_design_effect`); 1 leaves scipy's own p-value.
+    (`repeat_design_effect`); 1 leaves scipy's own p-value. The histogram for the report spans the
+    real values' `coded_range`: values of either table beyond it count in the outer bins.
     """
     from scipy import stats
 
@@ -64,9 +70,11 @@ def numeric_test(real: np.ndarray, synthetic: np.ndarray, bins: int, deff: float
     code = lambda v: np.clip(np.searchsorted(edges, v, side="right") - 1, 0, edges.size - 2)  # noqa: E731
     p = _shares(np.bincount(code(r), minlength=edges.size - 1))
     q = _shares(np.bincount(code(s), minlength=edges.size - 1))
-    plot_edges = np.linspace(min(r.min(), s.min()), max(r.max(), s.max()), bins + 1)
+    low, high = coded_range(r, min_count)
+    plot_edges = np.linspace(low, high, bins + 1)
     if plot_edges[0] == plot_edges[-1]:
         plot_edges = plot_edges + np.linspace(-0.5, 0.5, bins + 1)
+    clipped = lambda v: np.clip(v, plot_edges[0], plot_edges[-1])  # noqa: E731
     return {
         "test": "ks",
         "statistic": float(ks.statistic),
@@ -75,8 +83,8 @@ def numeric_test(real: np.ndarray, synthetic: np.ndarray, bins: int, deff: float
         "distribution": {
             "kind": "histogram",
             "edges": _rounded(plot_edges),
-            "real": _rounded(_shares(np.histogram(r, plot_edges)[0])),
-            "synthetic": _rounded(_shares(np.histogram(s, plot_edges)[0])),
+            "real": _rounded(_shares(np.histogram(clipped(r), plot_edges)[0])),
+            "synthetic": _rounded(_shares(np.histogram(clipped(s), plot_edges)[0])),
         },
     }
 
@@ -145,7 +153,8 @@ class FidelityMetric:
     first subsampled to the same `test_rows` so the tests' power, and the share, do not grow
     with the table: on a large table every test rejects tiny differences. A synthetic table
     that repeats whole rows more often than real data does (a resampler) counts as the smaller
-    sample it effectively is (`repeat_design_effect`).
+    sample it effectively is (`repeat_design_effect`). `min_count` (default: the report's) can
+    only raise the report's `min_count` for the level shares and histogram range in the details.
     """
 
     name: ClassVar[str] = "fidelity"
@@ -165,7 +174,7 @@ class FidelityMetric:
         alpha: float = 0.01,
         bins: int = 20,
         max_levels: int = 50,
-        min_count: int = 10,
+        min_count: int | None = None,
     ) -> None:
         self.max_rows = max_rows
         self.test_rows = test_rows
@@ -227,12 +236,13 @@ class FidelityMetric:
         n = min(len(ctx.train), len(ctx.synthetic), self.test_rows)
         train, synthetic = subsample(ctx.train, n, rng), subsample(ctx.synthetic, n, rng)
         deff = repeat_design_effect(train, synthetic)
+        min_count = max(self.min_count or 1, ctx.min_count)  # never below the report's
         by_column: dict[str, dict[str, Any]] = {}
         for column in ctx.train.columns:
             if is_numeric(ctx.metadata, column):
-                result = numeric_test(as_float(train[column]), as_float(synthetic[column]), self.bins, deff)
+                result = numeric_test(as_float(train[column]), as_float(synthetic[column]), self.bins, deff, min_count)
             else:
-                result = categorical_test(train[column], synthetic[column], self.max_levels, self.min_count, deff)
+                result = categorical_test(train[column], synthetic[column], self.max_levels, min_count, deff)
             result["passed"] = bool(result["p_value"] >= self.alpha)
             by_column[str(column)] = result
         passed = sum(r["passed"] for r in by_column.values())

@@ -91,7 +91,8 @@ class MissingnessMetric:
     variation distance between the distributions of row missingness patterns (the set of
     columns a row is missing). A table without missing values scores 0 on all three against
     another one. The baseline is the same distance between the training rows and the unseen
-    holdout rows. The details name a pattern only when at least 10 real rows hold it; rarer
+    holdout rows. The details name a pattern only when at least 10 real rows (or the report's
+    `min_count`, if higher) hold it; rarer
     patterns, and patterns found only in the synthetic table, are reported together.
     """
 
@@ -122,7 +123,8 @@ class MissingnessMetric:
 
         patterns, (real_counts, syn_counts) = pattern_counts(real, syn)
         real_share, syn_share = _share(real_counts), _share(syn_counts)
-        named = np.flatnonzero(real_counts >= MIN_PATTERN_ROWS)
+        min_rows = max(MIN_PATTERN_ROWS, ctx.min_count)  # never below the report's
+        named = np.flatnonzero(real_counts >= min_rows)
         named = named[np.argsort(-real_counts[named], kind="stable")]
         top, rest = named[:TOP_PATTERNS], named[TOP_PATTERNS:]
         rare = np.setdiff1d(np.arange(len(patterns)), named)
@@ -150,7 +152,7 @@ class MissingnessMetric:
             ],
             "other_patterns": {"real": _r(real_share[rest].sum()), "synthetic": _r(syn_share[rest].sum())},
             "rare_patterns": {"real": _r(real_share[rare].sum()), "synthetic": _r(syn_share[rare].sum())},
-            "min_pattern_rows": MIN_PATTERN_ROWS,
+            "min_pattern_rows": min_rows,
             "real_patterns": int((real_counts > 0).sum()),
             "synthetic_patterns": int((syn_counts > 0).sum()),
         }

@@ -23,6 +23,7 @@ from metrics._tabular import (
     subsample,
     variance_inflation,
 )
+from suite.disclosure import coded_range
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.neighbors import GowerEncoder, nearest
@@ -148,9 +149,13 @@ def fit_axes(real: pd.DataFrame, metadata: Metadata) -> Axes:
     return Axes(tuple(parts), tuple(names))
 
 
-def _edges(real: np.ndarray, grid: int) -> np.ndarray:
-    """`grid` equal cells over the 0.5-99.5 percentile range of the real coordinates."""
+def _edges(real: np.ndarray, grid: int, min_count: int = 10) -> np.ndarray:
+    """`grid` equal cells over the 0.5-99.5 percentile range of the real coordinates, within their
+    `coded_range` (no edge is one person's coordinate)."""
     lo, hi = (float(v) for v in np.percentile(real, [0.5, 99.5])) if real.size else (0.0, 0.0)
+    if real.size:
+        low, high = coded_range(real, min_count)
+        lo, hi = max(lo, low), min(hi, high)
     if not hi > lo:
         lo, hi = lo - 0.5, hi + 0.5
     return np.linspace(lo, hi, grid + 1)
@@ -390,7 +395,7 @@ class StructureMetric:
         z_train, (z_synth, z_holdout), ratios, loadings, names = _project(
             train, [synthetic, holdout], ctx.metadata, self.pca_components, ctx.seed
         )
-        edges = (_edges(z_train[:, 0], self.grid), _edges(z_train[:, 1], self.grid))
+        edges = tuple(_edges(z_train[:, j], self.grid, ctx.min_count) for j in (0, 1))
         overlap, p_real, p_synth = histogram_overlap(z_train, z_synth, edges)
         baseline = histogram_overlap(z_train, z_holdout, edges)[0]
         top = [

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from metrics._tabular import ColumnCodes, fit_codes, fit_features, is_numeric, subsample
+from suite.disclosure import RARE, coded_range
 from suite.encoding import as_float
 from suite.registry import checks
 from suite.stats import N_BOOTSTRAP
@@ -348,10 +349,10 @@ class UtilityMetric:
             "importance_rows": int(len(sub)),
         }
         if task.positive is not None:
-            details["positive_class"] = task.coding.names[task.positive]
+            details["positive_class"] = self._class_name(task, ctx, target, task.positive)
         elif task.classification:
             details["per_class_auc"] = {
-                "classes": [task.coding.names[k] for k in classes],
+                "classes": [self._class_name(task, ctx, target, k) for k in classes],
                 "test_rows": [int((y_test == k).sum()) for k in classes],
                 **{k: task.per_class(preds[k], y_test, ones, classes)[:, 0].tolist() for k in ("tstr", "trtr")},
             }
@@ -422,15 +423,26 @@ class UtilityMetric:
         return out_t, out_r
 
     @staticmethod
+    def _class_name(task: _Task, ctx: Context, target: str, k: int) -> str:
+        """A class's name, or `RARE` when fewer than the report's `min_count` training rows hold it."""
+        count = int((task.coding.transform(ctx.train[target]) == k).sum())
+        return task.coding.names[k] if count >= ctx.min_count else RARE
+
+    @staticmethod
     def _balance(task: _Task, ctx: Context, target: str) -> dict[str, Any]:
-        """Class shares (real train vs synthetic, rare classes pooled) or target quantiles."""
+        """Class shares (real train vs synthetic, classes rarer than the report's `min_count` pooled) or
+        target quantiles (top- and bottom-coded at the real target's `coded_range`)."""
         if not task.classification:
             qs = [0.05, 0.25, 0.5, 0.75, 0.95]
+            low, high = coded_range(as_float(ctx.train[target], target), ctx.min_count)
 
             def quantiles(frame: pd.DataFrame) -> list[float]:
                 values = as_float(frame[target], target)
                 values = values[np.isfinite(values)]
-                return np.quantile(values, qs).tolist() if values.size else []
+                if not values.size:
+                    return []
+                found = np.quantile(values, qs)
+                return (np.clip(found, low, high) if np.isfinite(low) else found).tolist()
 
             return {"quantiles": qs, "real": quantiles(ctx.train), "synthetic": quantiles(ctx.synthetic)}
         n_codes = task.coding.n_codes
@@ -438,7 +450,7 @@ class UtilityMetric:
             k: np.bincount(task.coding.transform(f[target]), minlength=n_codes)[: task.coding.missing_code]
             for k, f in (("real", ctx.train), ("synthetic", ctx.synthetic))
         }
-        shown = [k for k in task.classes if counts["real"][k] >= MIN_CLASS_ROWS]
+        shown = [k for k in task.classes if counts["real"][k] >= max(MIN_CLASS_ROWS, ctx.min_count)]
         pooled = np.ones(task.coding.missing_code, dtype=bool)
         pooled[shown] = False
         out: dict[str, Any] = {"classes": [task.coding.names[k] for k in shown] + ["other"]}

@@ -1,7 +1,14 @@
-"""report.md: verdicts and the gate table, short enough for a pull-request comment."""
+"""report.md: verdicts and the gate table, short enough for a pull-request comment.
+
+Every text that comes from the scenario, the data or a plugin (generator labels, column names in
+measurement names, reasons, meanings) goes through `_cell`: HTML is escaped to entities and the
+Markdown characters that make links, code or emphasis are backslash-escaped, so the only markup in
+the file is the report's own.
+"""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from suite.io import write_text_atomic
@@ -17,8 +24,18 @@ _MARK = {
 }
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+#: Markdown punctuation that could open a link, an image, a code span, emphasis or a table cell.
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*[]|"})
+
+
+def _cell(text: object) -> str:
+    """Text from outside the report, inert in Markdown and HTML, on one line."""
+    return html.escape(" ".join(str(text).split()), quote=False).translate(_MARKDOWN)
+
+
+def _code(text: object) -> str:
+    """Text from outside the report as a code span (where nothing is markup)."""
+    return "`" + " ".join(str(text).replace("`", "'").split()) + "`"
 
 
 def _number(value: float | None) -> str:
@@ -29,16 +46,16 @@ def _row(m: MeasurementRecord, with_repeat: bool) -> str:
     ci = "" if m.ci is None else f"[{m.ci[0]:.4g}, {m.ci[1]:.4g}]"
     threshold = "" if m.threshold is None else str(m.threshold)
     cells = [
-        m.name,
+        _cell(m.name),
         *([str(m.repeat + 1)] if with_repeat else []),
         _number(m.value),
         ci,
         _number(m.baseline),
-        threshold,
+        _cell(threshold),
         _MARK[m.status.value],
-        m.meaning or m.reason,
+        _cell(m.meaning or m.reason),
     ]
-    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+    return "| " + " | ".join(cells) + " |"
 
 
 def render_markdown(scorecard: Scorecard) -> str:
@@ -49,12 +66,12 @@ def render_markdown(scorecard: Scorecard) -> str:
         "",
         "Every verdict is as expected."
         if sc.summary.all_as_expected
-        else "Some verdicts are NOT as expected: " + ", ".join(sc.summary.unexpected),
+        else "Some verdicts are NOT as expected: " + ", ".join(_cell(u) for u in sc.summary.unexpected),
         "",
         f"Data: {sc.dataset['rows']} rows ({sc.dataset['train_rows']} train, "
         f"{sc.dataset['control_rows']} holdout control, "
-        f"{sc.dataset['reference_rows']} holdout reference); sha256 `{sc.dataset['sha256'][:16]}…`. "
-        f"Columns never shown to a generator: {', '.join(sc.metadata['dropped_columns']) or 'none'}.",
+        f"{sc.dataset['reference_rows']} holdout reference); sha256 {_code(sc.dataset['sha256'][:16] + '…')}. "
+        f"Columns never shown to a generator: {', '.join(_cell(c) for c in sc.metadata['dropped_columns']) or 'none'}.",
         "",
         "| generator | verdict | expected | as expected |",
         "|---|---|---|---|",
@@ -63,7 +80,7 @@ def render_markdown(scorecard: Scorecard) -> str:
         lines.append(f"| {_cell(g.name)} | **{g.verdict}** | {g.expected} | {'yes' if g.as_expected else '**NO**'} |")
     if sc.selection is not None:
         chosen = f"**{_cell(sc.selection.chosen)}**" if sc.selection.chosen else "none"
-        lines += ["", f"Selected by `{sc.selection.by}`: {chosen} ({_cell(sc.selection.reason)})."]
+        lines += ["", f"Selected by {_code(sc.selection.by)}: {chosen} ({_cell(sc.selection.reason)})."]
     for g in sc.generators:
         lines += ["", f"## {_cell(g.name)}: {g.verdict}", ""]
         if g.reasons:

@@ -385,8 +385,15 @@ def infer_metadata(frame: pd.DataFrame) -> Metadata:
     return Metadata(columns=columns, primary_key=detected.get("primary_key"))
 
 
+#: Column entries that would copy values of the real data (SDV's detected ranges, level orders) into an output file.
+_VALUE_KEYS = (*_DATA_DERIVED_KEYS, "order", "values")
+
+
 def write_metadata(metadata: Metadata, path: Path) -> None:
-    """Write the metadata as JSON, atomically."""
+    """Write the metadata as JSON, atomically, without entries that hold real values (`_VALUE_KEYS`)."""
+    from suite.disclosure import inert_json
     from suite.io import write_text_atomic
 
-    write_text_atomic(path, json.dumps(metadata.to_json_dict(), indent=2) + "\n")
+    out = metadata.to_json_dict()
+    out["columns"] = {c: {k: v for k, v in s.items() if k not in _VALUE_KEYS} for c, s in out["columns"].items()}
+    write_text_atomic(path, inert_json(json.dumps(out, indent=2)) + "\n")

@@ -24,6 +24,7 @@ import pydantic_core
 
 from suite.cache import CachedCheckInvalid, TaskCache, content_key, remove_leftovers
 from suite.dataset import PreparedData, prepare
+from suite.disclosure import Rare
 from suite.errors import ConfigError
 from suite.executors import execute
 from suite.handover import check_recorded
@@ -175,6 +176,8 @@ def run(
         outputs[(task.index, task.repeat)] = replace(output, measurements=[*output.measurements, *unloaded])
         if how.workers > 1 or how.executor != "local":
             say(f"[{sc.name}] done: {sc.generators[task.index].key} repeat {task.repeat + 1}/{sc.repeats}")
+    rare = Rare.of([data.train, data.control, data.reference], data.metadata.discrete, disclosure_min_count(plan))
+    outputs = {k: _scrubbed(o, rare) for k, o in outputs.items()}  # no rare level reaches any output file
     records = [_record(plan, i, [outputs[(i, r)] for r in range(sc.repeats)], say) for i in range(len(plan.generators))]
     released, unreleasable = write_released(
         sc,
@@ -207,7 +210,7 @@ def run(
         summary=_summary(records),
         generators=records,
         disclosure={
-            "min_count": sc.report.min_count or MIN_COUNT[sc.preset],
+            "min_count": disclosure_min_count(plan),
             "allow_records": sc.report.allow_records,
         },
         selection=select(plan, records),
@@ -255,6 +258,16 @@ def _unloaded_checks(everything: bool) -> list[Measurement]:
         )
         for name, kind in check_registry.broken_kinds().items()
     ]
+
+
+def disclosure_min_count(plan: Plan) -> int:
+    """The smallest count an output file may show: `report.min_count`, else the preset's."""
+    return plan.scenario.report.min_count or MIN_COUNT[plan.scenario.preset]
+
+
+def _scrubbed(output: _TaskOutput, rare: Rare) -> _TaskOutput:
+    fit_info = None if output.fit_info is None else rare.scrub(output.fit_info)
+    return replace(output, measurements=rare.measurements(output.measurements), fit_info=fit_info)
 
 
 def _run_info(run_dir: Path) -> dict[str, str]:
@@ -319,8 +332,9 @@ def task_key(plan: Plan, data: PreparedData, index: int, repeat: int) -> str:
     )
 
 
-def _check_key(check: Component, seed: int, confidence: float) -> str:
-    return content_key({"check": check.spec.name, "params": check.params, "seed": seed, "confidence": confidence})
+def _check_key(check: Component, seed: int, confidence: float, min_count: int) -> str:
+    spec = {"check": check.spec.name, "params": check.params, "seed": seed, "confidence": confidence}
+    return content_key({**spec, "min_count": min_count})
 
 
 def _run_task(task: _TaskInput) -> _TaskOutput:
@@ -372,10 +386,11 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
             measurements = [m for check in plan.checks for m in _error_measurements(check, NOT_MEASURED)]
             return _TaskOutput(measurements, dict(seconds), None, failure)
         cache.save_sample(synthetic, {"fit_info": fit_info, "seconds": dict(seconds)})
-    ctx = make_context(component, data, synthetic, seed=seed, confidence=sc.confidence)
+    min_count = disclosure_min_count(plan)
+    ctx = make_context(component, data, synthetic, seed=seed, confidence=sc.confidence, min_count=min_count)
     measurements: list[Measurement] = []
     for check in plan.checks:
-        check_key = _check_key(check, seed, sc.confidence)
+        check_key = _check_key(check, seed, sc.confidence, min_count)
         try:
             done = cache.load_check(check_key) if reused else None
         except CachedCheckInvalid as exc:
@@ -552,7 +567,13 @@ def interval_level(confidence: float) -> float:
 
 
 def make_context(
-    component: Component, data: PreparedData, synthetic: pd.DataFrame, *, seed: int, confidence: float = 0.95
+    component: Component,
+    data: PreparedData,
+    synthetic: pd.DataFrame,
+    *,
+    seed: int,
+    confidence: float = 0.95,
+    min_count: int = 10,
 ) -> Context:
     """The Context every check of one (generator, repeat) sees; its intervals' ends are one-sided bounds at
     `confidence` (the scenario's)."""
@@ -568,6 +589,7 @@ def make_context(
         reference=data.reference,
         reference_entities=data.reference_entities,
         fit_generator=None if is_external(component) else partial(_refit, component, data, seed),
+        min_count=min_count,
     )
 
 

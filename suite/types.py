@@ -61,7 +61,9 @@ class Context:
     `train_entities`, `holdout_entities` and `reference_entities` give each row's entity
     when the data has an entity column. `fit_generator` fits a fresh copy of the generator
     under test on another table (shadow-model attacks); it is None where refitting is
-    impossible.
+    impossible. `min_count` is the report's disclosure threshold (`report.min_count`, or the
+    preset's): details name no category level rarer than that and show no real value beyond
+    the `min_count`-th smallest or largest (`suite.disclosure`).
     """
 
     train: pd.DataFrame
@@ -75,6 +77,7 @@ class Context:
     reference: pd.DataFrame | None = None
     reference_entities: pd.Series | None = None
     fit_generator: Callable[[pd.DataFrame], Generator] | None = None
+    min_count: int = 10
 
 
 @runtime_checkable
