@@ -160,7 +160,7 @@ class MembershipAttack:
     minus `fpr` (0 = chance, whatever the rate): the number that matters for the few most
     exposed people. It is read at `fpr` (1%) when at least 10 non-members sit above the
     threshold, else at the lowest estimable rate of 0.1%, 1%, 5%, 10% (said in `details`);
-    with fewer than 100 non-members it is an error and blocks. `shadow.success` is the accuracy
+    with fewer than 100 non-members its interval is every possible value (`not shown safe`). `shadow.success` is the accuracy
     of a model trained to tell, from the synthetic data alone, whether one isolated record was
     in the training data (0.5 = chance).
 
@@ -431,13 +431,19 @@ def excess_measurement(
     `details` must give the numbers of `members` and `non_members`."""
     n_non = details["non_members"]
     details = {**details, "fpr_requested": requested, "min_non_members_above_threshold": MIN_ABOVE_THRESHOLD}
-    if fpr is None:
-        error = (
+    if fpr is None:  # too few non-members to estimate any rate: the data cannot certify the gate
+        worst = max(FPR_CANDIDATES)
+        point = summary.get("point", {}).get(worst)
+        details["fpr_note"] = (
             f"{n_non} non-members cannot estimate a true-positive rate at any false-positive rate up to "
-            f"{max(FPR_CANDIDATES):.0%}: it needs {MIN_ABOVE_THRESHOLD / max(FPR_CANDIDATES):.0f} "
-            f"({MIN_ABOVE_THRESHOLD} above the threshold); give the split a larger holdout"
+            f"{worst:.0%}: it needs {MIN_ABOVE_THRESHOLD / worst:.0f} ({MIN_ABOVE_THRESHOLD} above the threshold); "
+            "the interval is every possible value, so the gate is `not shown safe`: give the split a larger holdout"
         )
-        return Measurement(name, float("nan"), Goal.MINIMIZE, meaning=meaning, details=details, error=error)
+        details.update(fpr=worst, tpr=point)
+        value = (point - worst) if point is not None and np.isfinite(point) else 0.0
+        return Measurement(
+            name, value, Goal.MINIMIZE, ci=(-worst, 1.0 - worst), baseline=0.0, details=details, meaning=meaning
+        )
     tpr, (low, high) = summary["point"][fpr], summary["ci"][fpr]
     details.update(
         fpr=fpr,
