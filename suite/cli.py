@@ -265,6 +265,12 @@ def _check_generator(name: str, params_json: str, rows: int) -> int:
     from suite.testing import contract_data_for, generator_contract
 
     cls = generators.get(name)
+    if getattr(cls, "external", False):
+        raise ConfigError(
+            f"{name} gates a table made elsewhere; the generator contract does not apply to it. Gate the table "
+            "with a scenario (docs/releasing.md)",
+            source="check-generator",
+        )
     params = _json_params(params_json, example='{"epochs": 5}')
     from suite.plan import validate_params
 

@@ -715,7 +715,7 @@ def test_resume_refuses_a_damaged_run_file(tmp_path, capsys, content):
     (tmp_path / "run.json").write_bytes(content)
     code, err = _main(capsys, "run", "--resume", str(tmp_path))
     assert code == 2 and "Traceback" not in err, err
-    assert "--resume" in err and "run.json is damaged; start a new run" in err, err
+    assert "--resume" in err and "run.json is damaged" in err, err
 
 
 def test_check_generator_refuses_params_nested_too_deep(capsys):

@@ -29,7 +29,12 @@ def contract_data():
     return contract_table(800)
 
 
-@pytest.mark.parametrize("name", generators.names())
+#: `file` returns a table made elsewhere whatever n is asked, so the contract (n rows out, fitted on the rows
+#: given) does not describe it; tests/test_release.py gates it end to end against a recorded split.
+CONTRACT = [n for n in generators.names() if not getattr(generators.get(n), "external", False)]
+
+
+@pytest.mark.parametrize("name", CONTRACT)
 def test_generator_contract(name, contract_data):
     cls = generators.get(name)
     train, metadata = sequence_table(120) if getattr(cls, "sequential", False) else contract_data

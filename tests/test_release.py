@@ -21,7 +21,7 @@ def _run(path, out) -> tuple[int, object]:
 def test_released_tables_are_written_with_their_hash_and_verify_checks_them(tmp_path, small_csv, capsys) -> None:
     generators = [
         {"name": "marginals"},
-        {"name": "holdout"},  # released, but a calibration yardstick (real rows): never written
+        {"name": "uniform"},  # released (no utility check here), but a calibration yardstick: never written
         {"name": "identity", "expect": "block"},
     ]
     path = write_scenario(tmp_path, small_csv, generators=generators, release={"format": "csv"})

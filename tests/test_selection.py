@@ -31,6 +31,8 @@ def test_a_blocked_generator_is_never_chosen_however_useful(tmp_path, small_csv,
         checks=["collisions", "dcr", "fidelity"],
         policy={"fidelity.quality": {"min": 0.5}},
         select={"by": "fidelity.quality"},
+        # a holdout large enough that the yardstick (real unseen people) is shown safe and released
+        split={"holdout": 0.6, "seed": 0},
     )
     assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 0
     (run_dir,) = (tmp_path / "out").iterdir()
