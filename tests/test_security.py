@@ -139,7 +139,9 @@ def test_output_through_a_symlink_in_the_working_folder_is_refused(tmp_path, sma
 
 def test_the_run_prints_the_resolved_run_folder(tmp_path, small_csv, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    path = write_scenario(tmp_path, small_csv, output="out/./here", generators=[{"name": "uniform"}], checks=["collisions"])
+    path = write_scenario(
+        tmp_path, small_csv, output="out/./here", generators=[{"name": "uniform"}], checks=["collisions"]
+    )
     assert main(["run", str(path), "--quiet"]) == 0
     (run_dir,) = (tmp_path / "out" / "here").iterdir()
     assert f"run folder: {run_dir}\n" in capsys.readouterr().out
