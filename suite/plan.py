@@ -77,6 +77,8 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
         problems.append(
             f"dataset.metadata: file not found: {scenario.dataset.metadata} (omit the key to infer the metadata)"
         )
+    if not problems:
+        problems += _constraint_problems(scenario)
     if problems:
         raise ConfigError.of(problems, source=str(path))
     return Plan(
@@ -87,6 +89,25 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
         policy=dict(scenario.policy),
         defaults=preset_policy(scenario.preset, produced),
     )
+
+
+def _constraint_problems(scenario: Scenario) -> list[str]:
+    """The generators' constraints checked against the metadata file's columns (a run checks them again
+    on the data, also when the metadata is inferred)."""
+    if scenario.dataset.metadata is None or not any(g.constraints for g in scenario.generators):
+        return []
+    from suite.metadata import read_metadata
+    from suite.processing import check_constraints
+
+    metadata = read_metadata(scenario.dataset.metadata)
+    metadata = metadata.without([*metadata.roles.identifiers, *scenario.dataset.roles.identifiers])
+    problems = []
+    for i, g in enumerate(scenario.generators):
+        try:
+            check_constraints(g.constraints, metadata, where=f"generators[{i}] ({g.key})")
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def _component(

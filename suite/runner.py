@@ -590,6 +590,7 @@ def make_context(
         reference_entities=data.reference_entities,
         fit_generator=None if is_external(component) else partial(_refit, component, data, seed),
         min_count=min_count,
+        rules=tuple(getattr(getattr(component, "spec", None), "constraints", ())),
     )
 
 
