@@ -293,6 +293,7 @@ class GeneralizeGenerator:
             generalized[column] += "; then generalised completely (one value)"
             collapsed.append(column)
             keep = equivalence_sizes(table, qis) >= self.k
+        self.kept_ = np.asarray(keep, dtype=bool)  # the training rows released (not suppressed)
         self.rows_ = table[keep].reset_index(drop=True)
         self.info_ = {
             "quasi_identifiers": qis,

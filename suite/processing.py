@@ -1,5 +1,5 @@
-"""Pre- and post-processing declared per generator in the scenario: imputation before fitting and
-logical constraints on the output, enforced by rejection sampling with compliance reported. A
+"""Pre- and post-processing declared per generator in the scenario: de-identification (`fit_on`) and
+imputation before fitting, logical constraints on the output, enforced by rejection sampling with compliance reported. A
 generator that can enforce a rule itself (`native_constraints`: SDV's inequality and fixed
 combinations) is handed the rules its training rows obey; rejection still checks every row.
 
@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from suite.dataset import PreparedData
 from suite.encoding import as_float
 from suite.errors import ConfigError
 from suite.metadata import Metadata
@@ -23,6 +24,7 @@ from suite.scenario import (
     ORDERING,
     ConditionalConstraint,
     Constraint,
+    FitOnSpec,
     FixedCombinationsConstraint,
     InequalityConstraint,
     RangeConstraint,
@@ -272,3 +274,38 @@ class Processed:
             ]
             info["constraints"] = {"rules": rules, **self.compliance_}
         return info
+
+
+def generalize_params(fit_on: FitOnSpec) -> dict[str, Any]:
+    """The `generalize` parameters of a `fit_on`: bands come out as labels ("10-19") unless the scenario says."""
+    return {"representative": "label", **fit_on.generalize}
+
+
+def fit_on_data(fit_on: FitOnSpec | None, data: PreparedData) -> tuple[PreparedData, dict[str, Any]]:
+    """The data a `fit_on` generator and its checks see, and what the de-identification did (for `fit_info`).
+
+    `generalize` is fitted on the training rows; its output (the rows it did not suppress) is the training
+    table the generator learns and whose people the attacks treat as members; control and reference are
+    generalised by the same fitted `generalize` (no suppression), so every check compares in one space.
+    """
+    if fit_on is None:
+        return data, {}
+    from dataclasses import replace
+
+    from suite.registry import generators
+
+    generalize = generators.get("generalize")(**generalize_params(fit_on)).fit(data.train, data.metadata)
+    kept = generalize.kept_
+
+    def entities(values: pd.Series | None) -> pd.Series | None:
+        return None if values is None else pd.Series(values.to_numpy()[kept], name=values.name)
+
+    generalised = replace(
+        data,
+        train=generalize.rows_,
+        control=generalize.transform(data.control),
+        reference=generalize.transform(data.reference),
+        metadata=generalize.metadata_for(data.metadata),
+        train_entities=entities(data.train_entities),
+    )
+    return generalised, {"fit_on": {"generalize": generalize.fit_info()}}

@@ -214,6 +214,14 @@ Constraint = Annotated[
 ]
 
 
+class FitOnSpec(_Model):
+    """De-identify first (the ODI tutorial): `generalize` (with these params; bands as labels unless
+    `representative` says otherwise) is fitted on the training rows, the generator learns its output, and
+    the checks compare in the generalised space (docs/generators.md)."""
+
+    generalize: dict[str, Any] = {}
+
+
 class GeneratorSpec(Spec):
     label: str | None = None
     expect: Literal["release", "block"] = "release"
@@ -222,6 +230,8 @@ class GeneratorSpec(Spec):
     impute: Literal["none", "simple", "iterative"] = "none"
     #: Logical rules the synthetic rows must obey, enforced by rejection sampling.
     constraints: list[Constraint] = []
+    #: Fit on a de-identified copy of the training rows instead of the rows themselves.
+    fit_on: FitOnSpec | None = None
 
     @property
     def key(self) -> str:
