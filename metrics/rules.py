@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from metrics._tabular import subsample
 from suite.disclosure import coded_range
 from suite.encoding import as_float
 from suite.metadata import Metadata
@@ -18,6 +19,8 @@ from suite.scenario import ConditionalConstraint, Constraint, FixedCombinationsC
 from suite.stats import wilson_ci
 from suite.types import Context, Goal, Measurement
 
+#: Category levels per column a tree may split on (the most frequent ones).
+MAX_LEVELS = 50
 #: The label of training rows a rule may not predict: a missing value, or a level rarer than `min_count`.
 _OTHER = "\x00other"
 
@@ -37,15 +40,21 @@ class RulesMetric:
     name: ClassVar[str] = "rules"
     measures: ClassVar[tuple[str, ...]] = ("rules.compliance", "rules.*.compliance", "rules.discovered")
 
-    def __init__(self, *, max_depth: int = 2, min_count: int = 10, max_rules: int = 20) -> None:
+    def __init__(self, *, max_depth: int = 2, min_count: int = 10, max_rules: int = 20, max_rows: int = 50_000) -> None:
         self.max_depth = max_depth
         self.min_count = min_count
         self.max_rules = max_rules
+        self.max_rows = max_rows
 
     def evaluate(self, ctx: Context) -> list[Measurement]:
         out = _compliance(ctx) if ctx.rules else []
         found = discover(
-            ctx.train, ctx.metadata, max(self.min_count, ctx.min_count), max_depth=self.max_depth, seed=ctx.seed
+            ctx.train,
+            ctx.metadata,
+            max(self.min_count, ctx.min_count),
+            max_depth=self.max_depth,
+            seed=ctx.seed,
+            max_rows=self.max_rows,
         )
         found = sorted(found, key=lambda r: -r["support"])[: self.max_rules]
         for rule in found:
@@ -112,22 +121,29 @@ def _as_constraint(rule: dict[str, Any]) -> ConditionalConstraint:
 
 
 def discover(
-    train: pd.DataFrame, metadata: Metadata, min_count: int, *, max_depth: int = 2, seed: int = 0
+    train: pd.DataFrame,
+    metadata: Metadata,
+    min_count: int,
+    *,
+    max_depth: int = 2,
+    seed: int = 0,
+    max_rows: int = 50_000,
 ) -> list[dict[str, Any]]:
     """Deterministic rules of the training rows: `[{"rule": {kind, if, then}, "support": rows}]`.
 
-    A rule is kept only when every training row meeting its `if` meets its `then`, and at least
-    `min_count` rows meet its `if`.
+    The trees learn from at most `max_rows` rows (a seeded subsample); a rule is kept only when every
+    training row meeting its `if` meets its `then`, and at least `min_count` rows meet its `if`.
     """
     from sklearn.tree import DecisionTreeClassifier
 
-    features, describe = _features(train, metadata, min_count)
+    rows = subsample(train, max_rows, np.random.default_rng(seed)).reset_index(drop=True)
+    features, describe = _features(rows, metadata, min_count)
     found: list[dict[str, Any]] = []
     seen: set[str] = set()
     for target in metadata.discrete:
         if target not in train.columns:
             continue
-        y = _labels(train[target], min_count)
+        y = _labels(rows[target], min_count)
         if len(set(y)) < 2:
             continue  # a constant column: no rule to learn
         own = [j for j, (column, _) in enumerate(describe) if column != target]
@@ -140,7 +156,7 @@ def discover(
             label = tree.classes_[int(np.argmax(counts))]
             if label == _OTHER or np.count_nonzero(counts) != 1:
                 continue
-            conditions = _conditions(path, [describe[j] for j in own], train, min_count)
+            conditions = _conditions(path, [describe[j] for j in own], rows, min_count)
             if conditions is None:
                 continue
             level = _level(train[target], label)
@@ -183,7 +199,7 @@ def _features(train: pd.DataFrame, metadata: Metadata, min_count: int) -> tuple[
             describe.append((column, None))
             continue
         counts = train[column].value_counts(dropna=True)
-        for level in counts.index[counts >= min_count]:
+        for level in counts.index[counts >= min_count][:MAX_LEVELS]:
             columns.append((train[column] == level).to_numpy(dtype=float))
             describe.append((column, level.item() if isinstance(level, np.generic) else level))
     matrix = np.column_stack(columns) if columns else np.empty((len(train), 0))
