@@ -132,6 +132,10 @@ def run(
         where = f"{plan.path}: generators[{i}] ({spec.key})"
         check_sequential(plan.generators[i], data, where)
         check_constraints(spec.constraints, data.metadata, where=where)
+        try:
+            fit_on_data(spec.fit_on, data)
+        except ValueError as exc:  # generalize's own words (k above the rows...), no data values
+            raise ConfigError(f"{where}: fit_on.generalize: {exc}") from None
         if is_external(plan.generators[i]):  # a table made elsewhere: its split and its columns are input
             check_recorded(sc.split.record, data, sc.split.model_dump(), where)
             plan.generators[i].build().fit(data.train, data.metadata)

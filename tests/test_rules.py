@@ -175,9 +175,14 @@ def test_fit_on_generalize_synthesises_from_the_de_identified_rows_in_one_scenar
     assert len(released) == len(seen.train) and set(released["age"].dropna()) <= set(seen.train["age"])
 
 
-def test_bad_fit_on_params_are_refused_at_validate(tmp_path, small_csv, capsys):
+def test_bad_fit_on_params_are_refused_at_validate_and_an_impossible_k_before_any_fit(tmp_path, small_csv, capsys):
     generator = {"name": "cart", "fit_on": {"generalize": {"kk": 5}}}
     path = write_scenario(tmp_path, small_csv, generators=[generator], checks=["rules"])
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert "generators[0].fit_on.generalize" in err and "kk" in err
+    generator = {"name": "cart", "fit_on": {"generalize": {"k": 1_000_000}}}
+    path = write_scenario(tmp_path, small_csv, generators=[generator], checks=["rules"])
+    assert main(["run", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "fit_on.generalize" in err and "lower k" in err and "Traceback" not in err
