@@ -32,7 +32,8 @@ class RulesMetric:
 
     Discovery fits, for each categorical column, a decision tree of depth `max_depth` on the other
     columns of the training rows; each pure leaf that at least `min_count` training rows reach (and
-    `ctx.min_count` in any case) becomes a suggested conditional rule in the scenario's syntax. Only
+    `ctx.min_count` in any case) becomes a suggested conditional rule in the scenario's syntax (a column
+    with one common level is skipped: its rules would describe the rarer rows). Only
     levels seen `min_count` times enter a tree, and thresholds are rounded to the fewest digits that
     split the training rows the same way, so a suggestion names no rare level and no extreme value.
     """
@@ -144,8 +145,8 @@ def discover(
         if target not in train.columns:
             continue
         y = _labels(rows[target], min_count)
-        if len(set(y)) < 2:
-            continue  # a constant column: no rule to learn
+        if len(set(y) - {_OTHER}) < 2:
+            continue  # one common level: a rule would only tell it from missing or rare ones (fewer than min_count)
         own = [j for j, (column, _) in enumerate(describe) if column != target]
         if not own:
             continue
