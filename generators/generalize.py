@@ -50,6 +50,30 @@ def equivalence_sizes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return np.bincount(codes)[codes]
 
 
+def _age_label(lower: float, width: int) -> str | None:
+    """ "30-39" for the band of `width` years starting at 30 (whole years), "30 to < 32.5" otherwise."""
+    if not np.isfinite(lower):
+        return None
+    if float(width).is_integer() and float(lower).is_integer():
+        return f"{int(lower)}-{int(lower) + int(width) - 1}"
+    return f"{lower:g} to < {lower + width:g}"
+
+
+def _band_label(b: int, edges: np.ndarray) -> str:
+    """The label of quantile band `b`: open at both ends, so no label shows a column's smallest or largest value."""
+    if len(edges) <= 2:
+        return "all"
+    if b == 0:
+        return f"< {edges[1]:g}"
+    if b >= len(edges) - 2:
+        return f">= {edges[-2]:g}"
+    return f"{edges[b]:g} to < {edges[b + 1]:g}"
+
+
+def _labelled(labels: list[str | None], present: np.ndarray, index: pd.Index) -> pd.Series:
+    return pd.Series([label if ok else None for label, ok in zip(labels, present)], index=index, dtype=object)
+
+
 @generators.register("generalize")
 class GeneralizeGenerator:
     """Real rows, generalised and suppressed to k-anonymity on the quasi-identifiers.
@@ -65,7 +89,9 @@ class GeneralizeGenerator:
        `representative`, in the column's dtype: the middle (`"midpoint"`, the default: the
        centre of the age band, the mean of the band's smallest and largest value; it keeps
        means unbiased) or the lower edge (`"lower"`: the multiple of `age_band`, the band's
-       smallest value; how "30-39" is usually written as a number).
+       smallest value; how "30-39" is usually written as a number), or the band's label (`"label"`:
+       "30-39", "< 12.5", "12.5 to < 40", ">= 40"; the column becomes a category, which only
+       `fit_on: {generalize: ...}` handles: see `transform` and `metadata_for`).
     4. Dates among them are truncated to the start of their `date_unit` (year or month).
     5. Categories among them seen fewer than `min_category` times are merged into "other"
        (`rare_categories="other"`; a pandas Categorical gets "other" as a new category) or
@@ -99,7 +125,7 @@ class GeneralizeGenerator:
         bands: int = 5,
         date_unit: Literal["year", "month"] = "year",
         min_category: int = 10,
-        representative: Literal["lower", "midpoint"] = "midpoint",
+        representative: Literal["lower", "midpoint", "label"] = "midpoint",
         rare_categories: Literal["other", "missing"] = "other",
         max_suppressed: float = 0.5,
         auto_qi_max_levels: int = 20,
@@ -123,19 +149,36 @@ class GeneralizeGenerator:
         numbers = as_float(values, column)
         present = np.isfinite(numbers)
         if is_age(column) and self.age_band > 0:
-            lower = np.floor(numbers / self.age_band) * self.age_band
-            out = self._middle(lower, lower + self.age_band)
-            return restore(out, values), f"age bands of {self.age_band} ({self.representative})"
+            self.steps_[column] = ("age", None, None)
+            return self._banded(column, values), f"age bands of {self.age_band} ({self.representative})"
         distinct = np.unique(numbers[present])
         if len(distinct) <= max(self.bands, 1):
+            self.steps_[column] = ("keep", None, None)
             return values.copy(), f"kept ({len(distinct)} distinct values <= bands)"
         edges = np.unique(np.quantile(numbers[present], np.linspace(0.0, 1.0, self.bands + 1)))
         which = np.searchsorted(edges[1:-1], numbers, side="right")
-        out = np.full(len(numbers), np.nan)
-        for b in np.unique(which[present]):
-            inside = (which == b) & present
-            out[inside] = self._middle(numbers[inside].min(), numbers[inside].max())
-        return restore(out, values), f"{len(edges) - 1} quantile bands ({self.representative})"
+        middles = {
+            int(b): self._middle(numbers[(which == b) & present].min(), numbers[(which == b) & present].max())
+            for b in np.unique(which[present])
+        }
+        self.steps_[column] = ("quantile", edges, middles)
+        return self._banded(column, values), f"{len(edges) - 1} quantile bands ({self.representative})"
+
+    def _banded(self, column: str, values: pd.Series) -> pd.Series:
+        """`values` in the bands learned for `column` (`steps_`): representatives, or labels."""
+        how, edges, middles = self.steps_[column]
+        numbers = as_float(values, column)
+        present = np.isfinite(numbers)
+        if how == "age":
+            lower = np.floor(numbers / self.age_band) * self.age_band
+            if self.representative == "label":
+                return _labelled([_age_label(x, self.age_band) for x in lower], present, values.index)
+            return restore(self._middle(lower, lower + self.age_band), values)
+        which = np.searchsorted(edges[1:-1], numbers, side="right")
+        if self.representative == "label":
+            return _labelled([_band_label(int(b), edges) for b in which], present, values.index)
+        centre = [middles.get(int(b), self._middle(edges[b], edges[b + 1])) for b in which]
+        return restore(np.where(present, centre, np.nan), values)
 
     def _truncate(self, values: pd.Series) -> pd.Series:
         tz = getattr(values.dtype, "tz", None)
@@ -170,22 +213,33 @@ class GeneralizeGenerator:
         return self._replace(values, values.isin(rare)), f"{len(rare)} level(s) seen < {self.min_category} times {into}"
 
     def _collapse(self, column: str, values: pd.Series, kind_: str) -> pd.Series:
-        """The column generalised completely: one value for every present row."""
+        """The column generalised completely: one value for every present row (remembered in `collapsed_`)."""
         present = values.notna()
-        if kind_ == "numerical":
+        if kind_ == "numerical" and self.representative == "label":
+            self.collapsed_[column] = "all"
+        elif kind_ == "numerical":
             numbers = as_float(values, column)
             finite = numbers[np.isfinite(numbers)]
-            one = self._middle(finite.min(), finite.max()) if len(finite) else np.nan
+            self.collapsed_[column] = self._middle(finite.min(), finite.max()) if len(finite) else np.nan
+        elif kind_ == "datetime":
+            self.collapsed_[column] = values[present].min() if present.any() else None
+        elif self._can_replace(values):
+            self.collapsed_[column] = None  # "other" or missing, as rare levels are
+        else:
+            self.collapsed_[column] = values[present].mode().iloc[0] if present.any() else None
+        return self._collapsed(column, values, kind_)
+
+    def _collapsed(self, column: str, values: pd.Series, kind_: str) -> pd.Series:
+        one = self.collapsed_[column]
+        present = values.notna()
+        if kind_ == "numerical" and self.representative != "label":
+            numbers = as_float(values, column)
             return restore(np.where(np.isfinite(numbers), one, np.nan), values)
-        if kind_ == "datetime":
-            out = values.copy()
-            out[present] = values[present].min()
-            return out
-        if self._can_replace(values):
-            return self._replace(values, present)
+        if one is None and kind_ == "categorical":
+            return self._replace(values, present) if self._can_replace(values) else values.copy()
         out = values.copy()
-        if present.any():
-            out[present] = values[present].mode().iloc[0]
+        if present.any() and one is not None:
+            out[present] = one
         return out
 
     # -- fit and sample ----------------------------------------------------------------------
@@ -208,15 +262,24 @@ class GeneralizeGenerator:
             raise ValueError(f"generalize: {len(train)} rows cannot be {self.k}-anonymous; lower k")
         table = train.copy()
         qis, source = self._quasi_identifiers(train, metadata)
+        self.kinds_ = {c: kind(metadata, c) for c in qis}
+        self.steps_: dict[str, tuple[str, Any, Any]] = {}
+        self.collapsed_: dict[str, Any] = {}
         generalized: dict[str, str] = {}
         for column in qis:
             values = table[column]
-            k = kind(metadata, column)
+            k = self.kinds_[column]
             if k == "numerical":
                 table[column], generalized[column] = self._band(column, values)
             elif k == "datetime":
                 table[column], generalized[column] = self._truncate(values), f"truncated to the {self.date_unit}"
             else:
+                counts = values.value_counts(dropna=True)
+                self.steps_[column] = (
+                    "rare",
+                    frozenset(counts.index[(counts > 0) & (counts < self.min_category)]),
+                    None,
+                )
                 table[column], generalized[column] = self._merge_rare(values)
         keep = equivalence_sizes(table, qis) >= self.k
         collapsed: list[str] = []
@@ -226,10 +289,11 @@ class GeneralizeGenerator:
             if not left:
                 break
             column = max(left, key=lambda c: table[c].nunique(dropna=False))
-            table[column] = self._collapse(column, table[column], kind(metadata, column))
+            table[column] = self._collapse(column, table[column], self.kinds_[column])
             generalized[column] += "; then generalised completely (one value)"
             collapsed.append(column)
             keep = equivalence_sizes(table, qis) >= self.k
+        self.kept_ = np.asarray(keep, dtype=bool)  # the training rows released (not suppressed)
         self.rows_ = table[keep].reset_index(drop=True)
         self.info_ = {
             "quasi_identifiers": qis,
@@ -245,6 +309,35 @@ class GeneralizeGenerator:
             "share_suppressed": round(float((~keep).mean()), 4),
         }
         return self
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Other rows (control, reference, a shadow set) generalised as the training rows were: the same bands,
+        truncation, merged levels and collapsed columns; no row is suppressed."""
+        require_fit(self, "steps_", "transform")
+        out = frame.reset_index(drop=True)
+        for column, k in self.kinds_.items():
+            values = out[column]
+            how = self.steps_[column][0]
+            if how in ("age", "quantile"):
+                values = self._banded(column, values)
+            elif k == "datetime":
+                values = self._truncate(values)
+            elif how == "rare" and self.steps_[column][1] and self._can_replace(values):
+                values = self._replace(values, values.isin(self.steps_[column][1]))
+            if column in self.collapsed_:
+                values = self._collapsed(column, values, k)
+            out[column] = values
+        return out.set_axis(frame.index)
+
+    def metadata_for(self, metadata: Metadata) -> Metadata:
+        """The metadata of the generalised table: a column banded into labels is a category."""
+        require_fit(self, "steps_", "metadata_for")
+        labelled = {
+            c for c, (how, _, _) in self.steps_.items() if self.representative == "label" and how in ("age", "quantile")
+        }
+        labelled |= {c for c, v in self.collapsed_.items() if self.kinds_[c] == "numerical" and isinstance(v, str)}
+        columns = {c: ({"sdtype": "categorical"} if c in labelled else dict(s)) for c, s in metadata.columns.items()}
+        return Metadata(columns=columns, primary_key=metadata.primary_key, roles=metadata.roles)
 
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:
         require_fit(self, "rows_", "sample")

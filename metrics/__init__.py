@@ -1,3 +1,14 @@
 """Built-in metrics. Importing this package registers them in `suite.registry.checks`."""
 
-from metrics import collisions, dcr, dependence, diagnostic, fidelity, missingness, propensity, structure, utility  # noqa: F401
+from metrics import (  # noqa: F401
+    collisions,
+    dcr,
+    dependence,
+    diagnostic,
+    fidelity,
+    missingness,
+    propensity,
+    rules,
+    structure,
+    utility,
+)

@@ -77,6 +77,9 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
         problems.append(
             f"dataset.metadata: file not found: {scenario.dataset.metadata} (omit the key to infer the metadata)"
         )
+    problems += _fit_on_problems(scenario)
+    if not problems:
+        problems += _constraint_problems(scenario)
     if problems:
         raise ConfigError.of(problems, source=str(path))
     return Plan(
@@ -87,6 +90,44 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
         policy=dict(scenario.policy),
         defaults=preset_policy(scenario.preset, produced),
     )
+
+
+def _fit_on_problems(scenario: Scenario) -> list[str]:
+    """`fit_on: {generalize: params}`: the params bind to `generalize`; the generator refits on rows (not a file)."""
+    from suite.processing import generalize_params
+
+    problems = []
+    for i, g in enumerate(scenario.generators):
+        if g.fit_on is None:
+            continue
+        where = f"generators[{i}].fit_on.generalize"
+        cls = generators.get(g.name) if g.name in generators.names() else None
+        if cls is not None and (getattr(cls, "external", False) or getattr(cls, "sequential", False)):
+            problems.append(f"generators[{i}].fit_on: {g.name} does not fit on rows; remove fit_on")
+        try:
+            validate_params(generators.get("generalize"), generalize_params(g.fit_on), where=where)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _constraint_problems(scenario: Scenario) -> list[str]:
+    """The generators' constraints checked against the metadata file's columns (a run checks them again
+    on the data, also when the metadata is inferred)."""
+    if scenario.dataset.metadata is None or not any(g.constraints for g in scenario.generators):
+        return []
+    from suite.metadata import read_metadata
+    from suite.processing import check_constraints
+
+    metadata = read_metadata(scenario.dataset.metadata)
+    metadata = metadata.without([*metadata.roles.identifiers, *scenario.dataset.roles.identifiers])
+    problems = []
+    for i, g in enumerate(scenario.generators):
+        try:
+            check_constraints(g.constraints, metadata, where=f"generators[{i}] ({g.key})")
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def _component(

@@ -1,5 +1,5 @@
-"""Pre- and post-processing declared per generator in the scenario: imputation before fitting and
-logical constraints on the output, enforced by rejection sampling with compliance reported. A
+"""Pre- and post-processing declared per generator in the scenario: de-identification (`fit_on`) and
+imputation before fitting, logical constraints on the output, enforced by rejection sampling with compliance reported. A
 generator that can enforce a rule itself (`native_constraints`: SDV's inequality and fixed
 combinations) is handed the rules its training rows obey; rejection still checks every row.
 
@@ -9,16 +9,26 @@ sees the same processing, and it keeps the Generator contract itself.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from suite.dataset import PreparedData
 from suite.encoding import as_float
 from suite.errors import ConfigError
 from suite.metadata import Metadata
-from suite.scenario import Constraint, FixedCombinationsConstraint, InequalityConstraint, RangeConstraint
+from suite.scenario import (
+    ORDERING,
+    ConditionalConstraint,
+    Constraint,
+    FitOnSpec,
+    FixedCombinationsConstraint,
+    InequalityConstraint,
+    RangeConstraint,
+)
 
 #: Rejection rounds before the generator is declared unable to meet its constraints.
 MAX_ROUNDS = 20
@@ -29,6 +39,8 @@ def constraint_columns(constraint: Constraint) -> list[str]:
         return [constraint.column]
     if isinstance(constraint, InequalityConstraint):
         return [constraint.low, constraint.high]
+    if isinstance(constraint, ConditionalConstraint):
+        return list(dict.fromkeys([*constraint.if_, *constraint.then]))
     return list(constraint.columns)
 
 
@@ -39,10 +51,83 @@ def check_constraints(constraints: Sequence[Constraint], metadata: Metadata, whe
         for column in constraint_columns(c):
             if column not in metadata.columns:
                 problems.append(f"constraints[{i}] ({c.kind}): no column {column!r} reaches the generator")
+            elif isinstance(c, ConditionalConstraint):
+                problems += _conditional_problems(c, column, metadata, f"constraints[{i}] ({c.kind})")
             elif not isinstance(c, FixedCombinationsConstraint) and column not in metadata.continuous:
                 problems.append(f"constraints[{i}] ({c.kind}): column {column!r} is not a number or a date")
     if problems:
         raise ConfigError("; ".join(problems), source=where)
+
+
+def _conditional_problems(rule: ConditionalConstraint, column: str, metadata: Metadata, where: str) -> list[str]:
+    """What is wrong with the conditions a conditional rule puts on `column` (given its sdtype)."""
+    problems = []
+    for part, conditions in (("if", rule.if_), ("then", rule.then)):
+        for op, value in conditions.get(column, {}).items():
+            values = value if op == "in" else [value]
+            if op in ORDERING and column not in metadata.continuous:
+                problems.append(
+                    f"{where}: {part}.{column}.{op}: column {column!r} is a category; gt, ge, lt and le compare "
+                    "numbers and dates (use eq, ne or in)"
+                )
+            elif metadata.sdtype(column) == "datetime" and any(_timestamp(v) is None for v in values):
+                problems.append(
+                    f"{where}: {part}.{column}.{op}: column {column!r} holds dates; write a date (2020-05-01)"
+                )
+            elif column in metadata.continuous and metadata.sdtype(column) != "datetime":
+                if any(isinstance(v, str) and _number(v) is None for v in values):
+                    problems.append(f"{where}: {part}.{column}.{op}: column {column!r} holds numbers; write a number")
+    return problems
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _timestamp(value: Any) -> float | None:
+    """A date as nanoseconds since 1970 (as `as_float` reads a datetime column), or None."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return None
+    if stamp is pd.NaT:
+        return None
+    return float((stamp.tz_convert(None) if stamp.tzinfo else stamp).value)
+
+
+def _condition(series: pd.Series, op: str, value: Any) -> np.ndarray:
+    """Per row, whether the value meets `op value`. A missing value meets no condition; a value the column
+    cannot hold (text in a number column) equals no row."""
+    present = series.notna().to_numpy()
+    if series.dtype.kind in "mM" or isinstance(series.dtype, pd.DatetimeTZDtype):
+        x, read = as_float(series), _timestamp
+    elif series.dtype.kind in "fiub":
+        x, read = as_float(series), _number
+    else:
+        x, read = series.astype(object).map(str).to_numpy(), str
+    targets = [t for v in (value if op == "in" else [value]) if (t := read(v)) is not None]
+    if not targets:
+        return present.copy() if op == "ne" else np.zeros(len(series), dtype=bool)
+    if op == "in":
+        return np.isin(x, np.asarray(targets, dtype=x.dtype)) & present
+    compare = {"gt": np.greater, "ge": np.greater_equal, "lt": np.less, "le": np.less_equal}
+    compare |= {"eq": np.equal, "ne": np.not_equal}
+    with np.errstate(invalid="ignore"):
+        return np.asarray(compare[op](x, targets[0]), dtype=bool) & present
+
+
+def meets(frame: pd.DataFrame, conditions: Mapping[str, Mapping[str, Any]]) -> np.ndarray:
+    """Per row, whether every condition (`{column: {op: value}}`) holds."""
+    ok = np.ones(len(frame), dtype=bool)
+    for column, ops in conditions.items():
+        for op, value in ops.items():
+            ok &= _condition(frame[column], op, value)
+    return ok
 
 
 def combinations(frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple]:
@@ -65,6 +150,8 @@ def complies(frame: pd.DataFrame, constraint: Constraint, allowed: set[tuple] | 
         low, high = as_float(frame[constraint.low]), as_float(frame[constraint.high])
         broken = low >= high if constraint.strict else low > high
         return ~broken
+    if isinstance(constraint, ConditionalConstraint):
+        return ~(meets(frame, constraint.if_) & ~meets(frame, constraint.then))
     keys = combinations(frame, constraint.columns)
     return np.fromiter((key in allowed for key in keys), dtype=bool, count=len(frame))
 
@@ -116,6 +203,18 @@ class Processed:
             for i, c in enumerate(self.constraints)
             if isinstance(c, FixedCombinationsConstraint)
         }
+        self.breaking_ = [
+            0 if isinstance(c, FixedCombinationsConstraint) else int((~complies(rows, c)).sum())
+            for c in self.constraints
+        ]
+        for i, (c, k) in enumerate(zip(self.constraints, self.breaking_)):
+            if k:
+                warnings.warn(
+                    f"generator {getattr(self.inner, 'name', '?')}: constraints[{i}] ({c.kind}): {k} of {len(rows)} "
+                    "training rows break this rule; the generator learns from them and rejection keeps them out of "
+                    "its output (check the rule)",
+                    stacklevel=2,
+                )
         native = getattr(self.inner, "native_constraints", frozenset())
         # the model enforces a rule itself only when the training rows obey it (SDV refuses otherwise);
         # rejection below still checks every rule on every sampled row
@@ -169,6 +268,44 @@ class Processed:
         if self.impute != "none":
             info["imputation"] = {"method": self.impute, "values_filled": self.imputed_}
         if self.constraints:
-            rules = [{**c.model_dump(), "enforced_by": how} for c, how in zip(self.constraints, self.enforced_by_)]
+            rules = [
+                {**c.model_dump(), "enforced_by": how, "training_rows_breaking": k}
+                for c, how, k in zip(self.constraints, self.enforced_by_, self.breaking_)
+            ]
             info["constraints"] = {"rules": rules, **self.compliance_}
         return info
+
+
+def generalize_params(fit_on: FitOnSpec) -> dict[str, Any]:
+    """The `generalize` parameters of a `fit_on`: bands come out as labels ("10-19") unless the scenario says."""
+    return {"representative": "label", **fit_on.generalize}
+
+
+def fit_on_data(fit_on: FitOnSpec | None, data: PreparedData) -> tuple[PreparedData, dict[str, Any]]:
+    """The data a `fit_on` generator and its checks see, and what the de-identification did (for `fit_info`).
+
+    `generalize` is fitted on the training rows; its output (the rows it did not suppress) is the training
+    table the generator learns and whose people the attacks treat as members; control and reference are
+    generalised by the same fitted `generalize` (no suppression), so every check compares in one space.
+    """
+    if fit_on is None:
+        return data, {}
+    from dataclasses import replace
+
+    from suite.registry import generators
+
+    generalize = generators.get("generalize")(**generalize_params(fit_on)).fit(data.train, data.metadata)
+    kept = generalize.kept_
+
+    def entities(values: pd.Series | None) -> pd.Series | None:
+        return None if values is None else pd.Series(values.to_numpy()[kept], name=values.name)
+
+    generalised = replace(
+        data,
+        train=generalize.rows_,
+        control=generalize.transform(data.control),
+        reference=generalize.transform(data.reference),
+        metadata=generalize.metadata_for(data.metadata),
+        train_entities=entities(data.train_entities),
+    )
+    return generalised, {"fit_on": {"generalize": generalize.fit_info()}}

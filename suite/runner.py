@@ -34,7 +34,7 @@ from suite.metadata import Roles, write_metadata
 from suite.plan import Component, Plan
 from suite.policy import MIN_COUNT, Status, judge
 from suite.power import null_release, render
-from suite.processing import Processed, check_constraints
+from suite.processing import Processed, check_constraints, fit_on_data
 from suite.registry import RegistryError
 from suite.registry import checks as check_registry
 from suite.registry import generators as generator_registry
@@ -132,6 +132,10 @@ def run(
         where = f"{plan.path}: generators[{i}] ({spec.key})"
         check_sequential(plan.generators[i], data, where)
         check_constraints(spec.constraints, data.metadata, where=where)
+        try:
+            fit_on_data(spec.fit_on, data)
+        except ValueError as exc:  # generalize's own words (k above the rows...), no data values
+            raise ConfigError(f"{where}: fit_on.generalize: {exc}") from None
         if is_external(plan.generators[i]):  # a table made elsewhere: its split and its columns are input
             check_recorded(sc.split.record, data, sc.split.model_dump(), where)
             plan.generators[i].build().fit(data.train, data.metadata)
@@ -178,6 +182,11 @@ def run(
             say(f"[{sc.name}] done: {sc.generators[task.index].key} repeat {task.repeat + 1}/{sc.repeats}")
     rare = Rare.of([data.train, data.control, data.reference], data.metadata.discrete, disclosure_min_count(plan))
     outputs = {k: _scrubbed(o, rare) for k, o in outputs.items()}  # no rare level reaches any output file
+    for i, spec in enumerate(sc.generators):  # `fit_on`: nor a level rare among the generalised rows
+        if spec.fit_on is not None:
+            seen = fit_on_data(spec.fit_on, data)[0]
+            extra = Rare.of([seen.train, seen.control, seen.reference], seen.metadata.discrete, rare.min_count)
+            outputs = {k: _scrubbed(o, extra) if k[0] == i else o for k, o in outputs.items()}
     records = [_record(plan, i, [outputs[(i, r)] for r in range(sc.repeats)], say) for i in range(len(plan.generators))]
     released, unreleasable = write_released(
         sc,
@@ -325,7 +334,8 @@ def task_key(plan: Plan, data: PreparedData, index: int, repeat: int) -> str:
             "generator": spec.name,
             "source": _source(generator_registry, component),
             "params": component.params,
-            "processing": {"impute": spec.impute, "constraints": [c.model_dump() for c in spec.constraints]},
+            "processing": {"impute": spec.impute, "constraints": [c.model_dump() for c in spec.constraints]}
+            | ({"fit_on": spec.fit_on.model_dump()} if spec.fit_on else {}),
             "seed": sc.seed + repeat,
             "n": sc.sample_size or len(data.train),
         }
@@ -344,10 +354,11 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
     sc = plan.scenario
     component, spec = plan.generators[index], sc.generators[index]
     key = spec.key
-    n = sc.sample_size or len(data.train)
     external = is_external(component)
     seed = sc.seed + repeat
     cache = TaskCache(task.run_dir, task_key(plan, data, index, repeat))
+    data, fit_on_info = fit_on_data(spec.fit_on, data)  # `fit_on`: generator and checks see the de-identified rows
+    n = sc.sample_size or len(data.train)
     tag = f"[{sc.name}] {key} ({index + 1}/{len(plan.generators)})" + (
         f" repeat {repeat + 1}/{sc.repeats}" if sc.repeats > 1 else ""
     )
@@ -377,7 +388,7 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
             drawn = within(spec.timeout, lambda: generator.sample(n, seed=seed), f"{key} sample")
             synthetic = _conform(drawn, data.train, len(drawn) if external and hasattr(drawn, "__len__") else n)
             seconds["sample"] += time.perf_counter() - start
-            fit_info = _fit_info(generator)
+            fit_info = {**_fit_info(generator), **fit_on_info}
         except BaseException as exc:  # SystemExit included: the generator failed, its checks error, the gate blocks
             _reraise_interrupt(exc)
             failure = f"generator {key} failed during {stage}: {_describe(exc)}; check its params and the metadata"
@@ -590,6 +601,7 @@ def make_context(
         reference_entities=data.reference_entities,
         fit_generator=None if is_external(component) else partial(_refit, component, data, seed),
         min_count=min_count,
+        rules=tuple(getattr(getattr(component, "spec", None), "constraints", ())),
     )
 
 

@@ -6,7 +6,9 @@ Validation here checks the shape only (no registry, no data), so `suite validate
 
 from __future__ import annotations
 
+import datetime
 import difflib
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -139,9 +141,85 @@ class FixedCombinationsConstraint(_Model):
     columns: list[str] = Field(min_length=2)
 
 
+#: Comparisons a conditional rule may make: all on numbers and dates, `eq`, `ne` and `in` on categories.
+OPERATORS = ("gt", "ge", "lt", "le", "eq", "ne", "in")
+#: The comparisons that need an order (numbers and dates only).
+ORDERING = frozenset({"gt", "ge", "lt", "le"})
+
+
+def _comparable(value: Any, where: str) -> Any:
+    """A value a condition compares with: text, a finite number, a boolean or a date (kept as ISO text)."""
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: {value} is not a value a column holds; give a finite number")
+    if not isinstance(value, (str, int, float, bool)):
+        raise ValueError(f"{where}: expected a number, a date or a category (got {brief(value)})")
+    return value
+
+
+def _conditions(value: Any, part: str) -> dict[str, dict[str, Any]]:
+    """`{column: value}` or `{column: {op: value, ...}}` as `{column: {op: value}}` (a bare value is `eq`)."""
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"`{part}`: expected a mapping of column names to conditions, like {{income: {{gt: 50000}}}}")
+    out: dict[str, dict[str, Any]] = {}
+    for column, condition in value.items():
+        where = f"column {brief(column)}"
+        if not isinstance(condition, dict):
+            out[str(column)] = {"eq": _comparable(condition, where)}
+            continue
+        unknown = [k for k in condition if k not in OPERATORS]
+        if unknown or not condition:
+            got = f" (got {brief(unknown[0])})" if unknown else ""
+            raise ValueError(f"{where}: conditions are {', '.join(OPERATORS)}{got}")
+        ops: dict[str, Any] = {}
+        for op, v in condition.items():
+            if op == "in":
+                if not isinstance(v, list) or not v:
+                    raise ValueError(f"{where}, in: expected a non-empty list of values")
+                ops[op] = [_comparable(x, f"{where}, in") for x in v]
+            else:
+                ops[op] = _comparable(v, f"{where}, {op}")
+        out[str(column)] = ops
+    return out
+
+
+class ConditionalConstraint(_Model):
+    """If every condition of `if` holds in a row, every condition of `then` must hold too.
+
+    Conditions: `{column: value}` (equal) or `{column: {gt|ge|lt|le|eq|ne|in: value}}`; a missing value
+    meets no condition (a row missing an `if` column is outside the rule; one missing a `then` column breaks it).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+    kind: Literal["conditional"]
+    if_: dict[str, Any] = Field(alias="if")
+    then: dict[str, Any]
+
+    @field_validator("if_", mode="before")
+    @classmethod
+    def _if(cls, value: Any) -> dict[str, dict[str, Any]]:
+        return _conditions(value, "if")
+
+    @field_validator("then", mode="before")
+    @classmethod
+    def _then(cls, value: Any) -> dict[str, dict[str, Any]]:
+        return _conditions(value, "then")
+
+
 Constraint = Annotated[
-    RangeConstraint | InequalityConstraint | FixedCombinationsConstraint, Field(discriminator="kind")
+    RangeConstraint | InequalityConstraint | FixedCombinationsConstraint | ConditionalConstraint,
+    Field(discriminator="kind"),
 ]
+
+
+class FitOnSpec(_Model):
+    """De-identify first (the ODI tutorial): `generalize` (with these params; bands as labels unless
+    `representative` says otherwise) is fitted on the training rows, the generator learns its output, and
+    the checks compare in the generalised space (docs/generators.md)."""
+
+    generalize: dict[str, Any] = {}
 
 
 class GeneratorSpec(Spec):
@@ -152,6 +230,8 @@ class GeneratorSpec(Spec):
     impute: Literal["none", "simple", "iterative"] = "none"
     #: Logical rules the synthetic rows must obey, enforced by rejection sampling.
     constraints: list[Constraint] = []
+    #: Fit on a de-identified copy of the training rows instead of the rows themselves.
+    fit_on: FitOnSpec | None = None
 
     @property
     def key(self) -> str:
@@ -491,4 +571,4 @@ def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:
         dict_key_next = getattr(field.annotation, "__origin__", None) is dict
         if not models:
             return []
-    return sorted({name for m in models for name in m.model_fields})
+    return sorted({f.alias or name for m in models for name, f in m.model_fields.items()})

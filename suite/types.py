@@ -63,7 +63,8 @@ class Context:
     under test on another table (shadow-model attacks); it is None where refitting is
     impossible. `min_count` is the report's disclosure threshold (`report.min_count`, or the
     preset's): details name no category level rarer than that and show no real value beyond
-    the `min_count`-th smallest or largest (`suite.disclosure`).
+    the `min_count`-th smallest or largest (`suite.disclosure`). `rules` are the constraints the
+    scenario declares for the generator under test (`suite.scenario.Constraint`), empty when none.
     """
 
     train: pd.DataFrame
@@ -78,6 +79,7 @@ class Context:
     reference_entities: pd.Series | None = None
     fit_generator: Callable[[pd.DataFrame], Generator] | None = None
     min_count: int = 10
+    rules: tuple[Any, ...] = ()
 
 
 @runtime_checkable

@@ -58,6 +58,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory, small_csv: Path) -> tuple[
             "structure",
             "utility",
             "collisions",
+            "rules",
         ],
     )
     code = main(["run", str(scenario), "--out", str(folder / "out"), "--quiet"])
