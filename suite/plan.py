@@ -121,6 +121,7 @@ def _component(
             else:
                 problems.append(f"{field}: {err['msg']} (got {brief(err.get('input'))})")
         return None
+    problems.extend(f"{where}.{p}" for p in getattr(cls, "param_problems", lambda _: [])(params))
     return Component(spec=spec, cls=cls, params=params)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -108,3 +109,63 @@ def test_candidates_need_select_and_cannot_be_yardsticks(tmp_path, rows_1500, ca
     )
     assert main(["validate", str(path)]) == 2
     assert "generators[0].expect: holdout is a calibration yardstick" in capsys.readouterr().err
+
+
+# -- metasynth-style: edit the exported model, sample from it alone -------------------------------------------------
+
+
+def test_sampling_from_an_edited_marginals_model_needs_no_data(tmp_path, rows_1500, capsys) -> None:
+    data = tmp_path / "private.csv"
+    data.write_bytes(rows_1500.read_bytes())
+    scenario = write_scenario(tmp_path, data, generators=[{"name": "marginals"}])
+    model_file = tmp_path / "model.json"
+    assert main(["export-marginals", str(scenario), "--out", str(model_file)]) == 0
+    model = json.loads(model_file.read_text())
+    levels = model["columns"]["gender"]["params"]["categories"]
+    assert {c["value"] for c in levels} == {"female", "male"}
+    for c in levels:  # the steward's edit: 90% female
+        c["p"] = 0.9 if c["value"] == "female" else 0.1
+    model_file.write_text(json.dumps(model))
+    data.unlink()  # the data stays with its steward
+
+    out = tmp_path / "drawn.csv"
+    assert main(["sample", str(model_file), "--rows", "4000", "--out", str(out), "--seed", "3"]) == 0
+    drawn = pd.read_csv(out)
+    assert len(drawn) == 4000 and list(drawn.columns) == list(model["columns"])
+    assert drawn["gender"].value_counts(normalize=True)["female"] == pytest.approx(0.9, abs=0.02)
+    assert "not gated" in capsys.readouterr().out
+    again = tmp_path / "again.csv"
+    assert main(["sample", str(model_file), "--rows", "4000", "--out", str(again), "--seed", "3"]) == 0
+    assert again.read_bytes() == out.read_bytes()  # the seed makes it reproducible
+
+
+def test_a_broken_model_is_bad_input_at_sample_validate_and_run(tmp_path, rows_1500, capsys) -> None:
+    scenario = write_scenario(tmp_path, rows_1500, generators=[{"name": "marginals"}])
+    model_file = tmp_path / "model.json"
+    assert main(["export-marginals", str(scenario), "--out", str(model_file)]) == 0
+    exported = model_file.read_text()
+    model = json.loads(exported)
+    model["columns"]["gender"]["params"]["categories"][0]["p"] = "most"
+    model_file.write_text(json.dumps(model))
+    capsys.readouterr()
+    assert main(["sample", str(model_file), "--rows", "10", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "column 'gender': field params.categories" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
+
+    gated = write_scenario(
+        tmp_path, rows_1500, name="gated", generators=[{"name": "marginals", "params": {"model": str(model_file)}}]
+    )
+    assert main(["validate", str(gated)]) == 2
+    err = capsys.readouterr().err
+    assert "generators[0].params.model" in err and "column 'gender': field params.categories" in err
+    assert main(["run", str(gated), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "column 'gender'" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+    model = json.loads(exported)
+    del model["columns"]["age"]  # valid in form, but not the training table's columns: refused before any fit
+    model_file.write_text(json.dumps(model))
+    assert main(["validate", str(gated)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(gated), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "no entry for the training column(s) ['age']" in capsys.readouterr().err
+    assert not any((tmp_path / "out").glob("*/scorecard.json"))
