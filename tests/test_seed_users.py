@@ -169,3 +169,88 @@ def test_a_broken_model_is_bad_input_at_sample_validate_and_run(tmp_path, rows_1
     assert main(["run", str(gated), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     assert "no entry for the training column(s) ['age']" in capsys.readouterr().err
     assert not any((tmp_path / "out").glob("*/scorecard.json"))
+
+
+# -- ASyH-style: SDV metadata as it is written for SDV, the best SDV model's table released --------------------------
+
+PBCSEQ = Path(__file__).resolve().parent.parent / "data" / "pbcseq.parquet"
+
+
+def _sdv_metadata(folder: Path, **table: object) -> Path:
+    """pbcseq's metadata as an SDV user writes it: sequence_key / sequence_index, 0/1 flags declared boolean."""
+    shipped = json.loads(PBCSEQ.with_name("pbcseq.metadata.json").read_text())
+    columns = {**shipped["columns"], **{c: {"sdtype": "boolean"} for c in ("ascites", "hepato", "spiders")}}
+    roles = {k: v for k, v in shipped["roles"].items() if k not in ("entity", "sequence_index")}
+    path = folder / "sdv_metadata.json"
+    path.write_text(json.dumps({"columns": columns, "roles": roles, **table}))
+    return path
+
+
+def _pbcseq_scenario(folder: Path, metadata: Path, **overrides: object) -> Path:
+    return write_scenario(
+        folder,
+        PBCSEQ,
+        name="asyh",
+        dataset={"path": str(PBCSEQ), "metadata": str(metadata)},
+        split={"holdout": 0.3, "seed": 0},
+        **overrides,
+    )
+
+
+def test_sdv_sequence_metadata_and_boolean_flags_give_the_best_sdv_table(tmp_path, capsys) -> None:
+    metadata = _sdv_metadata(tmp_path, sequence_key="id", sequence_index="day")
+    path = _pbcseq_scenario(
+        tmp_path,
+        metadata,
+        generators=[
+            {"name": "sdv.gaussian_copula", "expect": "candidate"},
+            {"name": "marginals", "expect": "candidate"},
+        ],
+        checks=["collisions", "fidelity"],
+        policy={"fidelity.quality": {"min": 0.5}},
+        select={"by": "fidelity.quality"},
+    )
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    run_dir = _only_run(tmp_path / "out")
+    written = json.loads((run_dir / "metadata.json").read_text())
+    assert written["roles"]["entity"] == "id" and written["roles"]["sequence_index"] == "day"
+    card = read_json(run_dir / "scorecard.json")
+    assert all(g.verdict == "release" for g in card.generators)
+    (table,) = card.release
+    assert table.generator == card.selection.chosen
+    released = pd.read_parquet(run_dir / table.file)
+    flags = [c for c in released.columns if c.startswith(("ascites.", "hepato.", "spiders."))]
+    assert len(flags) == 6 and all(released[c].dtype == "boolean" for c in flags)  # 0/1 read as booleans
+    assert card.dataset["rows"] == 1945
+    assert len(released) < 312  # history records: one per training patient, not one per visit
+
+
+@pytest.mark.parametrize(
+    ("table", "words"),
+    [
+        ({"sequence_index": "day"}, "sequence_index: set without sequence_key; add sequence_key"),
+        ({"sequence_key": "patient", "sequence_index": "day"}, "sequence_key: 'patient' is not one of the columns"),
+        ({"sequence_key": ["id", "sex"]}, "sequence_key: composite keys are not supported"),
+    ],
+)
+def test_sdv_sequence_metadata_that_cannot_be_used_is_bad_input(tmp_path, capsys, table, words) -> None:
+    path = _pbcseq_scenario(tmp_path, _sdv_metadata(tmp_path, **table), generators=[{"name": "marginals"}])
+    assert main(["validate", str(path)]) == 0  # validate reads no data; the run reads the metadata first
+    capsys.readouterr()
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert words in capsys.readouterr().err
+
+
+def test_numbers_other_than_0_and_1_declared_boolean_are_bad_input(tmp_path) -> None:
+    from suite.dataset import prepare
+    from suite.errors import ConfigError
+    from suite.metadata import Roles
+
+    table = tmp_path / "flags.csv"
+    pd.DataFrame({"flag": [0, 2, 2, 0] * 25, "x": range(100)}).to_csv(table, index=False)
+    metadata = tmp_path / "flags.json"
+    metadata.write_text(json.dumps({"columns": {"flag": {"sdtype": "boolean"}, "x": {"sdtype": "numerical"}}}))
+    with pytest.raises(
+        ConfigError, match=r"'flag' is declared boolean but 50 number\(s\) are not 0 or 1, first at row 2"
+    ):
+        prepare(table, metadata_path=metadata, roles=Roles(), holdout=0.3, seed=0)
