@@ -2,8 +2,9 @@
 `verify`, `check-generator`, `export-marginals`, `sample` and `list`.
 
 Exit codes: 0 every generator's verdict equals its expectation; 1 some verdict does not
-(a generator blocked that was expected to be released, or a canary released); 2 bad input or
-usage. With several scenarios the worst code wins. `compare` exits 1 when something got worse.
+(a generator blocked that was expected to be released, or a canary released), or no `expect: candidate`
+generator was released and selected; 2 bad input or usage. With several scenarios the worst code
+wins. `compare` exits 1 when something got worse.
 """
 
 from __future__ import annotations
