@@ -132,9 +132,8 @@ def run(
         where = f"{plan.path}: generators[{i}] ({spec.key})"
         check_sequential(plan.generators[i], data, where)
         check_constraints(spec.constraints, data.metadata, where=where)
-        preflight = getattr(plan.generators[i].build(), "preflight", None)  # inputs a generator reads (a model file)
-        if callable(preflight):
-            preflight(fit_rows(plan.generators[i], data), data.metadata)
+        if callable(getattr(plan.generators[i].cls, "preflight", None)):  # inputs a generator reads (a model file)
+            plan.generators[i].build().preflight(fit_rows(plan.generators[i], data), data.metadata)
         if is_external(plan.generators[i]):  # a table made elsewhere: its split and its columns are input
             check_recorded(sc.split.record, data, sc.split.model_dump(), where)
             plan.generators[i].build().fit(data.train, data.metadata)
