@@ -91,6 +91,23 @@ class MarginalsGenerator:
         self.template_ = train.iloc[:0].copy()
         return self
 
+    @classmethod
+    def param_problems(cls, params: dict[str, Any]) -> list[str]:
+        """What is wrong with the model file `params["model"]` names (nothing without one); `suite validate`
+        and the start of `suite run` ask, so a broken model is bad input (exit 2), not a blocked generator."""
+        if params.get("model") is None:
+            return []
+        try:
+            _validate(_read(Path(params["model"])), str(params["model"]))
+        except ConfigError as exc:
+            return [f"params.model: {exc}"]
+        return []
+
+    def preflight(self, train: pd.DataFrame, metadata: Metadata) -> None:
+        """Before any fit: a model file must be valid and describe exactly the training columns (ConfigError)."""
+        if self.model is not None:
+            _match(_validate(_read(Path(self.model)), str(self.model)), train, metadata, str(self.model))
+
     def _check_params(self) -> None:
         problems = []
         if not isinstance(self.bins, int) or self.bins < 1:

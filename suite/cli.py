@@ -1,9 +1,10 @@
 """Command line: `run` (with `--workers`, `--executor dask`, `--resume DIR`), `validate`, `plan`, `compare`,
-`verify`, `check-generator`, `export-marginals` and `list`.
+`verify`, `check-generator`, `export-marginals`, `sample` and `list`.
 
 Exit codes: 0 every generator's verdict equals its expectation; 1 some verdict does not
-(a generator blocked that was expected to be released, or a canary released); 2 bad input or
-usage. With several scenarios the worst code wins. `compare` exits 1 when something got worse.
+(a generator blocked that was expected to be released, or a canary released), or no `expect: candidate`
+generator was released and selected; 2 bad input or usage. With several scenarios the worst code
+wins. `compare` exits 1 when something got worse.
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("scenario", type=Path, metavar="SCENARIO", help="scenario file naming the dataset")
     export.add_argument("--out", type=Path, required=True, help="JSON file to write (docs/marginals.md)")
     export.add_argument("--params", default="{}", help="marginals parameters as JSON, e.g. '{\"min_count\": 20}'")
+    draw = sub.add_parser("sample", help="draw rows from an exported (perhaps edited) marginals model alone; no data")
+    draw.add_argument("model", type=Path, metavar="MODEL", help="a model file written by export-marginals")
+    draw.add_argument("--rows", type=int, required=True, help="rows to draw")
+    draw.add_argument("--out", type=Path, required=True, help="the table to write: .csv or .parquet")
+    draw.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     return parser
 
 
@@ -107,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_generator(args.generator, args.params, args.rows)
         if args.command == "export-marginals":
             return _export_marginals(args.scenario, args.out, args.params)
+        if args.command == "sample":
+            return _sample(args.model, args.rows, args.out, args.seed)
         if args.command == "split":
             return _split(args.scenario, args.out, args.format)
         if args.command == "verify":
@@ -321,6 +329,29 @@ def _export_marginals(path: Path, out: Path, params_json: str) -> int:
     generator.save(out)
     chosen = ", ".join(f"{c}: {f}" for c, f in generator.fit_info().items())
     print(f"{out}: marginals model of {len(data.train)} training rows ({chosen})")
+    return OK
+
+
+def _sample(model: Path, rows: int, out: Path, seed: int) -> int:
+    """Rows drawn from a marginals model file alone; the table is not gated (a scenario gates it)."""
+    from generators.marginals import MarginalsGenerator
+    from suite.io import write_bytes_atomic
+    from suite.release import table_bytes
+    from suite.scenario import MAX_SEED
+
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in ("csv", "parquet"):
+        raise ConfigError("name a .csv or .parquet file to write", source="--out")
+    if not out.parent.is_dir():
+        raise ConfigError("the folder to write the table into does not exist", source=str(out))
+    if not 1 <= rows <= 100_000_000:
+        raise ConfigError(f"expected a number of rows from 1 to 100,000,000 (got {rows})", source="--rows")
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"expected a seed from 0 to {MAX_SEED} (got {seed})", source="--seed")
+    generator = MarginalsGenerator.load(model)
+    write_bytes_atomic(out, table_bytes(generator.sample(rows, seed=seed), fmt))
+    print(f"{out}: {rows} rows drawn from {model} (seed {seed}); not gated: gate it with a scenario whose generator is")
+    print(f"  {{name: marginals, params: {{model: {model}}}}} (docs/marginals.md)")
     return OK
 
 

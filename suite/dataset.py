@@ -455,6 +455,15 @@ def _to_boolean(values: pd.Series, column: str, source: str) -> pd.Series:
             "declare it categorical or numerical in the metadata",
             source=source,
         )
+    if pd.api.types.is_numeric_dtype(values):  # 0/1 flags become true/false, as SDV's boolean sdtype requires
+        bad = values.notna() & ~values.isin([0, 1])
+        if bad.any():
+            raise ConfigError(
+                f"column {column!r} is declared boolean but {int(bad.sum())} number(s) are not 0 or 1, first at row "
+                f"{_row(bad)}; recode it as 0/1 or declare it categorical in the metadata",
+                source=source,
+            )
+        return values.astype("boolean")
     return values
 
 

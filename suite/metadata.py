@@ -234,9 +234,11 @@ class _ColumnFile(BaseModel):
 
 
 class _TableFile(BaseModel):
-    model_config = ConfigDict(extra="allow")  # SDV's other keys (alternate_keys, sequence_key, ...)
+    model_config = ConfigDict(extra="allow")  # SDV's other keys (alternate_keys, ...)
     columns: dict[str, _ColumnFile] = Field(min_length=1)
     primary_key: StrictStr | None = None
+    sequence_key: StrictStr | list[StrictStr] | None = None  # SDV's entity of a sequential table: roles.entity
+    sequence_index: StrictStr | None = None  # SDV's order of an entity's rows: roles.sequence_index
     roles: _RolesFile | None = None
 
 
@@ -249,6 +251,7 @@ _HINTS = {
     "entity": "one column name",
     "sequence_index": "one column name",
     "primary_key": "one column name (composite keys are not supported)",
+    "sequence_key": "one column name: the entity, such as the patient id",
     "roles": 'a mapping of roles to column names, e.g. {"secrets": ["diagnosis"]}',
 }
 
@@ -290,6 +293,38 @@ def _known_sdtype(sdtype: str) -> bool:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return callable(getattr(Faker(), sdtype, None))
+
+
+def _sequence_roles(parsed: _TableFile, columns: Mapping[str, Any], role_data: dict[str, Any]) -> list[str]:
+    """SDV's `sequence_key` and `sequence_index` as the entity and sequence_index roles (set in `role_data`);
+    the problems that stop it (a composite key, an unknown column, a role the file's `roles` sets otherwise)."""
+    key = parsed.sequence_key
+    if isinstance(key, list):
+        if len(key) != 1:
+            return [
+                "sequence_key: composite keys are not supported; give the one column naming the entity (patient id)"
+            ]
+        key = key[0]
+    problems = []
+    if parsed.sequence_index is not None and key is None:
+        problems.append(
+            "sequence_index: set without sequence_key; add sequence_key: the column naming whose rows are ordered "
+            "(the patient id)"
+        )
+    for key_name, role, value in (
+        ("sequence_key", "entity", key),
+        ("sequence_index", "sequence_index", parsed.sequence_index),
+    ):
+        if value is None:
+            continue
+        value = nfc(value)
+        if value not in columns:
+            problems.append(f"{key_name}: {value!r} is not one of the columns; fix the name or remove the key")
+        elif role_data.get(role) not in (None, value):
+            problems.append(f"{key_name}: {value!r} but roles.{role} is {role_data[role]!r}; keep one of the two")
+        else:
+            role_data[role] = value
+    return problems
 
 
 def read_metadata(path: Path) -> Metadata:
@@ -354,6 +389,7 @@ def read_metadata(path: Path) -> Metadata:
     if primary_key is not None and primary_key not in columns:
         problems.append(f"primary_key: {primary_key!r} is not one of the columns; fix the name or remove the key")
     role_data = parsed.roles.model_dump() if parsed.roles else {}
+    problems += _sequence_roles(parsed, columns, role_data)
     roles = Roles.from_dict(role_data).normalized()  # checked against each other once merged with the scenario's
     if problems:
         raise ConfigError.of(problems, source=str(path))

@@ -46,6 +46,11 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
     problems: list[str] = []
     gens = [_component(generators, g, ("generators", i), problems) for i, g in enumerate(scenario.generators)]
     specs = [Spec(name=n) for n in checks.names()] if scenario.checks == "all" else list(scenario.checks)
+    for i, (g, c) in enumerate(zip(scenario.generators, gens)):
+        if c is not None and g.expect == "candidate" and getattr(c.cls, "calibration", False):
+            problems.append(
+                f"generators[{i}].expect: {g.name} is a calibration yardstick, never released; it cannot be a candidate"
+            )
     chks = [_component(checks, c, ("checks", i), problems) for i, c in enumerate(specs)]
     produced = [p for c in chks if c is not None for p in c.cls.measures]
     for name in scenario.policy:
@@ -157,6 +162,7 @@ def _component(
             else:
                 problems.append(f"{field}: {err['msg']} (got {brief(err.get('input'))})")
         return None
+    problems.extend(f"{where}.{p}" for p in getattr(cls, "param_problems", lambda _: [])(params))
     return Component(spec=spec, cls=cls, params=params)
 
 

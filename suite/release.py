@@ -146,8 +146,11 @@ def write_released(
     run_dir: Path,
     data_sha256: str,
     load_sample: Any,
+    *,
+    chosen: str | None = None,
 ) -> tuple[list[ReleasedTable], dict[str, str]]:
-    """Write the judged sample of every released generator that is not a calibration yardstick.
+    """Write the judged sample of every released generator that is not a calibration yardstick; of the
+    candidates (`expect: candidate`), only the one `select` chose (`chosen`).
 
     `generators` are the plan's components and `records` their scorecard entries, in the same order;
     `load_sample(index, repeat)` returns the sample that task was judged on (None if it was not kept).
@@ -161,6 +164,8 @@ def write_released(
     failed: dict[str, str] = {}
     for index, (component, record) in enumerate(zip(generators, records, strict=True)):
         if record.verdict != "release" or getattr(component.cls, "calibration", False):
+            continue
+        if getattr(component.spec, "expect", None) == "candidate" and record.name != chosen:
             continue
         frame = load_sample(index, repeat)
         if frame is None:

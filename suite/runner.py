@@ -33,7 +33,7 @@ from suite.io import new_run_dir, sha256_file, write_text_atomic
 from suite.metadata import Roles, write_metadata
 from suite.plan import Component, Plan
 from suite.policy import MIN_COUNT, Status, judge
-from suite.power import null_release, render
+from suite.power import PRIVACY_CHECKS, null_release, render
 from suite.processing import Processed, check_constraints, fit_on_data
 from suite.registry import RegistryError
 from suite.registry import checks as check_registry
@@ -41,7 +41,7 @@ from suite.registry import generators as generator_registry
 from suite.release import write_released
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard, Summary, explain
 from suite.seeding import seeded
-from suite.selection import select
+from suite.selection import CANDIDATE, candidate_confidence, candidates, select
 from suite.types import Context, Goal, Measurement
 
 _PACKAGES = (
@@ -136,6 +136,8 @@ def run(
             fit_on_data(spec.fit_on, data)
         except ValueError as exc:  # generalize's own words (k above the rows...), no data values
             raise ConfigError(f"{where}: fit_on.generalize: {exc}") from None
+        if callable(getattr(plan.generators[i].cls, "preflight", None)):  # inputs a generator reads (a model file)
+            plan.generators[i].build().preflight(fit_rows(plan.generators[i], data), data.metadata)
         if is_external(plan.generators[i]):  # a table made elsewhere: its split and its columns are input
             check_recorded(sc.split.record, data, sc.split.model_dump(), where)
             plan.generators[i].build().fit(data.train, data.metadata)
@@ -188,15 +190,20 @@ def run(
             extra = Rare.of([seen.train, seen.control, seen.reference], seen.metadata.discrete, rare.min_count)
             outputs = {k: _scrubbed(o, extra) if k[0] == i else o for k, o in outputs.items()}
     records = [_record(plan, i, [outputs[(i, r)] for r in range(sc.repeats)], say) for i in range(len(plan.generators))]
-    released, unreleasable = write_released(
-        sc,
-        plan.generators,
-        records,
-        run_dir,
-        data.fingerprint["sha256"],
-        lambda i, r: _judged_sample(plan, data, run_dir, i, r),
-    )
-    records = [_unreleased(r, unreleasable[r.name]) if r.name in unreleasable else r for r in records]
+    while True:  # a chosen candidate whose table cannot be written blocks, and the next best is chosen
+        selection = select(plan, records)
+        released, unreleasable = write_released(
+            sc,
+            plan.generators,
+            records,
+            run_dir,
+            data.fingerprint["sha256"],
+            lambda i, r: _judged_sample(plan, data, run_dir, i, r),
+            chosen=None if selection is None else selection.chosen,
+        )
+        records = [_unreleased(r, unreleasable[r.name]) if r.name in unreleasable else r for r in records]
+        if not unreleasable:
+            break
     for table in released:
         say(f"[{sc.name}] {table.generator}: the judged table is {run_dir / table.file}")
     scorecard = Scorecard(
@@ -216,13 +223,13 @@ def run(
         },
         policy={**plan.defaults, **plan.policy},
         provenance=_provenance(plan),
-        summary=_summary(records),
+        summary=_summary(records, sc, selection),
         generators=records,
         disclosure={
             "min_count": disclosure_min_count(plan),
             "allow_records": sc.report.allow_records,
         },
-        selection=select(plan, records),
+        selection=selection,
         release=released,
     )
     return RunResult(scorecard=scorecard, run_dir=run_dir)
@@ -237,7 +244,11 @@ def _judged_sample(plan: Plan, data: PreparedData, run_dir: Path, index: int, re
 def _unreleased(record: GeneratorRecord, why: str) -> GeneratorRecord:
     """A released generator whose judged table could not be written blocks: nothing else may be shared."""
     return record.model_copy(
-        update={"verdict": "block", "as_expected": record.expected == "block", "reasons": [*record.reasons, why]}
+        update={
+            "verdict": "block",
+            "as_expected": record.expected in ("block", CANDIDATE),
+            "reasons": [*record.reasons, why],
+        }
     )
 
 
@@ -398,10 +409,16 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
             return _TaskOutput(measurements, dict(seconds), None, failure)
         cache.save_sample(synthetic, {"fit_info": fit_info, "seconds": dict(seconds)})
     min_count = disclosure_min_count(plan)
-    ctx = make_context(component, data, synthetic, seed=seed, confidence=sc.confidence, min_count=min_count)
+    privacy_confidence = judged_confidence(sc, spec)
+    contexts = {
+        level: make_context(component, data, synthetic, seed=seed, confidence=level, min_count=min_count)
+        for level in {sc.confidence, privacy_confidence}
+    }
     measurements: list[Measurement] = []
     for check in plan.checks:
-        check_key = _check_key(check, seed, sc.confidence, min_count)
+        confidence = privacy_confidence if check.spec.name in PRIVACY_CHECKS else sc.confidence
+        ctx = contexts[confidence]
+        check_key = _check_key(check, seed, confidence, min_count)
         try:
             done = cache.load_check(check_key) if reused else None
         except CachedCheckInvalid as exc:
@@ -459,13 +476,20 @@ def _record(plan: Plan, index: int, outputs: list[_TaskOutput], say: Progress) -
         source=_source(generator_registry, component),
         verdict=verdict,
         expected=spec.expect,
-        as_expected=verdict == spec.expect,
+        as_expected=verdict == spec.expect or spec.expect == CANDIDATE,
+        confidence=judged_confidence(sc, spec),
         reasons=reasons,
         why=why,
         measurements=records,
         seconds={k: round(v, 3) for k, v in seconds.items()},
         fit_info=fit_info,
     )
+
+
+def judged_confidence(scenario: Any, spec: Any) -> float:
+    """The one-sided confidence of a generator's privacy gates: the scenario's, split over the candidates
+    for a candidate (`suite.selection.candidate_confidence`)."""
+    return candidate_confidence(scenario) if spec.expect == CANDIDATE else scenario.confidence
 
 
 def _reasons(blocking: list[MeasurementRecord]) -> list[str]:
@@ -741,13 +765,18 @@ def _error_measurements(check: Component, error: str) -> list[Measurement]:
     return [Measurement.from_error(name, Goal.MINIMIZE, error) for name in names]
 
 
-def _summary(records: list[GeneratorRecord]) -> Summary:
+def _summary(records: list[GeneratorRecord], scenario: Any, selection: Any) -> Summary:
+    """Verdicts against expectations; with candidates, one of them must also be released and selected."""
     counts = Counter(m.status.value for r in records for m in r.measurements)
+    tried = candidates(scenario)
+    unexpected = [r.name for r in records if not r.as_expected]
+    if tried and (selection is None or selection.chosen not in tried):
+        unexpected.append(f"no candidate was released and selected (candidates: {', '.join(tried)})")
     return Summary(
-        all_as_expected=all(r.as_expected for r in records),
+        all_as_expected=not unexpected,
         released=[r.name for r in records if r.verdict == "release"],
         blocked=[r.name for r in records if r.verdict == "block"],
-        unexpected=[r.name for r in records if not r.as_expected],
+        unexpected=unexpected,
         status_counts=dict(sorted(counts.items())),
     )
 

@@ -224,7 +224,8 @@ class FitOnSpec(_Model):
 
 class GeneratorSpec(Spec):
     label: str | None = None
-    expect: Literal["release", "block"] = "release"
+    #: `candidate`: one of several tried, allowed to be blocked; `select` releases the best released one.
+    expect: Literal["release", "block", "candidate"] = "release"
     #: Fill missing values before fitting: numbers with scikit-learn's IterativeImputer
     #: (`iterative`) or the median (`simple`), categories with their most frequent value.
     impute: Literal["none", "simple", "iterative"] = "none"
@@ -296,6 +297,15 @@ class Scenario(_Model):
             if g.key in seen:
                 raise ValueError(f"two generators are named {g.key!r}; give each a distinct `label`")
             seen.add(g.key)
+        return self
+
+    @model_validator(mode="after")
+    def _candidates_are_selected(self) -> Scenario:
+        if self.select is None and any(g.expect == "candidate" for g in self.generators):
+            raise ValueError(
+                "a generator has `expect: candidate` but the scenario has no `select`; add `select: {by: ...}` "
+                "to choose the candidate to release (docs/releasing.md)"
+            )
         return self
 
     @field_validator("output")

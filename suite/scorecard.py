@@ -78,8 +78,9 @@ class GeneratorRecord(_Model):
     params: dict[str, Any]
     source: str
     verdict: Literal["release", "block"]
-    expected: Literal["release", "block"]
+    expected: Literal["release", "block", "candidate"]  # a candidate may be blocked (`select` picks one)
     as_expected: bool
+    confidence: float | None = None  # one-sided confidence of its privacy gates (split over the candidates)
     reasons: list[str]
     why: list[str] = []  # the classes of the gates that blocked it, most serious first: ["not shown safe"]
     measurements: list[MeasurementRecord]

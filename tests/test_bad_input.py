@@ -685,6 +685,8 @@ def test_decomposed_unicode_headers_match_composed_metadata_and_roles(tmp_path, 
     case.write(dataset={"roles": {"quasi_identifiers": ["âge", "sexe déclaré"], "secrets": ["death"]}})
     _, scorecard, _ = _runs(capsys, case, "warning:", "decomposed Unicode form", "(NFC)")
     assert {"âge", "sexe déclaré"} <= set(scorecard["metadata"]["columns"])
+
+
 # --- `compare`: anything but two scorecards is bad input (exit 2), never a traceback read as "worse" -----------
 
 COMPARE_CASES = {
