@@ -345,7 +345,8 @@ class PropensityMetric:
             values = np.asarray(shap.TreeExplainer(model).shap_values(X[explain_rows]), dtype=float)
             values = values.reshape(rows, len(columns))  # log-odds of "synthetic", one column per feature
         except Exception as exc:  # noqa: BLE001 - the explanation is optional; the measurements stand
-            out["shap_error"] = f"{type(exc).__name__}: {exc}"
+            # the exception type only: a library's message may quote a data value (docs/threat-model.md)
+            out["shap_error"] = f"shap could not explain the classifier: {type(exc).__name__}"
             return out
         importance = np.abs(values).mean(axis=0)
         order = np.argsort(-importance, kind="stable")[:_TOP]

@@ -84,3 +84,17 @@ def test_a_vendor_table_is_gated_against_the_recorded_split(tmp_path, small_csv,
     path.write_text(yaml.safe_dump(scenario))
     assert main(["validate", str(path)]) == 2
     assert "split.record" in capsys.readouterr().err
+
+
+def test_a_vendor_table_cannot_be_shadow_attacked(tmp_path, small_csv, capsys) -> None:
+    base = write_scenario(tmp_path, small_csv, name="vendor")
+    assert main(["split", str(base), "--out", str(tmp_path / "handover")]) == 0
+    scenario = yaml.safe_load(base.read_text())
+    scenario["split"]["record"] = str(tmp_path / "handover" / "split.json")
+    scenario["generators"] = [{"name": "file", "params": {"path": "handover/train.csv"}, "expect": "block"}]
+    scenario["checks"] = [{"name": "membership", "params": {"attackers": ["distance", "shadow"]}}]
+    path = tmp_path / "gate.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    capsys.readouterr()
+    assert main(["validate", str(path)]) == 2  # refitting a file is impossible: said before anything runs
+    assert "shadow" in capsys.readouterr().err
