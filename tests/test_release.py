@@ -24,7 +24,8 @@ def test_released_tables_are_written_with_their_hash_and_verify_checks_them(tmp_
         {"name": "uniform"},  # released (no utility check here), but a calibration yardstick: never written
         {"name": "identity", "expect": "block"},
     ]
-    path = write_scenario(tmp_path, small_csv, generators=generators, release={"format": "csv"})
+    # collisions only: on 3,000 rows the dcr interval of a private release can straddle its threshold
+    path = write_scenario(tmp_path, small_csv, generators=generators, checks=["collisions"], release={"format": "csv"})
     code, run_dir = _run(path, tmp_path / "runs")
     assert code == 0
     scorecard = json.loads((run_dir / "scorecard.json").read_text())
