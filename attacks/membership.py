@@ -6,6 +6,10 @@ non-member: non-members only calibrate the threshold, and a ROC curve needs no b
 Each attacker scores every candidate (higher = "more likely a member"):
 
 * ``distance``: minus the Gower distance to the nearest synthetic record (suite.neighbors).
+* ``local``: local copying, log d_ref(x) - log d_syn(x): how much closer the nearest synthetic
+  record is to a candidate than the nearest real record nobody trained on (the reference half),
+  in the spirit of Ward et al.'s Data Plagiarism Index (2024). A near-copy of anyone, isolated or
+  not, has a synthetic neighbour far closer than its real ones.
 * ``density``: DOMIAS (van Breugel et al., AISTATS 2023): log p_syn(x) - log p_ref(x), kernel
   densities on a whitened numeric encoding, p_ref fitted on real unseen reference records.
 * ``shadow``: the shadow-model attack of Stadler, Oprisanu and Troncoso (USENIX Security 2022)
@@ -33,13 +37,16 @@ from attacks._membership_features import (
     kde_log_density,
     roc_summary,
 )
+from suite.encoding import as_float
 from suite.neighbors import Encoded, GowerEncoder, nearest
 from suite.registry import checks
 from suite.seeding import derive_seed
 from suite.stats import N_BOOTSTRAP, wilson_ci
 from suite.types import Context, Goal, Measurement
 
-ATTACKERS = ("distance", "density", "shadow")
+ATTACKERS = ("distance", "density", "local", "shadow")
+#: Added to both distances of the local attacker (Gower units): an exact copy scores finitely.
+LOCAL_EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -181,7 +188,7 @@ class MembershipAttack:
     def __init__(
         self,
         *,
-        attackers: tuple[str, ...] = ("distance", "density"),
+        attackers: tuple[str, ...] = ("distance", "density", "local"),
         fpr: float = 0.01,
         max_fit_rows: int = 20_000,
         max_members: int = 100_000,
@@ -247,10 +254,10 @@ class MembershipAttack:
     def _ranking(self, attacker: str, ctx: Context, start: float) -> list[Measurement]:
         details: dict = {"attacker": attacker}
         control, control_ent, reference = ctx.holdout, ctx.holdout_entities, ctx.reference
-        if attacker == "density" and reference is None:
+        if attacker in ("density", "local") and reference is None:
             reference, control, control_ent = _halve(control, control_ent, self._rng(ctx, "halve"))
             details["reference"] = "half of the control (no reference data given); the other half is scored"
-        elif attacker == "density":
+        elif attacker in ("density", "local"):
             details["reference"] = "the reference half of the holdout"
         cands = select_candidates(
             ctx.train,
@@ -265,6 +272,8 @@ class MembershipAttack:
         fpr = estimable_fpr(n_non, self.fpr)
         if attacker == "distance":
             rows = self._distance_scores(ctx, cands, details)
+        elif attacker == "local":
+            rows = self._local_scores(ctx, cands, reference, details)
         else:
             rows = self._density_scores(ctx, cands, reference, details)
         scores = unit_max(rows, cands.unit, len(cands.labels))
@@ -280,6 +289,8 @@ class MembershipAttack:
         details["bootstrap_unit"] = "person" if cands.entity_level else "record"
         details["seconds"] = round(time.perf_counter() - start, 3)
         unit = "people" if cands.entity_level else "records"
+        if attacker == "local" and fpr is not None:
+            details["exposed"] = exposed_summary(scores, cands, fpr, ctx)
         prefix = f"membership.{attacker}"
         auc = Measurement(
             f"{prefix}.auc",
@@ -305,6 +316,17 @@ class MembershipAttack:
         dist = nearest(encoder.transform(cands.rows), encoder.transform(ctx.synthetic), memory_mb=self.memory_mb)[0]
         details["synthetic_records"] = int(len(ctx.synthetic))
         return -dist[:, 0]
+
+    def _local_scores(self, ctx: Context, cands: Candidates, reference: pd.DataFrame, details: dict) -> np.ndarray:
+        """log(d_ref + eps) - log(d_syn + eps) per candidate record: d_syn to the nearest synthetic record,
+        d_ref to the nearest reference record. The reference is disjoint from members and non-members
+        alike (and from any copy of them), so the score means the same on both sides."""
+        encoder = self._gower(ctx)
+        query = encoder.transform(cands.rows)
+        d_syn = nearest(query, encoder.transform(ctx.synthetic), memory_mb=self.memory_mb)[0][:, 0]
+        d_ref = nearest(query, encoder.transform(reference), memory_mb=self.memory_mb)[0][:, 0]
+        details.update(synthetic_records=int(len(ctx.synthetic)), reference_records=int(len(reference)), eps=LOCAL_EPS)
+        return np.log(d_ref + LOCAL_EPS) - np.log(d_syn + LOCAL_EPS)
 
     def _density_scores(self, ctx: Context, cands: Candidates, reference: pd.DataFrame, details: dict) -> np.ndarray:
         md = ctx.metadata
@@ -454,6 +476,66 @@ def excess_measurement(
     return Measurement(
         name, tpr - fpr, Goal.MINIMIZE, ci=(low - fpr, high - fpr), baseline=0.0, details=details, meaning=meaning
     )
+
+
+def exposed_summary(scores: np.ndarray, cands: Candidates, fpr: float, ctx: Context) -> dict:
+    """How many members sit above the non-members' (1 - fpr) quantile beyond the fpr x members a
+    chance attacker would flag, and which columns set those members apart from the other members:
+    per column a two-sample statistic (Kolmogorov-Smirnov for numbers, total variation for
+    categories), never a row or value. A category level is named only when at least `ctx.min_count`
+    flagged members and `ctx.min_count` real rows hold it; with fewer than `ctx.min_count` flagged
+    members no column is described."""
+    from scipy.stats import ks_2samp
+
+    labels = cands.labels.astype(bool)
+    threshold = float(np.quantile(scores[~labels], 1.0 - fpr, method="higher"))
+    flagged = labels & (scores > threshold)
+    n_members, n_flagged = int(labels.sum()), int(flagged.sum())
+    out: dict = {
+        "fpr": fpr,
+        "members_above_threshold": n_flagged,
+        "expected_by_chance": round(fpr * n_members, 1),
+        "exposed_beyond_chance": max(0, int(round(n_flagged - fpr * n_members))),
+        "min_count": ctx.min_count,
+    }
+    if n_flagged < max(ctx.min_count, 1) or n_flagged == n_members:
+        out["columns"] = "not described: fewer flagged members than min_count (or all of them)"
+        return out
+    flagged_rows = np.isin(cands.unit, np.flatnonzero(flagged))
+    member_rows = cands.unit < n_members
+    exposed, others = cands.rows[flagged_rows], cands.rows[member_rows & ~flagged_rows]
+    real = pd.concat([f for f in (ctx.train, ctx.holdout) if f is not None], ignore_index=True)
+    columns: dict = {}
+    for col in cands.rows.columns:
+        if col in ctx.metadata.continuous:
+            a, b = as_float(exposed[col]), as_float(others[col])
+            a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+            if len(a) and len(b):
+                columns[col] = {
+                    "statistic": "ks",
+                    "value": round(float(ks_2samp(a, b).statistic), 3),
+                    "exposed_median_higher": bool(np.median(a) > np.median(b)),
+                }
+            continue
+        counts = _levels(exposed[col]).value_counts()
+        diff = (counts / counts.sum()).subtract(_levels(others[col]).value_counts(normalize=True), fill_value=0.0)
+        real_counts = _levels(real[col]).value_counts()
+        entry: dict = {"statistic": "total_variation", "value": round(float(diff.abs().sum() / 2.0), 3)}
+        shown = [
+            v
+            for v in diff.sort_values(ascending=False).index
+            if diff[v] > 0 and counts.get(v, 0) >= ctx.min_count and real_counts.get(v, 0) >= ctx.min_count
+        ]
+        if shown:
+            entry["over_represented"] = str(shown[0])
+        columns[col] = entry
+    out["columns"] = dict(sorted(columns.items(), key=lambda kv: -kv[1]["value"]))
+    return out
+
+
+def _levels(values: pd.Series) -> pd.Series:
+    """A column's values as text, missing as a level of its own."""
+    return values.astype(str).where(values.notna(), "(missing)")
 
 
 def _entity_rows(ctx: Context, target: int, limit: int) -> pd.DataFrame:

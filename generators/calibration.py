@@ -242,13 +242,19 @@ class OutlierCopyGenerator:
     distance, `suite.neighbors`) are pasted into the release of the clean generator `base` with one
     value each nudged (`_nudge`), so no exact-match check sees them. Outliers are the people a
     generator memorises (Stadler et al. 2022; Meeus et al. 2023): a worst-case gate must block this.
+    `pick: random` copies rows drawn at random instead (a leak of ordinary people, to show a gate
+    does not only catch outliers).
     """
 
     copies_rows: ClassVar[bool] = True
     calibration: ClassVar[bool] = True
     name: ClassVar[str] = "outlier_copy"
 
-    def __init__(self, *, fraction: float = 0.02, base: str = "sdv.gaussian_copula", k: int = 5) -> None:
+    def __init__(
+        self, *, fraction: float = 0.02, base: str = "sdv.gaussian_copula", k: int = 5, pick: str = "isolated"
+    ) -> None:
+        if pick not in ("isolated", "random"):
+            raise ValueError(f"outlier_copy: pick must be 'isolated' or 'random', got {pick!r}")
         if not 0.0 < fraction <= 1.0:
             raise ValueError(f"outlier_copy: fraction must be in (0, 1], got {fraction}")
         if int(k) < 1:
@@ -256,6 +262,7 @@ class OutlierCopyGenerator:
         self.fraction = fraction
         self.base = base
         self.k = int(k)
+        self.pick = pick
 
     def fit(self, train: pd.DataFrame, metadata: Metadata) -> OutlierCopyGenerator:
         from suite.neighbors import GowerEncoder, nearest
@@ -270,6 +277,8 @@ class OutlierCopyGenerator:
         k = min(self.k, max(len(train) - 1, 1))
         isolation = nearest(enc, enc, k=k, exclude_self=True)[0].mean(axis=1)
         count = max(1, int(round(self.fraction * len(train))))
+        if self.pick == "random":
+            isolation = np.random.default_rng(len(train)).permutation(len(train)).astype(float)
         self.order_ = np.argsort(-isolation, kind="stable")[:count]  # the most isolated first
         self.isolation_ = isolation
         return self
