@@ -78,6 +78,7 @@ def model_guesses(
     """A HistGradientBoosting model fitted on the synthetic rows (quasi-identifiers -> secret), its guess
     for every row of each of `targets`. Categories are coded by their synthetic levels (unseen: missing)."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from threadpoolctl import threadpool_limits
 
     def features(frame: pd.DataFrame) -> np.ndarray:
         cols = []
@@ -108,8 +109,9 @@ def model_guesses(
         if len(pd.unique(y)) < 2:
             return [np.full(len(t), y[0] if len(y) else None, dtype=object) for t in targets]
         model = HistGradientBoostingClassifier(categorical_features=categorical, random_state=seed)
-    model.fit(x, y)
-    return [model.predict(features(t)) if len(t) else np.empty(0) for t in targets]
+    with threadpool_limits(1):  # OpenMP threads on a shared machine cost far more than they save here
+        model.fit(x, y)
+        return [model.predict(features(t)) if len(t) else np.empty(0) for t in targets]
 
 
 def excess_with_ci(
