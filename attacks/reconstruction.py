@@ -76,7 +76,8 @@ def model_guesses(
     synthetic: pd.DataFrame, targets: list[pd.DataFrame], qi: list[str], secret: str, regression: bool, seed: int
 ) -> list[np.ndarray]:
     """A HistGradientBoosting model fitted on the synthetic rows (quasi-identifiers -> secret), its guess
-    for every row of each of `targets`. Categories are coded by their synthetic levels (unseen: missing)."""
+    for every row of each of `targets`. Categories are coded by their synthetic levels (unseen: missing). A
+    number the release sometimes leaves missing is guessed missing when a classifier says so."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from threadpoolctl import threadpool_limits
 
@@ -97,21 +98,32 @@ def model_guesses(
     }
     categorical = [c in levels and len(levels[c]) <= _MAX_CATEGORIES for c in qi]
     y = synthetic[secret]
-    if regression:
-        y = pd.to_numeric(y, errors="coerce")
-        keep = y.notna().to_numpy()
-        x, y = features(synthetic)[keep], y.to_numpy(dtype=float)[keep]
-        if len(y) == 0:
-            return [np.full(len(t), np.nan) for t in targets]
-        model: Any = HistGradientBoostingRegressor(categorical_features=categorical, random_state=seed)
-    else:
-        x, y = features(synthetic), y.astype(object).to_numpy()
+
+    def classify(x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
         if len(pd.unique(y)) < 2:
             return [np.full(len(t), y[0] if len(y) else None, dtype=object) for t in targets]
-        model = HistGradientBoostingClassifier(categorical_features=categorical, random_state=seed)
+        model = HistGradientBoostingClassifier(categorical_features=categorical, random_state=seed).fit(x, y)
+        return [model.predict(features(t)) if len(t) else np.empty(0, dtype=object) for t in targets]
+
     with threadpool_limits(1):  # OpenMP threads on a shared machine cost far more than they save here
-        model.fit(x, y)
-        return [model.predict(features(t)) if len(t) else np.empty(0) for t in targets]
+        x = features(synthetic)
+        if not regression:
+            return classify(x, y.astype(object).to_numpy())
+        # a number: whether it is missing (a classifier, when the release has missing values), then its value
+        values = pd.to_numeric(y, errors="coerce").to_numpy(dtype=float)
+        keep = ~np.isnan(values)
+        missing = classify(x, np.where(keep, "value", "missing").astype(object)) if not keep.all() else None
+        if not keep.any():
+            return [np.full(len(t), np.nan) for t in targets]
+        model = HistGradientBoostingRegressor(categorical_features=categorical, random_state=seed)
+        model.fit(x[keep], values[keep])
+        out = []
+        for i, t in enumerate(targets):
+            guess = model.predict(features(t)) if len(t) else np.empty(0)
+            if missing is not None:
+                guess = np.where(missing[i] == "missing", np.nan, guess)
+            out.append(guess)
+        return out
 
 
 def excess_with_ci(
