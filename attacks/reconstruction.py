@@ -77,7 +77,8 @@ def model_guesses(
 ) -> list[np.ndarray]:
     """A HistGradientBoosting model fitted on the synthetic rows (quasi-identifiers -> secret), its guess
     for every row of each of `targets`. Categories are coded by their synthetic levels (unseen: missing). A
-    number the release sometimes leaves missing is guessed missing when a classifier says so."""
+    number the release sometimes leaves missing is guessed missing when a classifier says so; a number
+    guessed is snapped to the nearest value the release holds (`_snap`)."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from threadpoolctl import threadpool_limits
 
@@ -117,13 +118,26 @@ def model_guesses(
             return [np.full(len(t), np.nan) for t in targets]
         model = HistGradientBoostingRegressor(categorical_features=categorical, random_state=seed)
         model.fit(x[keep], values[keep])
+        grid = np.unique(values[keep])
         out = []
         for i, t in enumerate(targets):
-            guess = model.predict(features(t)) if len(t) else np.empty(0)
+            guess = _snap(model.predict(features(t)), grid) if len(t) else np.empty(0)
             if missing is not None:
                 guess = np.where(missing[i] == "missing", np.nan, guess)
             out.append(guess)
         return out
+
+
+def _snap(guesses: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Each guess moved to the nearest value of the sorted `grid` (the values the release holds): a model's
+    average of 45 and 39.8 is no value anyone has, and a secret with an interquartile range of 0 is
+    judged by exact match."""
+    right = np.clip(np.searchsorted(grid, guesses), 1, max(len(grid) - 1, 1))
+    left = right - 1
+    pick = np.where(
+        np.abs(guesses - grid[left]) <= np.abs(grid[np.minimum(right, len(grid) - 1)] - guesses), left, right
+    )
+    return grid[np.minimum(pick, len(grid) - 1)]
 
 
 def excess_with_ci(

@@ -105,6 +105,13 @@ def test_reconstruction_shows_no_excess_for_releases_that_never_saw_the_people(r
         assert abs(m.value) < 0.05, (name, m.value)
 
 
+def test_the_model_attacker_guesses_values_the_release_holds(reconstruction):
+    # ct_result is 45 for most people (an interquartile range of 0: only an exact guess is right); a
+    # regression average is no such value, the snapped guess is, so the model reconstructs it for most
+    ct = reconstruction["marginals"]["reconstruction.ct_result.ml_excess"].details
+    assert ct["tolerance"] == 0.0 and ct["control"]["rate"] > 0.5, ct["control"]
+
+
 def test_exact_hits_match_tuples_exactly_and_numbers_within_the_tolerance():
     syn = pd.DataFrame({"a": ["x", "x", "y"], "b": [1.0, 1.0, 2.0], "s": [10.0, np.nan, 20.0]})
     targets = pd.DataFrame(
