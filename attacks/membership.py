@@ -6,8 +6,9 @@ non-member: non-members only calibrate the threshold, and a ROC curve needs no b
 Each attacker scores every candidate (higher = "more likely a member"):
 
 * ``distance``: minus the Gower distance to the nearest synthetic record (suite.neighbors).
-* ``local``: local copying, log d_ref(x) - log d_syn(x): how much closer the nearest synthetic
-  record is to a candidate than the nearest real record nobody trained on (the reference half),
+* ``local``: local copying, log d_real(x) - log d_syn(x): how much closer the nearest synthetic
+  record is to a candidate than the nearest real record nobody trained on (control and
+  reference, the candidate's own records excluded),
   in the spirit of Ward et al.'s Data Plagiarism Index (2024). A near-copy of anyone, isolated or
   not, has a synthetic neighbour far closer than its real ones.
 * ``density``: DOMIAS (van Breugel et al., AISTATS 2023): log p_syn(x) - log p_ref(x), kernel
@@ -62,6 +63,7 @@ class Candidates:
     labels: np.ndarray
     entities: np.ndarray | None  # entity code of each candidate (entity level only)
     overlap_dropped: int  # control entities that also have training rows (members, so not used)
+    keys: np.ndarray | None = None  # who each row is: "e:<entity>", or "t:<row>" / "c:<row>" without entities
 
     @property
     def entity_level(self) -> bool:
@@ -103,7 +105,8 @@ def select_candidates(
         t_rows, c_rows = pick(np.arange(len(train)), max_members), pick(np.arange(len(control)), max_non_members)
         rows = pd.concat([train.iloc[t_rows], control.iloc[c_rows]], ignore_index=True)
         labels = np.r_[np.ones(len(t_rows), dtype=np.int8), np.zeros(len(c_rows), dtype=np.int8)]
-        return Candidates(rows, np.arange(len(labels)), labels, None, 0)
+        keys = np.array([f"t:{i}" for i in t_rows] + [f"c:{i}" for i in c_rows], dtype=object)
+        return Candidates(rows, np.arange(len(labels)), labels, None, 0, keys)
     if len(train_entities) != len(train) or len(control_entities) != len(control):
         raise ValueError("train_entities / holdout_entities must give one entity per row")
     codes = pd.factorize(pd.concat([train_entities, control_entities], ignore_index=True), use_na_sentinel=False)[0]
@@ -122,7 +125,12 @@ def select_candidates(
     ents = np.r_[chosen_m, chosen_o]
     rows = pd.concat([train.iloc[t_rows], control.iloc[c_rows]], ignore_index=True)
     labels = np.r_[np.ones(m, dtype=np.int8), np.zeros(len(chosen_o), dtype=np.int8)]
-    return Candidates(rows, unit, labels, ents, int(in_train.sum()))
+    keys = _entity_keys(pd.concat([train_entities.iloc[t_rows], control_entities.iloc[c_rows]], ignore_index=True))
+    return Candidates(rows, unit, labels, ents, int(in_train.sum()), keys)
+
+
+def _entity_keys(entities: pd.Series) -> np.ndarray:
+    return ("e:" + entities.astype(str)).to_numpy(dtype=object)
 
 
 def unit_max(scores: np.ndarray, unit: np.ndarray, n_units: int) -> np.ndarray:
@@ -254,10 +262,14 @@ class MembershipAttack:
     def _ranking(self, attacker: str, ctx: Context, start: float) -> list[Measurement]:
         details: dict = {"attacker": attacker}
         control, control_ent, reference = ctx.holdout, ctx.holdout_entities, ctx.reference
-        if attacker in ("density", "local") and reference is None:
+        if attacker == "local":
+            details["reference"] = (
+                "the real records nobody trained on (control and reference), the person's own excluded"
+            )
+        elif attacker == "density" and reference is None:
             reference, control, control_ent = _halve(control, control_ent, self._rng(ctx, "halve"))
             details["reference"] = "half of the control (no reference data given); the other half is scored"
-        elif attacker in ("density", "local"):
+        elif attacker == "density":
             details["reference"] = "the reference half of the holdout"
         cands = select_candidates(
             ctx.train,
@@ -273,7 +285,7 @@ class MembershipAttack:
         if attacker == "distance":
             rows = self._distance_scores(ctx, cands, details)
         elif attacker == "local":
-            rows = self._local_scores(ctx, cands, reference, details)
+            rows = self._local_scores(ctx, cands, details)
         else:
             rows = self._density_scores(ctx, cands, reference, details)
         scores = unit_max(rows, cands.unit, len(cands.labels))
@@ -317,16 +329,33 @@ class MembershipAttack:
         details["synthetic_records"] = int(len(ctx.synthetic))
         return -dist[:, 0]
 
-    def _local_scores(self, ctx: Context, cands: Candidates, reference: pd.DataFrame, details: dict) -> np.ndarray:
-        """log(d_ref + eps) - log(d_syn + eps) per candidate record: d_syn to the nearest synthetic record,
-        d_ref to the nearest reference record. The reference is disjoint from members and non-members
-        alike (and from any copy of them), so the score means the same on both sides."""
+    def _local_scores(self, ctx: Context, cands: Candidates, details: dict) -> np.ndarray:
+        """log(d_real + eps) - log(d_syn + eps) per candidate record: d_syn to the nearest synthetic record,
+        d_real to the nearest real record nobody trained on (control and reference rows) that is not the
+        person's own. Members and non-members look into the same pool (less one person's rows), which
+        holds no training row and so no source of a copy: the score means the same on both sides."""
         encoder = self._gower(ctx)
         query = encoder.transform(cands.rows)
         d_syn = nearest(query, encoder.transform(ctx.synthetic), memory_mb=self.memory_mb)[0][:, 0]
-        d_ref = nearest(query, encoder.transform(reference), memory_mb=self.memory_mb)[0][:, 0]
-        details.update(synthetic_records=int(len(ctx.synthetic)), reference_records=int(len(reference)), eps=LOCAL_EPS)
-        return np.log(d_ref + LOCAL_EPS) - np.log(d_syn + LOCAL_EPS)
+        parts = [(ctx.holdout, ctx.holdout_entities, "c")]
+        if ctx.reference is not None:
+            parts.append((ctx.reference, ctx.reference_entities, "r"))
+        pool = pd.concat([frame for frame, _, _ in parts], ignore_index=True)
+        pool_keys = np.concatenate(
+            [
+                _entity_keys(ents) if ents is not None else np.array([f"{tag}:{i}" for i in range(len(frame))], object)
+                for frame, ents, tag in parts
+            ]
+        )
+        codes = pd.factorize(np.concatenate([cands.keys, pool_keys]), use_na_sentinel=False)[0]
+        own, pool_codes = codes[: len(cands.keys)], codes[len(cands.keys) :]
+        k = int(min(len(pool), np.bincount(pool_codes).max() + 1, 64))
+        dist, idx = nearest(query, encoder.transform(pool), k=k, memory_mb=self.memory_mb)
+        other = pool_codes[idx] != own[:, None]
+        first = np.argmax(other, axis=1)  # the nearest record of someone else (k exceeds any person's rows)
+        d_real = np.where(other.any(axis=1), dist[np.arange(len(dist)), first], dist[:, -1])
+        details.update(synthetic_records=int(len(ctx.synthetic)), real_pool_records=int(len(pool)), eps=LOCAL_EPS)
+        return np.log(d_real + LOCAL_EPS) - np.log(d_syn + LOCAL_EPS)
 
     def _density_scores(self, ctx: Context, cands: Candidates, reference: pd.DataFrame, details: dict) -> np.ndarray:
         md = ctx.metadata
