@@ -185,3 +185,12 @@ def test_exposed_people_are_described_by_columns_never_by_rows(local, full):
             assert (real[col].astype(str) == entry["over_represented"]).sum() >= exposed["min_count"]
     numbers = [v for e in columns.values() for v in e.values() if isinstance(v, float)]
     assert all(0.0 <= v <= 1.0 for v in numbers)  # statistics only: no real value is quoted
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pick", ["isolated", "random"])
+def test_local_attacker_blocks_a_gaussian_copula_with_near_copies_of_two_percent(full, pick):
+    """The issue's case: the quickstart's Gaussian copula with near-copies of 2% of its training rows."""
+    ctx = context_for(full, "outlier_copy", params={"pick": pick})  # base: sdv.gaussian_copula
+    m = _by_name(MembershipAttack(attackers=("local",)).evaluate(ctx))["membership.local.excess_at_fpr"]
+    assert m.ci[0] > 0.01, m  # a leak of more than 1% of members shown (the clean copula: 0.005)
