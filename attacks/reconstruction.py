@@ -27,7 +27,7 @@ from attacks.inference import correct_guesses, tolerance_for
 from suite.metadata import Metadata
 from suite.registry import checks
 from suite.seeding import derive_seed
-from suite.stats import cluster_bootstrap_ci
+from suite.stats import cluster_bootstrap_ci, newcombe_difference_ci
 from suite.types import Context, Goal, Measurement
 
 #: A categorical quasi-identifier with more levels than this enters the model as an ordinal code.
@@ -148,7 +148,8 @@ def excess_with_ci(
     confidence: float,
 ) -> tuple[float, tuple[float, float]]:
     """Training hit share minus control hit share, with a percentile bootstrap that resamples both
-    sides by quasi-identifier tuple (people who share a tuple share their synthetic evidence)."""
+    sides by quasi-identifier tuple (people who share a tuple share their synthetic evidence),
+    widened to hold Newcombe's interval."""
     h_t, h_c = hits_train.astype(float), hits_control.astype(float)
 
     def stat(w_t: np.ndarray, w_c: np.ndarray) -> np.ndarray:
@@ -156,7 +157,10 @@ def excess_with_ci(
 
     point = float(h_t.mean() - h_c.mean())
     low, high = cluster_bootstrap_ci(stat, *clusters, rng=rng, confidence=confidence, cost=2)
-    return point, (min(low, point), max(high, point))
+    # never narrower than Newcombe's interval for independent people: a bootstrap of shares of 0 (or 1)
+    # on both sides has no spread at all, which is no evidence of a small excess
+    n_low, n_high = newcombe_difference_ci(h_t.sum(), len(h_t), h_c.sum(), len(h_c), confidence)
+    return point, (min(low, n_low, point), max(high, n_high, point))
 
 
 @checks.register("reconstruction")
@@ -251,7 +255,10 @@ class ReconstructionAttack:
                 "tolerance_fraction_of_iqr": float(self.tolerance) if regression else None,
                 "tolerance": tol,
                 **data.details(),
-                "interval": "percentile bootstrap, people sharing a quasi-identifier tuple resampled as one cluster",
+                "interval": (
+                    "percentile bootstrap, people sharing a quasi-identifier tuple resampled as one cluster, "
+                    "widened to hold Newcombe's interval"
+                ),
                 "confidence": ctx.confidence,
             }
             for attacker in self.attackers:
