@@ -6,6 +6,11 @@ non-member: non-members only calibrate the threshold, and a ROC curve needs no b
 Each attacker scores every candidate (higher = "more likely a member"):
 
 * ``distance``: minus the Gower distance to the nearest synthetic record (suite.neighbors).
+* ``local``: local copying, log d_real(x) - log d_syn(x): how much closer the nearest synthetic
+  record is to a candidate than the nearest real record nobody trained on (control and
+  reference, the candidate's own records excluded),
+  in the spirit of Ward et al.'s Data Plagiarism Index (2024). A near-copy of anyone, isolated or
+  not, has a synthetic neighbour far closer than its real ones.
 * ``density``: DOMIAS (van Breugel et al., AISTATS 2023): log p_syn(x) - log p_ref(x), kernel
   densities on a whitened numeric encoding, p_ref fitted on real unseen reference records.
 * ``shadow``: the shadow-model attack of Stadler, Oprisanu and Troncoso (USENIX Security 2022)
@@ -33,13 +38,16 @@ from attacks._membership_features import (
     kde_log_density,
     roc_summary,
 )
+from suite.encoding import as_float
 from suite.neighbors import Encoded, GowerEncoder, nearest
 from suite.registry import checks
 from suite.seeding import derive_seed
 from suite.stats import N_BOOTSTRAP, wilson_ci
 from suite.types import Context, Goal, Measurement
 
-ATTACKERS = ("distance", "density", "shadow")
+ATTACKERS = ("distance", "density", "local", "shadow")
+#: Added to both distances of the local attacker (Gower units): an exact copy scores finitely.
+LOCAL_EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,7 @@ class Candidates:
     labels: np.ndarray
     entities: np.ndarray | None  # entity code of each candidate (entity level only)
     overlap_dropped: int  # control entities that also have training rows (members, so not used)
+    keys: np.ndarray | None = None  # who each row is: "e:<entity>", or "t:<row>" / "c:<row>" without entities
 
     @property
     def entity_level(self) -> bool:
@@ -96,7 +105,8 @@ def select_candidates(
         t_rows, c_rows = pick(np.arange(len(train)), max_members), pick(np.arange(len(control)), max_non_members)
         rows = pd.concat([train.iloc[t_rows], control.iloc[c_rows]], ignore_index=True)
         labels = np.r_[np.ones(len(t_rows), dtype=np.int8), np.zeros(len(c_rows), dtype=np.int8)]
-        return Candidates(rows, np.arange(len(labels)), labels, None, 0)
+        keys = np.array([f"t:{i}" for i in t_rows] + [f"c:{i}" for i in c_rows], dtype=object)
+        return Candidates(rows, np.arange(len(labels)), labels, None, 0, keys)
     if len(train_entities) != len(train) or len(control_entities) != len(control):
         raise ValueError("train_entities / holdout_entities must give one entity per row")
     codes = pd.factorize(pd.concat([train_entities, control_entities], ignore_index=True), use_na_sentinel=False)[0]
@@ -115,7 +125,12 @@ def select_candidates(
     ents = np.r_[chosen_m, chosen_o]
     rows = pd.concat([train.iloc[t_rows], control.iloc[c_rows]], ignore_index=True)
     labels = np.r_[np.ones(m, dtype=np.int8), np.zeros(len(chosen_o), dtype=np.int8)]
-    return Candidates(rows, unit, labels, ents, int(in_train.sum()))
+    keys = _entity_keys(pd.concat([train_entities.iloc[t_rows], control_entities.iloc[c_rows]], ignore_index=True))
+    return Candidates(rows, unit, labels, ents, int(in_train.sum()), keys)
+
+
+def _entity_keys(entities: pd.Series) -> np.ndarray:
+    return ("e:" + entities.astype(str)).to_numpy(dtype=object)
 
 
 def unit_max(scores: np.ndarray, unit: np.ndarray, n_units: int) -> np.ndarray:
@@ -181,7 +196,7 @@ class MembershipAttack:
     def __init__(
         self,
         *,
-        attackers: tuple[str, ...] = ("distance", "density"),
+        attackers: tuple[str, ...] = ("distance", "density", "local"),
         fpr: float = 0.01,
         max_fit_rows: int = 20_000,
         max_members: int = 100_000,
@@ -247,7 +262,11 @@ class MembershipAttack:
     def _ranking(self, attacker: str, ctx: Context, start: float) -> list[Measurement]:
         details: dict = {"attacker": attacker}
         control, control_ent, reference = ctx.holdout, ctx.holdout_entities, ctx.reference
-        if attacker == "density" and reference is None:
+        if attacker == "local":
+            details["reference"] = (
+                "the real records nobody trained on (control and reference), the person's own excluded"
+            )
+        elif attacker == "density" and reference is None:
             reference, control, control_ent = _halve(control, control_ent, self._rng(ctx, "halve"))
             details["reference"] = "half of the control (no reference data given); the other half is scored"
         elif attacker == "density":
@@ -265,6 +284,8 @@ class MembershipAttack:
         fpr = estimable_fpr(n_non, self.fpr)
         if attacker == "distance":
             rows = self._distance_scores(ctx, cands, details)
+        elif attacker == "local":
+            rows = self._local_scores(ctx, cands, details)
         else:
             rows = self._density_scores(ctx, cands, reference, details)
         scores = unit_max(rows, cands.unit, len(cands.labels))
@@ -280,6 +301,8 @@ class MembershipAttack:
         details["bootstrap_unit"] = "person" if cands.entity_level else "record"
         details["seconds"] = round(time.perf_counter() - start, 3)
         unit = "people" if cands.entity_level else "records"
+        if attacker == "local" and fpr is not None:
+            details["exposed"] = exposed_summary(scores, cands, fpr, ctx)
         prefix = f"membership.{attacker}"
         auc = Measurement(
             f"{prefix}.auc",
@@ -305,6 +328,34 @@ class MembershipAttack:
         dist = nearest(encoder.transform(cands.rows), encoder.transform(ctx.synthetic), memory_mb=self.memory_mb)[0]
         details["synthetic_records"] = int(len(ctx.synthetic))
         return -dist[:, 0]
+
+    def _local_scores(self, ctx: Context, cands: Candidates, details: dict) -> np.ndarray:
+        """log(d_real + eps) - log(d_syn + eps) per candidate record: d_syn to the nearest synthetic record,
+        d_real to the nearest real record nobody trained on (control and reference rows) that is not the
+        person's own. Members and non-members look into the same pool (less one person's rows), which
+        holds no training row and so no source of a copy: the score means the same on both sides."""
+        encoder = self._gower(ctx)
+        query = encoder.transform(cands.rows)
+        d_syn = nearest(query, encoder.transform(ctx.synthetic), memory_mb=self.memory_mb)[0][:, 0]
+        parts = [(ctx.holdout, ctx.holdout_entities, "c")]
+        if ctx.reference is not None:
+            parts.append((ctx.reference, ctx.reference_entities, "r"))
+        pool = pd.concat([frame for frame, _, _ in parts], ignore_index=True)
+        pool_keys = np.concatenate(
+            [
+                _entity_keys(ents) if ents is not None else np.array([f"{tag}:{i}" for i in range(len(frame))], object)
+                for frame, ents, tag in parts
+            ]
+        )
+        codes = pd.factorize(np.concatenate([cands.keys, pool_keys]), use_na_sentinel=False)[0]
+        own, pool_codes = codes[: len(cands.keys)], codes[len(cands.keys) :]
+        k = int(min(len(pool), np.bincount(pool_codes).max() + 1, 64))
+        dist, idx = nearest(query, encoder.transform(pool), k=k, memory_mb=self.memory_mb)
+        other = pool_codes[idx] != own[:, None]
+        first = np.argmax(other, axis=1)  # the nearest record of someone else (k exceeds any person's rows)
+        d_real = np.where(other.any(axis=1), dist[np.arange(len(dist)), first], dist[:, -1])
+        details.update(synthetic_records=int(len(ctx.synthetic)), real_pool_records=int(len(pool)), eps=LOCAL_EPS)
+        return np.log(d_real + LOCAL_EPS) - np.log(d_syn + LOCAL_EPS)
 
     def _density_scores(self, ctx: Context, cands: Candidates, reference: pd.DataFrame, details: dict) -> np.ndarray:
         md = ctx.metadata
@@ -460,6 +511,66 @@ def excess_measurement(
     return Measurement(
         name, tpr - fpr, Goal.MINIMIZE, ci=(low - fpr, high - fpr), baseline=0.0, details=details, meaning=meaning
     )
+
+
+def exposed_summary(scores: np.ndarray, cands: Candidates, fpr: float, ctx: Context) -> dict:
+    """How many members sit above the non-members' (1 - fpr) quantile beyond the fpr x members a
+    chance attacker would flag, and which columns set those members apart from the other members:
+    per column a two-sample statistic (Kolmogorov-Smirnov for numbers, total variation for
+    categories), never a row or value. A category level is named only when at least `ctx.min_count`
+    flagged members and `ctx.min_count` real rows hold it; with fewer than `ctx.min_count` flagged
+    members no column is described."""
+    from scipy.stats import ks_2samp
+
+    labels = cands.labels.astype(bool)
+    threshold = float(np.quantile(scores[~labels], 1.0 - fpr, method="higher"))
+    flagged = labels & (scores > threshold)
+    n_members, n_flagged = int(labels.sum()), int(flagged.sum())
+    out: dict = {
+        "fpr": fpr,
+        "members_above_threshold": n_flagged,
+        "expected_by_chance": round(fpr * n_members, 1),
+        "exposed_beyond_chance": max(0, int(round(n_flagged - fpr * n_members))),
+        "min_count": ctx.min_count,
+    }
+    if n_flagged < max(ctx.min_count, 1) or n_flagged == n_members:
+        out["columns"] = "not described: fewer flagged members than min_count (or all of them)"
+        return out
+    flagged_rows = np.isin(cands.unit, np.flatnonzero(flagged))
+    member_rows = cands.unit < n_members
+    exposed, others = cands.rows[flagged_rows], cands.rows[member_rows & ~flagged_rows]
+    real = pd.concat([f for f in (ctx.train, ctx.holdout) if f is not None], ignore_index=True)
+    columns: dict = {}
+    for col in cands.rows.columns:
+        if col in ctx.metadata.continuous:
+            a, b = as_float(exposed[col]), as_float(others[col])
+            a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+            if len(a) and len(b):
+                columns[col] = {
+                    "statistic": "ks",
+                    "value": round(float(ks_2samp(a, b).statistic), 3),
+                    "exposed_median_higher": bool(np.median(a) > np.median(b)),
+                }
+            continue
+        counts = _levels(exposed[col]).value_counts()
+        diff = (counts / counts.sum()).subtract(_levels(others[col]).value_counts(normalize=True), fill_value=0.0)
+        real_counts = _levels(real[col]).value_counts()
+        entry: dict = {"statistic": "total_variation", "value": round(float(diff.abs().sum() / 2.0), 3)}
+        shown = [
+            v
+            for v in diff.sort_values(ascending=False).index
+            if diff[v] > 0 and counts.get(v, 0) >= ctx.min_count and real_counts.get(v, 0) >= ctx.min_count
+        ]
+        if shown:
+            entry["over_represented"] = str(shown[0])
+        columns[col] = entry
+    out["columns"] = dict(sorted(columns.items(), key=lambda kv: -kv[1]["value"]))
+    return out
+
+
+def _levels(values: pd.Series) -> pd.Series:
+    """A column's values as text, missing as a level of its own."""
+    return values.astype(str).where(values.notna(), "(missing)")
 
 
 def _entity_rows(ctx: Context, target: int, limit: int) -> pd.DataFrame:

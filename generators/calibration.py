@@ -179,3 +179,162 @@ class VerbatimCopyGenerator:
         clean = self.base_.sample(n - copied, seed=seed)
         out = pd.concat([clean, pasted], ignore_index=True)
         return out.iloc[rng.permutation(n)].reset_index(drop=True)
+
+
+def _clean_base(base: str, train: pd.DataFrame, metadata: Metadata, who: str) -> object:
+    """The clean generator a leak canary builds on, fitted on the same rows with default parameters."""
+    if base in (who, "outlier_copy", "partial_copy"):
+        raise ValueError(f"{who}: base must name a clean generator, not a canary ({base!r})")
+    return generators.get(base)().fit(train, metadata)
+
+
+def _nudge(rows: pd.DataFrame, metadata: Metadata, train: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """`rows` with one value changed each: a number or date (of a column with many values, where the row
+    has one) moved by a small step (1% of the column's standard deviation, at least one unit: 1 for
+    integers, a day for dates), or, in a row without any number, one category replaced by another
+    level of that column. No row stays an exact copy."""
+    out = rows.reset_index(drop=True).copy()
+    numeric = [c for c in out.columns if kind(metadata, c) != "categorical"]
+    categorical = [c for c in out.columns if c not in numeric]
+    steps = {}
+    for c in numeric:
+        values = as_float(train[c])
+        finite = values[np.isfinite(values)]
+        spread = float(np.std(finite)) if len(finite) else 0.0
+        unit = 1.0 if pd.api.types.is_integer_dtype(train[c].dtype) else 0.0
+        if kind(metadata, c) == "datetime":
+            unit = 86_400e9
+        steps[c] = max(0.01 * spread, unit, 1e-6)
+    numbers = {c: as_float(out[c]).astype(float) for c in numeric}
+    present = np.column_stack([np.isfinite(numbers[c]) for c in numeric]) if numeric else np.zeros((len(out), 0), bool)
+    # one present number per row, chosen at random among the columns of many values (a flag or a
+    # count of few values would leave its domain) when the row has one, else among all present
+    wide = np.array([train[c].nunique() >= 10 for c in numeric], dtype=bool)
+    usable = np.where((present & wide).any(axis=1, keepdims=True), present & wide, present)
+    pick = np.argmax(np.where(usable, rng.random(present.shape), -1.0), axis=1) if numeric else None
+    has_number = present.any(axis=1)
+    for j, c in enumerate(numeric):
+        moved = has_number & (pick == j)
+        if moved.any():
+            numbers[c][moved] += steps[c] * rng.choice([-1.0, 1.0], int(moved.sum()))
+            out[c] = restore(numbers[c], out[c]).to_numpy()
+    for i in np.flatnonzero(~has_number):
+        for c in rng.permutation(categorical) if categorical else []:
+            others = [v for v in pd.unique(train[c].dropna()) if v != out[c].iloc[i]]
+            if others:
+                column = out[c].copy()
+                column.iloc[i] = others[rng.integers(len(others))]
+                out[c] = column
+                break
+    return out
+
+
+def _mixed_in(clean: pd.DataFrame, leaked: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    out = pd.concat([clean, leaked], ignore_index=True)
+    return out.iloc[rng.permutation(len(out))].reset_index(drop=True)
+
+
+@generators.register("outlier_copy")
+class OutlierCopyGenerator:
+    """A clean model's release with near-copies of the most isolated training rows: a leak of a few people.
+
+    The `fraction` of training rows farthest from their `k` nearest other training rows (mean Gower
+    distance, `suite.neighbors`) are pasted into the release of the clean generator `base` with one
+    value each nudged (`_nudge`), so no exact-match check sees them. Outliers are the people a
+    generator memorises (Stadler et al. 2022; Meeus et al. 2023): a worst-case gate must block this.
+    `pick: random` copies rows drawn at random instead (a leak of ordinary people, to show a gate
+    does not only catch outliers).
+    """
+
+    copies_rows: ClassVar[bool] = True
+    calibration: ClassVar[bool] = True
+    name: ClassVar[str] = "outlier_copy"
+
+    def __init__(
+        self, *, fraction: float = 0.02, base: str = "sdv.gaussian_copula", k: int = 5, pick: str = "isolated"
+    ) -> None:
+        if pick not in ("isolated", "random"):
+            raise ValueError(f"outlier_copy: pick must be 'isolated' or 'random', got {pick!r}")
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"outlier_copy: fraction must be in (0, 1], got {fraction}")
+        if int(k) < 1:
+            raise ValueError(f"outlier_copy: k must be >= 1, got {k}")
+        self.fraction = fraction
+        self.base = base
+        self.k = int(k)
+        self.pick = pick
+
+    def fit(self, train: pd.DataFrame, metadata: Metadata) -> OutlierCopyGenerator:
+        from suite.neighbors import GowerEncoder, nearest
+
+        self.base_ = _clean_base(self.base, train, metadata, self.name)
+        self.metadata_ = metadata
+        self.train_ = train.reset_index(drop=True)
+        cols = list(train.columns)
+        numerical = [c for c in cols if kind(metadata, c) != "categorical"]
+        encoder = GowerEncoder(numerical=numerical, categorical=[c for c in cols if c not in numerical]).fit(train)
+        enc = encoder.transform(train)
+        k = min(self.k, max(len(train) - 1, 1))
+        isolation = nearest(enc, enc, k=k, exclude_self=True)[0].mean(axis=1)
+        count = max(1, int(round(self.fraction * len(train))))
+        if self.pick == "random":
+            isolation = np.random.default_rng(len(train)).permutation(len(train)).astype(float)
+        self.order_ = np.argsort(-isolation, kind="stable")[:count]  # the most isolated first
+        self.isolation_ = isolation
+        return self
+
+    def sample(self, n: int, *, seed: int) -> pd.DataFrame:
+        require_fit(self, "order_")
+        rng = np.random.default_rng(seed)
+        copied = min(len(self.order_), int(round(self.fraction * n)))
+        leaked = _nudge(self.train_.iloc[self.order_[:copied]], self.metadata_, self.train_, rng)
+        return _mixed_in(self.base_.sample(n - copied, seed=seed), leaked, rng)
+
+
+@generators.register("partial_copy")
+class PartialCopyGenerator:
+    """A clean model's rows carrying the quasi-identifiers and secrets of some training people.
+
+    `fraction` of the n rows come from the clean generator `base`, then get the quasi-identifier and
+    secret columns (`metadata.roles`) of as many distinct training rows drawn at random; the other
+    columns stay synthetic. Someone who knows a person's quasi-identifiers reads their secret off the
+    release: reconstruction must block this even though no whole row is copied.
+    """
+
+    copies_rows: ClassVar[bool] = True
+    calibration: ClassVar[bool] = True
+    name: ClassVar[str] = "partial_copy"
+
+    def __init__(self, *, fraction: float = 0.10, base: str = "sdv.gaussian_copula") -> None:
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"partial_copy: fraction must be in (0, 1], got {fraction}")
+        self.fraction = fraction
+        self.base = base
+
+    def fit(self, train: pd.DataFrame, metadata: Metadata) -> PartialCopyGenerator:
+        roles = metadata.roles
+        qi = [c for c in roles.quasi_identifiers if c in train.columns]
+        secrets = [c for c in roles.secrets if c in train.columns and c not in qi]
+        if not qi or not secrets:
+            raise ValueError(
+                "partial_copy pastes quasi-identifiers and secrets, but the metadata declares "
+                f"{len(qi)} quasi-identifier(s) and {len(secrets)} secret(s) present in the table: declare "
+                "`dataset.roles.quasi_identifiers` and `dataset.roles.secrets` in the scenario"
+            )
+        self.columns_ = qi + secrets
+        self.train_ = train.reset_index(drop=True)
+        self.base_ = _clean_base(self.base, train, metadata, self.name)
+        return self
+
+    def sample(self, n: int, *, seed: int) -> pd.DataFrame:
+        require_fit(self, "columns_")
+        rng = np.random.default_rng(seed)
+        clean = self.base_.sample(n, seed=seed)
+        copied = min(len(self.train_), int(round(self.fraction * n)))
+        people = rng.choice(len(self.train_), copied, replace=False)
+        rows = rng.choice(n, copied, replace=False)
+        keep = np.setdiff1d(np.arange(n), rows)
+        leaked = clean.iloc[rows].reset_index(drop=True)
+        for c in self.columns_:
+            leaked[c] = self.train_[c].iloc[people].reset_index(drop=True).astype(clean[c].dtype)
+        return _mixed_in(clean.iloc[keep].reset_index(drop=True), leaked, rng)

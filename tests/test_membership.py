@@ -141,7 +141,7 @@ def test_density_attacker_exposes_identity_and_not_the_holdout(copies, unseen):
 def test_intervals_contain_the_value_and_names_are_declared(copies, unseen):
     for per_generator in (*copies.values(), *unseen.values()):
         assert set(per_generator) == {
-            f"membership.{a}.{q}" for a in ("distance", "density") for q in ("auc", "excess_at_fpr")
+            f"membership.{a}.{q}" for a in ("distance", "density", "local") for q in ("auc", "excess_at_fpr")
         }
         for m in per_generator.values():
             assert m.ci[0] <= m.value <= m.ci[1], m
