@@ -37,7 +37,7 @@ from suite.neighbors import Encoded, GowerEncoder, nearest
 from suite.registry import checks
 from suite.seeding import derive_seed
 from suite.stats import N_BOOTSTRAP, wilson_ci
-from suite.types import Context, Goal, Measurement
+from suite.types import Context, Goal, Measurement, MeasurementSpec, names, privacy
 
 ATTACKERS = ("distance", "density", "shadow")
 
@@ -172,11 +172,30 @@ class MembershipAttack:
     """
 
     name: ClassVar[str] = "membership"
-    measures: ClassVar[tuple[str, ...]] = (
-        "membership.*.auc",
-        "membership.*.excess_at_fpr",
-        "membership.shadow.success",
+    declares: ClassVar[tuple[MeasurementSpec, ...]] = (
+        privacy(
+            "membership.*.auc",
+            Goal.MINIMIZE,
+            "membership",
+            "telling training people from unseen people (0.5 = chance, 1 = all exposed)",
+            bounds=(0, 1),
+        ),
+        privacy(
+            "membership.*.excess_at_fpr",
+            Goal.MINIMIZE,
+            "membership",
+            "training people found beyond the share of unseen people accused (0 = chance)",
+            bounds=(-1, 1),
+        ),
+        privacy(
+            "membership.shadow.success",
+            Goal.MINIMIZE,
+            "membership",
+            "held-out accuracy of the shadow-model attack (0.5 = chance)",
+            bounds=(0, 1),
+        ),
     )
+    measures: ClassVar[tuple[str, ...]] = names(declares)
 
     def __init__(
         self,
