@@ -23,9 +23,7 @@ def declared(cls: type) -> tuple[MeasurementSpec, ...]:
     specs = getattr(cls, "declares", None)
     if specs:
         return tuple(specs)
-    return tuple(
-        MeasurementSpec(p, None, "", kind="utility", scored=False) for p in getattr(cls, "measures", ())
-    )
+    return tuple(MeasurementSpec(p, None, "", kind="utility", scored=False) for p in getattr(cls, "measures", ()))
 
 
 def needs(cls: type) -> tuple[Need, ...]:
@@ -73,3 +71,24 @@ def missing_roles(cls: type, params: Mapping[str, Any], roles: Any) -> list[Need
         if count < need.at_least:
             out.append(need)
     return out
+
+
+def presets_table() -> str:
+    """docs/policies.md's table of presets: one row per preset measurement, with its declared kind."""
+    from suite.policy import PRESETS
+
+    presets = [p for p, thresholds in PRESETS.items() if thresholds]
+    keys = list(dict.fromkeys(k for p in presets for k in PRESETS[p]))
+    order = family_order(s.family or "" for s in map(spec_of, keys) if s.kind == "privacy")
+
+    def rank(key: str) -> int:  # privacy by attack family, then utility; preset order within each
+        spec = spec_of(key)
+        return order.index(spec.family or "") if spec.kind == "privacy" else len(order)
+
+    lines = ["| measurement | kind | " + " | ".join(presets) + " |", "|---|---|" + "---|" * len(presets)]
+    for key in sorted(keys, key=rank):
+        spec = spec_of(key)
+        kind = f"privacy ({spec.family})" if spec.kind == "privacy" else spec.kind
+        cells = [str(PRESETS[p][key]) if key in PRESETS[p] else "-" for p in presets]
+        lines.append(f"| `{key}` | {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
