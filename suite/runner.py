@@ -24,6 +24,7 @@ import pydantic_core
 
 from suite.cache import CachedCheckInvalid, TaskCache, content_key, remove_leftovers
 from suite.dataset import PreparedData, prepare
+from suite.declarations import declared
 from suite.disclosure import Rare
 from suite.errors import ConfigError
 from suite.executors import execute
@@ -726,7 +727,8 @@ def _malformed(m: Any) -> str | None:
 
 def _error_measurements(check: Component, error: str) -> list[Measurement]:
     names = [p for p in check.cls.measures if not any(ch in p for ch in "*?[")] or [f"{check.spec.name}.error"]
-    return [Measurement.from_error(name, Goal.MINIMIZE, error) for name in names]
+    goals = {name: next((s.goal for s in declared(check.cls) if s.goal and s.matches(name)), None) for name in names}
+    return [Measurement.from_error(name, goals[name] or Goal.MINIMIZE, error) for name in names]
 
 
 def _summary(records: list[GeneratorRecord]) -> Summary:

@@ -225,3 +225,18 @@ def test_an_old_style_plugins_maximised_measurement_is_not_averaged_into_utility
     measurements = [record("oldstyle.row_ratio", 0.2), record("structure.pca_overlap", 0.8)]
     record = GeneratorRecord.model_validate({**generator, "measurements": measurements})
     assert utility_score(record) == (0.8, "mean of 1 utility measurement(s)")
+
+
+def test_every_measurement_of_a_real_run_has_its_declared_goal_and_stays_in_bounds(quickstart_run):
+    scorecard = quickstart_run[2]
+    seen = 0
+    for g in scorecard.generators:
+        for m in g.measurements:
+            spec = spec_of(m.name)
+            assert spec.goal is not None, f"{m.name} is declared by no built-in check"
+            assert m.goal == spec.goal.value, m.name
+            if spec.bounds is not None and m.value is not None:
+                low, high = spec.bounds
+                assert low - 1e-9 <= m.value <= high + 1e-9, f"{m.name} = {m.value} outside {spec.bounds}"
+                seen += 1
+    assert seen > 20
