@@ -54,7 +54,9 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
         for i, c in enumerate(chks):
             if c is not None:
                 where = f"checks ({c.spec.name})" if scenario.checks == "all" else format_loc(("checks", i))
-                problems += _role_problems(c, roles, where, from_file=scenario.dataset.metadata is not None)
+                found = _role_problems(c, roles, where, from_file=scenario.dataset.metadata is not None)
+                suffix = "; or list the checks to run in `checks` (every registered check runs by default)"
+                problems += [p + suffix for p in found] if scenario.checks == "all" else found
     produced = [p for c in chks if c is not None for p in c.cls.measures]
     for name in scenario.policy:
         if not any(fnmatch.fnmatchcase(name, p) for p in produced):

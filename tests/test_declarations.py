@@ -240,3 +240,14 @@ def test_every_measurement_of_a_real_run_has_its_declared_goal_and_stays_in_boun
                 assert low - 1e-9 <= m.value <= high + 1e-9, f"{m.name} = {m.value} outside {spec.bounds}"
                 seen += 1
     assert seen > 20
+
+
+def test_validate_with_every_check_names_each_missing_role_and_how_to_narrow_the_checks(tmp_path, small_csv, capsys):
+    roles = {"identifiers": ROLES["identifiers"], "entity": ROLES["entity"]}
+    dataset = {"path": str(small_csv), "metadata": str(METADATA), "roles": roles}
+    assert main(["validate", str(write_scenario(tmp_path, small_csv, checks="all", dataset=dataset))]) == 2
+    err = capsys.readouterr().err
+    for check, role in (("utility", "target"), ("inference", "secrets"), ("linkability", "2 quasi_identifiers")):
+        line = next(x for x in err.splitlines() if f"checks ({check})" in x)
+        assert role in line and "list the checks to run in `checks`" in line
+    assert "checks (collisions)" not in err  # a check that needs no role is not named
