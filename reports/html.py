@@ -28,7 +28,7 @@ import yaml
 
 from reports import plots
 from suite import policy
-from suite.declarations import family_order, is_privacy, spec_of
+from suite.declarations import FAMILIES, family_order, is_privacy, spec_of
 from suite.io import write_text_atomic
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard
 
@@ -245,11 +245,17 @@ _RISK_ORDER = [
 
 
 def _risk_names(sc: Scorecard) -> list[str]:
+    """The built-in attacks' risks, then the gated (max) privacy measurements of any other attack family
+    a check declares (a plugin's attack is drawn like a built-in one)."""
     names = {m.name for g in sc.generators for m in g.measurements}
     out: list[str] = []
     for pattern in _RISK_ORDER:
         out += sorted(n for n in names if fnmatch.fnmatchcase(n, pattern) and n not in out)
-    return out
+    gated = {
+        m.name for g in sc.generators for m in g.measurements if m.threshold is not None and m.threshold.max is not None
+    }
+    others = [n for n in gated if is_privacy(n) and spec_of(n).family not in FAMILIES]
+    return out + sorted(n for n in others if n not in out)
 
 
 def _privacy(sc: Scorecard) -> list[Plot]:

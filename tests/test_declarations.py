@@ -183,6 +183,10 @@ def test_a_plugin_check_appears_in_every_report_like_a_builtin(acme_plugin, tmp_
     assert 'id="attack-copying"' in privacy and "<code>collisions.excess</code>" in privacy
     assert "<code>oldstyle.row_ratio</code>" in utility and "oldstyle.row_ratio" not in privacy
     assert "synthetic rows matching a unique training person" in privacy  # the declared meaning
+    from reports import read_json
+    from reports.html import _risk_names
+
+    assert "acme.unique_match.excess" in _risk_names(read_json(run_dir / "scorecard.json"))  # drawn with the risks
 
     md = (run_dir / "report.md").read_text(encoding="utf-8")
     assert "| acme.unique_match.excess | privacy (reidentification) |" in md
