@@ -22,7 +22,7 @@ from suite.neighbors import GowerEncoder, nearest
 from suite.registry import checks
 from suite.seeding import derive_seed
 from suite.stats import newcombe_difference_ci
-from suite.types import Context, Goal, Measurement
+from suite.types import Context, Goal, Measurement, MeasurementSpec, Need, names, privacy
 
 _NS_PER_DAY = 86_400 * 10**9
 
@@ -108,11 +108,31 @@ class InferenceAttack:
     """
 
     name: ClassVar[str] = "inference"
-    measures: ClassVar[tuple[str, ...]] = (
-        "inference.max.excess",
-        "inference.*.excess",
-        "inference.*.attack_advantage",
+    declares: ClassVar[tuple[MeasurementSpec, ...]] = (
+        privacy(
+            "inference.max.excess",
+            Goal.MINIMIZE,
+            "inference",
+            "attribute inference: the worst secret column's excess",
+            bounds=(-1, 1),
+        ),
+        privacy(
+            "inference.*.excess",
+            Goal.MINIMIZE,
+            "inference",
+            "share of training people whose secret is guessed, minus unseen people's (0 = no leak)",
+            bounds=(-1, 1),
+        ),
+        privacy(
+            "inference.*.attack_advantage",
+            Goal.MINIMIZE,
+            "inference",
+            "guessing success beyond random guesses",
+            bounds=(-1, 1),
+        ),
     )
+    measures: ClassVar[tuple[str, ...]] = names(declares)
+    needs: ClassVar[tuple[Need, ...]] = (Need("secrets", unless="secrets"),)
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ from attacks._anonymeter import attack_data, attack_measurements, captured_notes
 from suite.metadata import Metadata
 from suite.registry import checks
 from suite.seeding import derive_seed
-from suite.types import Context, Measurement
+from suite.types import Context, Goal, Measurement, MeasurementSpec, Need, names, privacy
 
 
 def default_aux_cols(metadata: Metadata) -> tuple[list[str], list[str]]:
@@ -52,7 +52,23 @@ class LinkabilityAttack:
     """
 
     name: ClassVar[str] = "linkability"
-    measures: ClassVar[tuple[str, ...]] = ("linkability.risk", "linkability.attack_advantage")
+    declares: ClassVar[tuple[MeasurementSpec, ...]] = (
+        privacy(
+            "linkability.risk",
+            Goal.MINIMIZE,
+            "linkability",
+            "linking two halves of a training record beyond unseen people (0 = no leak)",
+        ),
+        privacy(
+            "linkability.attack_advantage",
+            Goal.MINIMIZE,
+            "linkability",
+            "linking success beyond random guesses",
+            bounds=(-1, 1),
+        ),
+    )
+    measures: ClassVar[tuple[str, ...]] = names(declares)
+    needs: ClassVar[tuple[Need, ...]] = (Need("quasi_identifiers", at_least=2, unless="aux_cols"),)
 
     def __init__(
         self,

@@ -43,7 +43,7 @@ from suite.neighbors import Encoded, GowerEncoder, nearest
 from suite.registry import checks
 from suite.seeding import derive_seed
 from suite.stats import N_BOOTSTRAP, wilson_ci
-from suite.types import Context, Goal, Measurement
+from suite.types import Context, Goal, Measurement, MeasurementSpec, names, privacy
 
 ATTACKERS = ("distance", "density", "local", "shadow")
 #: Added to both distances of the local attacker (Gower units): an exact copy scores finitely.
@@ -175,9 +175,9 @@ class MembershipAttack:
     minus `fpr` (0 = chance, whatever the rate): the number that matters for the few most
     exposed people. It is read at `fpr` (1%) when at least 10 non-members sit above the
     threshold, else at the lowest estimable rate of 0.1%, 1%, 5%, 10% (said in `details`);
-    with fewer than 100 non-members its interval is every possible value (`not shown safe`). `shadow.success` is the accuracy
-    of a model trained to tell, from the synthetic data alone, whether one isolated record was
-    in the training data (0.5 = chance).
+    with fewer than 100 non-members its interval is every possible value (`not shown safe`).
+    `shadow.success` is the accuracy of a model trained to tell, from the synthetic data alone,
+    whether one isolated record was in the training data (0.5 = chance).
 
     What they do not prove: an AUC near 0.5 says these attackers fail on this data, not that
     every attacker would; a stronger or better informed one may still succeed, and a
@@ -187,11 +187,30 @@ class MembershipAttack:
     """
 
     name: ClassVar[str] = "membership"
-    measures: ClassVar[tuple[str, ...]] = (
-        "membership.*.auc",
-        "membership.*.excess_at_fpr",
-        "membership.shadow.success",
+    declares: ClassVar[tuple[MeasurementSpec, ...]] = (
+        privacy(
+            "membership.*.auc",
+            Goal.MINIMIZE,
+            "membership",
+            "telling training people from unseen people (0.5 = chance, 1 = all exposed)",
+            bounds=(0, 1),
+        ),
+        privacy(
+            "membership.*.excess_at_fpr",
+            Goal.MINIMIZE,
+            "membership",
+            "training people found beyond the share of unseen people accused (0 = chance)",
+            bounds=(-1, 1),
+        ),
+        privacy(
+            "membership.shadow.success",
+            Goal.MINIMIZE,
+            "membership",
+            "held-out accuracy of the shadow-model attack (0.5 = chance)",
+            bounds=(0, 1),
+        ),
     )
+    measures: ClassVar[tuple[str, ...]] = names(declares)
 
     def __init__(
         self,

@@ -28,7 +28,7 @@ from suite.metadata import Metadata
 from suite.registry import checks
 from suite.seeding import derive_seed
 from suite.stats import cluster_bootstrap_ci, newcombe_difference_ci
-from suite.types import Context, Goal, Measurement
+from suite.types import Context, Goal, Measurement, MeasurementSpec, Need, names, privacy
 
 #: A categorical quasi-identifier with more levels than this enters the model as an ordinal code.
 _MAX_CATEGORIES = 250
@@ -185,10 +185,33 @@ class ReconstructionAttack:
     """
 
     name: ClassVar[str] = "reconstruction"
-    measures: ClassVar[tuple[str, ...]] = (
-        "reconstruction.max.excess",
-        "reconstruction.*.excess",
-        "reconstruction.*.ml_excess",
+    declares: ClassVar[tuple[MeasurementSpec, ...]] = (
+        privacy(
+            "reconstruction.max.excess",
+            Goal.MINIMIZE,
+            "reconstruction",
+            "secrets reconstructed from quasi-identifiers: the worst secret and attacker's excess",
+            bounds=(-1, 1),
+        ),
+        privacy(
+            "reconstruction.*.excess",
+            Goal.MINIMIZE,
+            "reconstruction",
+            "training people whose exact quasi-identifiers carry their true secret, minus unseen people's",
+            bounds=(-1, 1),
+        ),
+        privacy(
+            "reconstruction.*.ml_excess",
+            Goal.MINIMIZE,
+            "reconstruction",
+            "a model trained on the release predicts training people's secret better than unseen people's",
+            bounds=(-1, 1),
+        ),
+    )
+    measures: ClassVar[tuple[str, ...]] = names(declares)
+    needs: ClassVar[tuple[Need, ...]] = (
+        Need("secrets", unless="secrets"),
+        Need("quasi_identifiers", unless="quasi_identifiers"),
     )
 
     def __init__(

@@ -12,7 +12,7 @@ import pandas as pd
 from attacks._anonymeter import attack_data, attack_measurements, captured_notes, pinned_randomness
 from suite.registry import checks
 from suite.seeding import derive_seed
-from suite.types import Context, Measurement
+from suite.types import Context, Goal, Measurement, MeasurementSpec, privacy
 
 MODES = ("univariate", "multivariate")
 
@@ -109,6 +109,21 @@ class SinglingOutAttack:
     """
 
     name: ClassVar[str] = "singling_out"
+    declares: ClassVar[tuple[MeasurementSpec, ...]] = (
+        privacy(
+            "singling_out.*.risk",
+            Goal.MINIMIZE,
+            "singling_out",
+            "singling out people of the training data beyond unseen people (0 = no leak)",
+        ),
+        privacy(
+            "singling_out.*.attack_advantage",
+            Goal.MINIMIZE,
+            "singling_out",
+            "singling-out success beyond random predicates",
+            bounds=(-1, 1),
+        ),
+    )
     measures: ClassVar[tuple[str, ...]] = tuple(
         f"singling_out.{mode}.{quantity}" for mode in MODES for quantity in ("risk", "attack_advantage")
     )

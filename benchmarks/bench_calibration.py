@@ -10,8 +10,10 @@ For each table and split seed a scenario is written that runs the default preset
 (collisions, dcr, singling out, linkability, inference, membership) on:
 
 - `holdout`: real rows nobody trained on, the null (what "no leakage" looks like);
-- the canaries `identity`, `noisy_copy` and `verbatim_copy` (5% of training rows pasted into a clean
-  `marginals` release);
+- the canaries `identity`, `noisy_copy`, `verbatim_copy` (5% of training rows pasted into a clean
+  `marginals` release), `outlier_copy` (near-copies of the 2% most isolated training rows in a clean
+  Gaussian copula release) and `partial_copy` (quasi-identifiers and secrets of 10% of training rows
+  pasted into clean rows; only on tables with both roles);
 - `sdv.gaussian_copula`, a clean model, on the first `--fit-seeds` seeds of the tables that name it.
 
 Each (table, seed) is one `suite` run; its judgements are appended to a JSON-lines file, so an
@@ -46,8 +48,8 @@ from harness import emit, load_average, log, machine, table
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = ROOT / "data"
-PRIVACY_CHECKS = ["collisions", "dcr", "singling_out", "linkability", "inference", "membership"]
-CANARIES = ["identity", "noisy_copy", "verbatim_copy"]
+PRIVACY_CHECKS = ["collisions", "dcr", "singling_out", "linkability", "inference", "reconstruction", "membership"]
+CANARIES = ["identity", "noisy_copy", "verbatim_copy", "outlier_copy", "partial_copy"]
 NULL = "holdout"
 CLEAN = "sdv.gaussian_copula"
 
@@ -138,7 +140,9 @@ def _scenario(t: Table, seed: int, folder: Path, fit_clean: bool) -> Path:
     generators: list[dict[str, Any]] = [{"name": NULL}]
     if fit_clean:
         generators.append({"name": CLEAN})
-    generators += [{"name": c, "expect": "block"} for c in CANARIES]
+    roles = t.roles or {}
+    has_roles = bool(roles.get("quasi_identifiers") and roles.get("secrets")) or t.metadata is not None
+    generators += [{"name": c, "expect": "block"} for c in CANARIES if c != "partial_copy" or has_roles]
     dataset: dict[str, Any] = {"path": str(_data_file(t, folder))}
     if t.metadata is not None:
         dataset["metadata"] = str(t.metadata)

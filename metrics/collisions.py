@@ -13,7 +13,7 @@ from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import checks
 from suite.stats import cluster_bootstrap_ci, cluster_codes
-from suite.types import Context, Goal, Measurement
+from suite.types import Context, Goal, Measurement, MeasurementSpec, names, privacy
 
 
 def row_keys(frame: pd.DataFrame, metadata: Metadata) -> np.ndarray:
@@ -71,7 +71,30 @@ class CollisionsMetric:
     """
 
     name: ClassVar[str] = "collisions"
-    measures: ClassVar[tuple[str, ...]] = ("collisions.rate", "collisions.holdout_rate", "collisions.excess")
+    declares: ClassVar[tuple[MeasurementSpec, ...]] = (
+        privacy(
+            "collisions.rate",
+            Goal.MINIMIZE,
+            "copying",
+            "share of synthetic rows equal to a training row in every column",
+            bounds=(0, 1),
+        ),
+        privacy(
+            "collisions.holdout_rate",
+            Goal.MINIMIZE,
+            "copying",
+            "share of synthetic rows equal to a holdout (unseen) row in every column",
+            bounds=(0, 1),
+        ),
+        privacy(
+            "collisions.excess",
+            Goal.MINIMIZE,
+            "copying",
+            "share of synthetic rows copied from training beyond what chance explains",
+            bounds=(-1, 1),
+        ),
+    )
+    measures: ClassVar[tuple[str, ...]] = names(declares)
 
     def __init__(self) -> None:
         pass

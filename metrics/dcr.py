@@ -10,7 +10,7 @@ from metrics.collisions import row_keys
 from suite.neighbors import GowerEncoder, nearest
 from suite.registry import checks
 from suite.stats import cluster_bootstrap_ci, cluster_codes
-from suite.types import Context, Goal, Measurement
+from suite.types import Context, Goal, Measurement, MeasurementSpec, names, privacy
 
 _BINS = 30
 #: Nearest control (and training) records kept per synthetic row: the bootstrap falls back on the
@@ -78,7 +78,23 @@ class DCRMetric:
     """
 
     name: ClassVar[str] = "dcr"
-    measures: ClassVar[tuple[str, ...]] = ("dcr.share_closer_to_train", "dcr.median_distance_to_train")
+    declares: ClassVar[tuple[MeasurementSpec, ...]] = (
+        privacy(
+            "dcr.share_closer_to_train",
+            Goal.MINIMIZE,
+            "copying",
+            "share of synthetic rows nearer a training row than an unseen row (0.5 = no leak)",
+            bounds=(0, 1),
+        ),
+        privacy(
+            "dcr.median_distance_to_train",
+            Goal.MAXIMIZE,
+            "copying",
+            "median distance from a synthetic row to its closest training row",
+            bounds=(0, 1),
+        ),
+    )
+    measures: ClassVar[tuple[str, ...]] = names(declares)
 
     def __init__(self, *, max_rows: int = 20_000, memory_mb: float = 256.0) -> None:
         self.max_rows = max_rows

@@ -11,7 +11,7 @@ import pandas as pd
 from metrics._tabular import ColumnCodes, discretize, is_numeric, subsample
 from suite.encoding import as_float
 from suite.registry import checks
-from suite.types import Context, Goal, Measurement
+from suite.types import Context, Goal, Measurement, MeasurementSpec, names, utility
 
 PEARSON = "pearson"
 SPEARMAN = "spearman"
@@ -275,7 +275,21 @@ class DependenceMetric:
     """
 
     name: ClassVar[str] = "dependence"
-    measures: ClassVar[tuple[str, ...]] = ("dependence.correlation_mae", "dependence.mutual_information_mae")
+    declares: ClassVar[tuple[MeasurementSpec, ...]] = (
+        utility(
+            "dependence.correlation_mae",
+            Goal.MINIMIZE,
+            "mean absolute difference of pairwise associations, real vs synthetic",
+            bounds=(0, 2),
+        ),
+        utility(
+            "dependence.mutual_information_mae",
+            Goal.MINIMIZE,
+            "mean absolute difference of pairwise mutual information",
+            bounds=(0, 1),
+        ),
+    )
+    measures: ClassVar[tuple[str, ...]] = names(declares)
 
     def __init__(
         self, *, max_rows: int = 50_000, bins: int = 10, max_levels: int = 50, correlation: str = SPEARMAN

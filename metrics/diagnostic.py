@@ -10,7 +10,7 @@ import numpy as np
 from metrics._tabular import subsample
 from metrics.fidelity import sdv_metadata
 from suite.registry import checks
-from suite.types import Context, Goal, Measurement
+from suite.types import Context, Goal, Measurement, MeasurementSpec, names, utility
 
 
 @checks.register("diagnostic")
@@ -23,7 +23,16 @@ class DiagnosticMetric:
     """
 
     name: ClassVar[str] = "diagnostic"
-    measures: ClassVar[tuple[str, ...]] = ("diagnostic.validity", "diagnostic.structure")
+    declares: ClassVar[tuple[MeasurementSpec, ...]] = (
+        utility(
+            "diagnostic.validity",
+            Goal.MAXIMIZE,
+            "synthetic values inside the real ranges and categories",
+            bounds=(0, 1),
+        ),
+        utility("diagnostic.structure", Goal.MAXIMIZE, "same columns as the real table (1)", bounds=(0, 1)),
+    )
+    measures: ClassVar[tuple[str, ...]] = names(declares)
     requires: ClassVar[tuple[str, ...]] = ("sdmetrics",)
 
     def __init__(self, *, max_rows: int = 200_000) -> None:

@@ -22,7 +22,7 @@ from suite.disclosure import coded_range
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import checks
-from suite.types import Context, Goal, Measurement
+from suite.types import Context, Goal, Measurement, MeasurementSpec, names, utility
 
 
 def sdv_metadata(metadata: Metadata) -> dict[str, Any]:
@@ -158,12 +158,28 @@ class FidelityMetric:
     """
 
     name: ClassVar[str] = "fidelity"
-    measures: ClassVar[tuple[str, ...]] = (
-        "fidelity.quality",
-        "fidelity.column_shapes",
-        "fidelity.column_pairs",
-        "fidelity.columns_passed",
+    declares: ClassVar[tuple[MeasurementSpec, ...]] = (
+        utility(
+            "fidelity.quality",
+            Goal.MAXIMIZE,
+            "sdmetrics quality score: mean of column shapes and pair trends (1 = identical)",
+            bounds=(0, 1),
+        ),
+        utility("fidelity.column_shapes", Goal.MAXIMIZE, "how well each column's distribution is kept", bounds=(0, 1)),
+        utility(
+            "fidelity.column_pairs",
+            Goal.MAXIMIZE,
+            "how well correlations and contingency tables between column pairs are kept",
+            bounds=(0, 1),
+        ),
+        utility(
+            "fidelity.columns_passed",
+            Goal.MAXIMIZE,
+            "share of columns whose two-sample test finds no difference",
+            bounds=(0, 1),
+        ),
     )
+    measures: ClassVar[tuple[str, ...]] = names(declares)
     requires: ClassVar[tuple[str, ...]] = ("sdmetrics",)
 
     def __init__(

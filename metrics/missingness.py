@@ -9,7 +9,7 @@ import pandas as pd
 
 from metrics._tabular import subsample
 from suite.registry import checks
-from suite.types import Context, Goal, Measurement
+from suite.types import Context, Goal, Measurement, MeasurementSpec, names, utility
 
 #: A missingness pattern held by fewer real rows than this is never named in a report.
 MIN_PATTERN_ROWS = 10
@@ -97,11 +97,27 @@ class MissingnessMetric:
     """
 
     name: ClassVar[str] = "missingness"
-    measures: ClassVar[tuple[str, ...]] = (
-        "missingness.rate_mae",
-        "missingness.co_missing_mae",
-        "missingness.pattern_tvd",
+    declares: ClassVar[tuple[MeasurementSpec, ...]] = (
+        utility(
+            "missingness.rate_mae",
+            Goal.MINIMIZE,
+            "mean absolute difference of the columns' missing rates",
+            bounds=(0, 1),
+        ),
+        utility(
+            "missingness.co_missing_mae",
+            Goal.MINIMIZE,
+            "mean absolute difference of joint missing rates",
+            bounds=(0, 1),
+        ),
+        utility(
+            "missingness.pattern_tvd",
+            Goal.MINIMIZE,
+            "total variation distance between row missingness patterns",
+            bounds=(0, 1),
+        ),
     )
+    measures: ClassVar[tuple[str, ...]] = names(declares)
 
     def __init__(self, *, max_rows: int = 200_000) -> None:
         self.max_rows = max_rows

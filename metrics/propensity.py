@@ -24,7 +24,7 @@ import pandas as pd
 from metrics._tabular import fit_features, subsample
 from suite.registry import checks
 from suite.stats import cluster_bootstrap_ci, cluster_codes
-from suite.types import Context, Goal, Measurement
+from suite.types import Context, Goal, Measurement, MeasurementSpec, names, utility
 
 #: The classifiers the check knows, in the order they are reported.
 MODELS = ("logistic", "gradient_boosting")
@@ -186,7 +186,21 @@ class PropensityMetric:
     """
 
     name: ClassVar[str] = "propensity"
-    measures: ClassVar[tuple[str, ...]] = ("propensity.pmse", "propensity.auc")
+    declares: ClassVar[tuple[MeasurementSpec, ...]] = (
+        utility(
+            "propensity.pmse",
+            Goal.MINIMIZE,
+            "how well a classifier tells synthetic from real rows (0 = not at all)",
+            bounds=(0, 0.25),
+        ),
+        utility(
+            "propensity.auc",
+            Goal.MINIMIZE,
+            "ROC AUC of a classifier telling synthetic from real rows (0.5 = indistinguishable)",
+            bounds=(0, 1),
+        ),
+    )
+    measures: ClassVar[tuple[str, ...]] = names(declares)
     requires: ClassVar[tuple[str, ...]] = ("sklearn", "shap")
 
     def __init__(

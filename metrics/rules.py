@@ -17,7 +17,7 @@ from suite.processing import combinations, complies, meets
 from suite.registry import checks
 from suite.scenario import ConditionalConstraint, Constraint, FixedCombinationsConstraint
 from suite.stats import wilson_ci
-from suite.types import Context, Goal, Measurement
+from suite.types import Context, Goal, Measurement, MeasurementSpec, names, utility
 
 #: Category levels per column a tree may split on (the most frequent ones).
 MAX_LEVELS = 50
@@ -39,7 +39,12 @@ class RulesMetric:
     """
 
     name: ClassVar[str] = "rules"
-    measures: ClassVar[tuple[str, ...]] = ("rules.compliance", "rules.*.compliance", "rules.discovered")
+    declares: ClassVar[tuple[MeasurementSpec, ...]] = (
+        utility("rules.compliance", Goal.MAXIMIZE, "share of synthetic rows obeying every rule", bounds=(0, 1)),
+        utility("rules.*.compliance", Goal.MAXIMIZE, "share of synthetic rows obeying one rule", bounds=(0, 1)),
+        utility("rules.discovered", Goal.MAXIMIZE, "deterministic rules found in the training rows (suggestions)"),
+    )
+    measures: ClassVar[tuple[str, ...]] = names(declares)
 
     def __init__(self, *, max_depth: int = 2, min_count: int = 10, max_rules: int = 20, max_rows: int = 50_000) -> None:
         self.max_depth = max_depth

@@ -28,7 +28,7 @@ from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.neighbors import GowerEncoder, nearest
 from suite.registry import checks
-from suite.types import Context, Goal, Measurement
+from suite.types import Context, Goal, Measurement, MeasurementSpec, names, utility
 
 #: Bins of the distance histograms in the details.
 _DISTANCE_BINS = 30
@@ -321,12 +321,32 @@ class StructureMetric:
     """
 
     name: ClassVar[str] = "structure"
-    measures: ClassVar[tuple[str, ...]] = (
-        "structure.gower_ks",
-        "structure.pca_overlap",
-        "structure.voas_williamson_fit",
-        "structure.voas_williamson_ratio",
+    declares: ClassVar[tuple[MeasurementSpec, ...]] = (
+        utility(
+            "structure.gower_ks",
+            Goal.MINIMIZE,
+            "distances synthetic->train vs unseen->train (0 = as far as unseen real rows)",
+            bounds=(0, 1),
+        ),
+        utility(
+            "structure.pca_overlap",
+            Goal.MAXIMIZE,
+            "overlap of real and synthetic rows on the first two principal components",
+            bounds=(0, 1),
+        ),
+        utility(
+            "structure.voas_williamson_fit",
+            Goal.MAXIMIZE,
+            "share of pairwise cross-tabulations that fit",
+            bounds=(0, 1),
+        ),
+        utility(
+            "structure.voas_williamson_ratio",
+            Goal.MINIMIZE,
+            "median chi-squared per degree of freedom of those tables (1 = noise)",
+        ),
     )
+    measures: ClassVar[tuple[str, ...]] = names(declares)
     requires: ClassVar[tuple[str, ...]] = ("sklearn", "scipy")
 
     def __init__(

@@ -15,7 +15,7 @@ from suite.disclosure import RARE, coded_range
 from suite.encoding import as_float
 from suite.registry import checks
 from suite.stats import N_BOOTSTRAP
-from suite.types import Context, Goal, Measurement
+from suite.types import Context, Goal, Measurement, MeasurementSpec, Need, names, utility
 
 #: Models the check can train, by name.
 MODELS = ("gradient_boosting", "random_forest", "linear")
@@ -246,7 +246,13 @@ class UtilityMetric:
     """
 
     name: ClassVar[str] = "utility"
-    measures: ClassVar[tuple[str, ...]] = (_RATIO, _TSTR, _TRTR)
+    declares: ClassVar[tuple[MeasurementSpec, ...]] = (
+        utility(_RATIO, Goal.MAXIMIZE, "share of the real model's skill kept by a model trained on synthetic data"),
+        utility(_TSTR, Goal.MAXIMIZE, "score on real unseen rows of a model trained on synthetic rows"),
+        utility(_TRTR, Goal.MAXIMIZE, "score on real unseen rows of a model trained on real rows", scored=False),
+    )
+    measures: ClassVar[tuple[str, ...]] = names(declares)
+    needs: ClassVar[tuple[Need, ...]] = (Need("target"),)
     requires: ClassVar[tuple[str, ...]] = ("sklearn",)
 
     def __init__(

@@ -28,62 +28,17 @@ import yaml
 
 from reports import plots
 from suite import policy
+from suite.declarations import FAMILIES, family_order, is_privacy, spec_of
 from suite.io import write_text_atomic
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
-PRIVACY_CHECKS = ("collisions", "dcr", "singling_out", "linkability", "inference", "membership")
-#: Measurements that are not a generator's utility although their goal is `maximize`.
-NOT_UTILITY = {"utility.trtr_score"}
 _STATUS_ORDER = {"risk shown": 0, "not shown safe": 1, "error": 2, "missing": 3, "pass": 4, "ungated": 5}
-
-#: One line per measurement, for rows whose check gave none (missing, or errored before measuring).
-MEANINGS: dict[str, str] = {
-    "collisions.rate": "share of synthetic rows equal to a training row in every column",
-    "collisions.holdout_rate": "share of synthetic rows equal to a holdout (unseen) row in every column",
-    "collisions.excess": "share of synthetic rows copied from training beyond what chance explains",
-    "dcr.share_closer_to_train": "share of synthetic rows nearer a training row than an unseen row (0.5 = no leak)",
-    "dcr.median_distance_to_train": "median distance from a synthetic row to its closest training row",
-    "fidelity.quality": "sdmetrics quality score: mean of column shapes and pair trends (1 = identical)",
-    "fidelity.column_shapes": "how well each column's distribution is kept",
-    "fidelity.column_pairs": "how well correlations and contingency tables between column pairs are kept",
-    "fidelity.columns_passed": "share of columns whose two-sample test finds no difference",
-    "diagnostic.validity": "synthetic values inside the real ranges and categories",
-    "diagnostic.structure": "same columns as the real table (1)",
-    "dependence.correlation_mae": "mean absolute difference of pairwise associations, real vs synthetic",
-    "dependence.mutual_information_mae": "mean absolute difference of pairwise mutual information",
-    "missingness.rate_mae": "mean absolute difference of the columns' missing rates",
-    "missingness.co_missing_mae": "mean absolute difference of joint missing rates",
-    "missingness.pattern_tvd": "total variation distance between row missingness patterns",
-    "structure.gower_ks": "distances synthetic->train vs unseen->train (0 = as far as unseen real rows)",
-    "structure.pca_overlap": "overlap of real and synthetic rows on the first two principal components",
-    "structure.voas_williamson_fit": "share of pairwise cross-tabulations that fit",
-    "structure.voas_williamson_ratio": "median chi-squared per degree of freedom of those tables (1 = noise)",
-    "propensity.pmse": "how well a classifier tells synthetic from real rows (0 = not at all)",
-    "propensity.auc": "ROC AUC of a classifier telling synthetic from real rows (0.5 = indistinguishable)",
-    "utility.tstr_ratio": "share of the real model's skill kept by a model trained on synthetic data",
-    "utility.tstr_score": "score on real unseen rows of a model trained on synthetic rows",
-    "utility.trtr_score": "score on real unseen rows of a model trained on real rows",
-    "singling_out.*.risk": "singling out people of the training data beyond unseen people (0 = no leak)",
-    "singling_out.*.attack_advantage": "singling-out success beyond random predicates",
-    "linkability.risk": "linking two halves of a training record beyond unseen people (0 = no leak)",
-    "linkability.attack_advantage": "linking success beyond random guesses",
-    "inference.max.excess": "attribute inference: the worst secret column's excess",
-    "inference.*.excess": "share of training people whose secret is guessed, minus unseen people's (0 = no leak)",
-    "inference.*.attack_advantage": "guessing success beyond random guesses",
-    "membership.*.auc": "telling training people from unseen people (0.5 = chance, 1 = all exposed)",
-    "membership.*.excess_at_fpr": "training people found beyond the share of unseen people accused (0 = chance)",
-    "membership.shadow.success": "held-out accuracy of the shadow-model attack (0.5 = chance)",
-}
 
 
 def meaning_of(m: MeasurementRecord) -> str:
-    if m.meaning:
-        return m.meaning
-    for pattern, text in MEANINGS.items():
-        if fnmatch.fnmatchcase(m.name, pattern):
-            return text
-    return ""
+    """The measurement's own meaning, else its check's declared one (a row whose check gave none)."""
+    return m.meaning or spec_of(m.name).meaning
 
 
 # --- view model ----------------------------------------------------------------------------------
@@ -158,7 +113,7 @@ class Risk:
 
 def privacy_risk(g: GeneratorRecord) -> Risk:
     """The worst ratio conservative value / max threshold over the generator's gated privacy
-    measurements (checks collisions, dcr, singling_out, linkability, inference, membership).
+    measurements (those their checks declare of kind "privacy").
 
     1 is at the threshold, above 1 fails it. The conservative value is the upper interval bound
     (the value without an interval), as the policy judges it. Errored or missing measurements
@@ -166,7 +121,7 @@ def privacy_risk(g: GeneratorRecord) -> Risk:
     """
     worst = Risk(None)
     for m in g.measurements:
-        if m.name.split(".")[0] not in PRIVACY_CHECKS or m.threshold is None or m.threshold.max is None:
+        if not is_privacy(m.name) or m.threshold is None or m.threshold.max is None:
             continue
         value = conservative(m, "max")
         if value is None:
@@ -181,7 +136,8 @@ def privacy_risk(g: GeneratorRecord) -> Risk:
 
 
 def utility_score(g: GeneratorRecord) -> tuple[float | None, str]:
-    """`fidelity.quality` when present, else the mean of the available maximize utility measurements."""
+    """`fidelity.quality` when present, else the mean of the available maximize utility measurements
+    that describe the generator (declared `scored`; a plugin's undeclared measurement is not averaged)."""
     quality = [m.value for m in g.measurements if m.name == "fidelity.quality" and finite(m.value) is not None]
     if quality:
         return sum(quality) / len(quality), "fidelity.quality"
@@ -190,8 +146,8 @@ def utility_score(g: GeneratorRecord) -> tuple[float | None, str]:
         for m in g.measurements
         if m.goal == "maximize"
         and finite(m.value) is not None
-        and m.name.split(".")[0] not in PRIVACY_CHECKS
-        and m.name not in NOT_UTILITY
+        and (spec := spec_of(m.name)).kind == "utility"
+        and spec.scored
     ]
     if not values:
         return None, ""
@@ -259,6 +215,23 @@ def _gates(sc: Scorecard, repeats: bool) -> list[dict[str, Any]]:
     return out
 
 
+def _by_kind(sc: Scorecard, repeats: bool) -> dict[str, Any]:
+    """Every measurement in its declared kind's section: privacy grouped by attack family, then utility."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    families: dict[str, str] = {}
+    for g in sc.generators:
+        for m in sorted(g.measurements, key=lambda m: (m.name, m.repeat)):
+            spec = spec_of(m.name)
+            key = f"privacy:{spec.family or 'other'}" if spec.kind == "privacy" else "utility"
+            families.setdefault(key, spec.family or "other")
+            rows.setdefault(key, []).append({"generator": g.name, **_gate_row(m, repeats)})
+    privacy = [
+        {"family": f, "rows": rows[f"privacy:{f}"]}
+        for f in family_order(v for k, v in families.items() if k.startswith("privacy:"))
+    ]
+    return {"privacy": privacy, "utility": rows.get("utility", [])}
+
+
 # --- privacy -------------------------------------------------------------------------------------
 
 _RISK_ORDER = [
@@ -272,11 +245,17 @@ _RISK_ORDER = [
 
 
 def _risk_names(sc: Scorecard) -> list[str]:
+    """The built-in attacks' risks, then the gated (max) privacy measurements of any other attack family
+    a check declares (a plugin's attack is drawn like a built-in one)."""
     names = {m.name for g in sc.generators for m in g.measurements}
     out: list[str] = []
     for pattern in _RISK_ORDER:
         out += sorted(n for n in names if fnmatch.fnmatchcase(n, pattern) and n not in out)
-    return out
+    gated = {
+        m.name for g in sc.generators for m in g.measurements if m.threshold is not None and m.threshold.max is not None
+    }
+    others = [n for n in gated if is_privacy(n) and spec_of(n).family not in FAMILIES]
+    return out + sorted(n for n in others if n not in out)
 
 
 def _privacy(sc: Scorecard) -> list[Plot]:
@@ -707,6 +686,7 @@ def render_html(scorecard: Scorecard, *, min_count: int = 10, allow_records: boo
         "gates": _gates(sc, repeats > 1),
         "privacy": _privacy(sc),
         "utility": _utility(sc, min_count),
+        "by_kind": _by_kind(sc, repeats > 1),
         "tradeoff": _tradeoff(sc),
         "provenance": _provenance(sc, min_count, allow_records),
         "dataset": sc.dataset,

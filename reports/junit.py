@@ -2,9 +2,10 @@
 as failed tests.
 
 A generator expected to be released gets one test case per gated measurement (failed: `risk shown`
-or `not shown safe`, the class as the failure's type; error: `error` or `missing`) and a `verdict`
-case. A canary (`expect: block`) is supposed to fail its gates: it gets only the `verdict` case,
-which fails if the canary was released, with its gate results listed in that case's output.
+or `not shown safe`, the class as the failure's type; error: `error` or `missing`; its declared
+kind and attack family as properties) and a `verdict` case. A canary (`expect: block`) is supposed
+to fail its gates: it gets only the `verdict` case, which fails if the canary was released, with its
+gate results listed in that case's output.
 Ungated measurements are not test cases.
 """
 
@@ -14,6 +15,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
+from suite.declarations import spec_of
 from suite.io import write_text_atomic
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard
 
@@ -37,6 +39,11 @@ def _case_name(m: MeasurementRecord, repeats: int) -> str:
 def _gate_case(suite: ET.Element, classname: str, m: MeasurementRecord, repeats: int, seconds: float) -> str:
     case = ET.SubElement(suite, "testcase", classname=classname, name=_text(_case_name(m, repeats)))
     case.set("time", f"{seconds:.3f}")
+    spec = spec_of(m.name)  # the kind (and attack family) its check declares, for CI systems that group by them
+    properties = ET.SubElement(case, "properties")
+    ET.SubElement(properties, "property", name="kind", value=spec.kind)
+    if spec.kind == "privacy":
+        ET.SubElement(properties, "property", name="attack", value=_text(spec.family or "other"))
     detail = f"value {_value(m)}; threshold {m.threshold}; {m.meaning}"
     if m.status.value in ("risk shown", "not shown safe"):
         detail += f"; {m.advice}" if m.advice else ""

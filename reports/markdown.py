@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from suite.declarations import spec_of
 from suite.io import write_text_atomic
 from suite.scorecard import MeasurementRecord, Scorecard
 
@@ -42,11 +43,18 @@ def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
+def _kind(name: str) -> str:
+    """The measurement's kind as its check declares it: `privacy (membership)` or `utility`."""
+    spec = spec_of(name)
+    return f"privacy ({_cell(spec.family or 'other')})" if spec.kind == "privacy" else spec.kind
+
+
 def _row(m: MeasurementRecord, with_repeat: bool) -> str:
     ci = "" if m.ci is None else f"[{m.ci[0]:.4g}, {m.ci[1]:.4g}]"
     threshold = "" if m.threshold is None else str(m.threshold)
     cells = [
         _cell(m.name),
+        _kind(m.name),
         *([str(m.repeat + 1)] if with_repeat else []),
         _number(m.value),
         ci,
@@ -91,6 +99,7 @@ def render_markdown(scorecard: Scorecard) -> str:
         level = f"interval (ends: one-sided {sc.scenario['spec'].get('confidence', 0.95):.0%} bounds)"
         header = [
             "measurement",
+            "kind",
             *(["repeat"] if repeats else []),
             "value",
             level,
@@ -100,7 +109,9 @@ def render_markdown(scorecard: Scorecard) -> str:
             "meaning",
         ]
         table_head = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        ordered = sorted(g.measurements, key=lambda m: (not m.status.blocks, m.name, m.repeat))
+        ordered = sorted(  # blocking first, then privacy before utility
+            g.measurements, key=lambda m: (not m.status.blocks, spec_of(m.name).kind != "privacy", m.name, m.repeat)
+        )
         gated = [m for m in ordered if m.status.value != "ungated"]
         ungated = [m for m in ordered if m.status.value == "ungated"]
         lines += [*table_head, *(_row(m, repeats) for m in gated)] if gated else ["No gated measurement."]

@@ -13,7 +13,9 @@ from typing import Any
 
 from pydantic import ConfigDict, ValidationError, create_model
 
+from suite.declarations import missing_roles
 from suite.errors import ConfigError, brief
+from suite.metadata import Roles, read_metadata
 from suite.policy import Threshold, preset_policy
 from suite.registry import RegistryError, checks, generators
 from suite.scenario import GeneratorSpec, Scenario, Spec, format_loc
@@ -52,6 +54,14 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
                 f"generators[{i}].expect: {g.name} is a calibration yardstick, never released; it cannot be a candidate"
             )
     chks = [_component(checks, c, ("checks", i), problems) for i, c in enumerate(specs)]
+    roles = _known_roles(scenario)
+    if roles is not None:
+        for i, c in enumerate(chks):
+            if c is not None:
+                where = f"checks ({c.spec.name})" if scenario.checks == "all" else format_loc(("checks", i))
+                found = _role_problems(c, roles, where, from_file=scenario.dataset.metadata is not None)
+                suffix = "; or list the checks to run in `checks` (every registered check runs by default)"
+                problems += [p + suffix for p in found] if scenario.checks == "all" else found
     produced = [p for c in chks if c is not None for p in c.cls.measures]
     for name in scenario.policy:
         if not any(fnmatch.fnmatchcase(name, p) for p in produced):
@@ -75,8 +85,7 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
     elif scenario.split.record is not None and not scenario.split.record.is_file():
         problems.append(f"split.record: file not found: {scenario.split.record}; run `suite split` first")
     if any(g.name == "file" for g in scenario.generators) and any(
-        c is not None and c.spec.name == "membership" and "shadow" in (c.params.get("attackers") or ())
-        for c in chks
+        c is not None and c.spec.name == "membership" and "shadow" in (c.params.get("attackers") or ()) for c in chks
     ):
         problems.append(
             "checks: the shadow membership attacker refits the generator, which a table made elsewhere (`file`) "
@@ -141,6 +150,29 @@ def _constraint_problems(scenario: Scenario) -> list[str]:
         except ConfigError as exc:
             problems.append(str(exc))
     return problems
+
+
+def _known_roles(scenario: Scenario) -> Roles | None:
+    """The roles known before the data is read: the scenario's, over the metadata file's when one is
+    given. None when the metadata file cannot be read (that error is reported when the data is loaded)."""
+    scenario_roles = Roles(**scenario.dataset.roles.model_dump()).normalized()
+    if scenario.dataset.metadata is None:
+        return scenario_roles
+    try:
+        return read_metadata(scenario.dataset.metadata).roles.merged(scenario_roles)
+    except ConfigError:
+        return None
+
+
+def _role_problems(check: Component, roles: Roles, where: str, *, from_file: bool) -> list[str]:
+    """One problem per role a check needs that neither the roles nor its params give."""
+    out = []
+    for need in missing_roles(check.cls, check.params, roles):
+        fix = f"set dataset.roles.{need.role}" + (" (or the metadata file's roles)" if from_file else "")
+        if need.unless is not None:
+            fix += f", or pass `{need.unless}` in the check's params"
+        out.append(f"{where}: check {check.spec.name} needs {need} (dataset.roles.{need.role}); {fix}")
+    return out
 
 
 def _component(

@@ -14,12 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from suite.dataset import PreparedData
+from suite.declarations import declared, is_privacy
 from suite.plan import Plan
 from suite.policy import Threshold, holdout_factor, judge  # holdout_factor: re-exported
 from suite.types import Goal, Measurement
 
-#: Checks whose measurements are privacy risks (the rest measure utility); until checks declare their kind.
-PRIVACY_CHECKS = ("collisions", "dcr", "singling_out", "linkability", "inference", "membership")
 #: A holdout larger than this leaves too little to train on; advice never suggests more.
 MAX_HOLDOUT = 0.5
 
@@ -38,10 +37,6 @@ class Power:
     note: str
 
 
-def is_privacy(measurement: str) -> bool:
-    return measurement.split(".")[0] in PRIVACY_CHECKS
-
-
 def null_release(
     plan: Plan,
     data: PreparedData,
@@ -56,7 +51,7 @@ def null_release(
     ctx = dataclasses.replace(ctx, fit_generator=None)  # nothing is fitted: shadow attacks say they cannot run
     measurements: list[Measurement] = []
     for check in plan.checks:
-        if check.spec.name in PRIVACY_CHECKS:
+        if any(spec.kind == "privacy" for spec in declared(check.cls)):  # as the check declares
             measurements += run_check(check, ctx, check.spec.timeout or sc.check_timeout)
     policy = {k: t for k, t in plan.policy.items() if is_privacy(k)}
     by_name = {m.name: m for m in measurements}

@@ -24,6 +24,7 @@ import pydantic_core
 
 from suite.cache import CachedCheckInvalid, TaskCache, content_key, remove_leftovers
 from suite.dataset import PreparedData, prepare
+from suite.declarations import declared, privacy_checks
 from suite.disclosure import Rare
 from suite.errors import ConfigError
 from suite.executors import execute
@@ -33,7 +34,7 @@ from suite.io import new_run_dir, sha256_file, write_text_atomic
 from suite.metadata import Roles, write_metadata
 from suite.plan import Component, Plan
 from suite.policy import MIN_COUNT, Status, judge
-from suite.power import PRIVACY_CHECKS, null_release, render
+from suite.power import null_release, render
 from suite.processing import Processed, check_constraints, fit_on_data
 from suite.registry import RegistryError
 from suite.registry import checks as check_registry
@@ -416,7 +417,7 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
     }
     measurements: list[Measurement] = []
     for check in plan.checks:
-        confidence = privacy_confidence if check.spec.name in PRIVACY_CHECKS else sc.confidence
+        confidence = privacy_confidence if check.spec.name in privacy_checks() else sc.confidence
         ctx = contexts[confidence]
         check_key = _check_key(check, seed, confidence, min_count)
         try:
@@ -762,7 +763,8 @@ def _malformed(m: Any) -> str | None:
 
 def _error_measurements(check: Component, error: str) -> list[Measurement]:
     names = [p for p in check.cls.measures if not any(ch in p for ch in "*?[")] or [f"{check.spec.name}.error"]
-    return [Measurement.from_error(name, Goal.MINIMIZE, error) for name in names]
+    goals = {name: next((s.goal for s in declared(check.cls) if s.goal and s.matches(name)), None) for name in names}
+    return [Measurement.from_error(name, goals[name] or Goal.MINIMIZE, error) for name in names]
 
 
 def _summary(records: list[GeneratorRecord], scenario: Any, selection: Any) -> Summary:

@@ -242,6 +242,8 @@ def check_check(cls: type, ctx: Context) -> list[Measurement]:
             f"{m.name!r} is not among {cls.__name__}.measures"
         )
         assert m.name.startswith(cls.name + "."), f"{m.name!r} must start with the check's name {cls.name!r}"
+        declared_goal = next((s.goal for s in getattr(cls, "declares", ()) if s.matches(m.name)), m.goal)
+        assert m.goal == declared_goal, f"{m.name}: goal {m.goal} differs from the declared {declared_goal}"
         assert m.error is not None or math.isfinite(m.value), f"{m.name} is {m.value} without an error"
         if m.ci is not None:
             assert m.ci[0] <= m.ci[1], f"{m.name}: interval {m.ci} is reversed"

@@ -5,10 +5,11 @@ Kept free of heavy imports: only the standard library, numpy and pandas.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import pandas as pd
 
@@ -48,6 +49,62 @@ class Measurement:
     def from_error(cls, name: str, goal: Goal, error: str) -> Measurement:
         """A measurement standing for a check that could not run: it blocks the release."""
         return cls(name=name, value=float("nan"), goal=goal, error=error)
+
+
+Kind = Literal["privacy", "utility"]
+
+
+@dataclass(frozen=True)
+class MeasurementSpec:
+    """What a check declares about one measurement it emits (or a family of them, by pattern).
+
+    `name` is a name or an fnmatch pattern (`membership.*.auc`). `kind` is "privacy" (a risk an
+    attacker could exploit; `family` says which attack: membership, singling_out, linkability,
+    inference, copying, ...) or "utility". `bounds` is the range a value can take, when known.
+    `scored`: False for a utility measurement that is not a property of the generator (the score
+    of a model trained on real rows), left out of the report's utility summary.
+    """
+
+    name: str
+    goal: Goal | None  # None: a plugin's measurement declared by `measures` only (its own goal applies)
+    meaning: str
+    kind: Kind = "utility"
+    family: str | None = None
+    bounds: tuple[float, float] | None = None
+    scored: bool = True
+
+    def matches(self, measurement: str) -> bool:
+        return fnmatch.fnmatchcase(measurement, self.name)
+
+
+@dataclass(frozen=True)
+class Need:
+    """A role a check cannot run without: `Need("quasi_identifiers", at_least=2, unless="aux_cols")`.
+
+    `unless` names a parameter of the check that supplies the columns instead of the role.
+    """
+
+    role: str
+    at_least: int = 1
+    unless: str | None = None
+
+    def __str__(self) -> str:
+        return self.role if self.at_least == 1 else f"at least {self.at_least} {self.role}"
+
+
+def privacy(name: str, goal: Goal, family: str, meaning: str, **kw: Any) -> MeasurementSpec:
+    """Declare a privacy measurement in one line."""
+    return MeasurementSpec(name, goal, meaning, kind="privacy", family=family, **kw)
+
+
+def utility(name: str, goal: Goal, meaning: str, **kw: Any) -> MeasurementSpec:
+    """Declare a utility measurement in one line."""
+    return MeasurementSpec(name, goal, meaning, kind="utility", **kw)
+
+
+def names(specs: tuple[MeasurementSpec, ...]) -> tuple[str, ...]:
+    """The names (or patterns) of declared measurements: a built-in check's `measures`."""
+    return tuple(s.name for s in specs)
 
 
 @dataclass(frozen=True)
@@ -95,7 +152,12 @@ class Generator(Protocol):
 
 @runtime_checkable
 class Check(Protocol):
-    """An attack or a metric: turns a Context into measurements."""
+    """An attack or a metric: turns a Context into measurements.
+
+    Built-ins also declare `declares: ClassVar[tuple[MeasurementSpec, ...]]` (what each measurement
+    is) and `needs: ClassVar[tuple[Need, ...]]` (the roles it cannot run without), and derive
+    `measures` from `declares`; a plugin with `measures` only still works (`suite.declarations`).
+    """
 
     name: ClassVar[str]
     measures: ClassVar[tuple[str, ...]]
