@@ -297,9 +297,8 @@ def _export_marginals(path: Path, out: Path, params_json: str) -> int:
     its model; the scenario's own `marginals` parameters apply, `--params` overrides them."""
 
     from generators.marginals import MarginalsGenerator
-    from suite.dataset import prepare
-    from suite.metadata import Roles
     from suite.plan import validate_params
+    from suite.runner import prepare_data
     from suite.seeding import seeded
 
     if path.suffix.lower() not in (".yaml", ".yml"):
@@ -316,14 +315,7 @@ def _export_marginals(path: Path, out: Path, params_json: str) -> int:
     listed = next((dict(g.params) for g in plan.generators if g.spec.name == "marginals"), {})
     listed.pop("model", None)
     params = validate_params(MarginalsGenerator, {**listed, **extra}, where="--params for marginals")
-    data = prepare(
-        sc.dataset.path,
-        metadata_path=sc.dataset.metadata,
-        roles=Roles(**sc.dataset.roles.model_dump()),
-        holdout=sc.split.holdout,
-        seed=sc.split.seed,
-        sheet=sc.dataset.sheet,
-    )
+    data = prepare_data(plan)
     with seeded(sc.seed):
         generator = MarginalsGenerator(**params).fit(data.train, data.metadata)
     generator.save(out)
