@@ -113,7 +113,7 @@ def _refuse_newer_schema(text: str, source: str) -> None:
     """A scorecard of a schema this suite does not know yet: its fields would be misread, or refused cryptically."""
     try:
         found = json.loads(text).get("schema_version", SCHEMA_VERSION)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return  # not a JSON object: validation says so
     try:
         newer = _version(str(found)) > _version(SCHEMA_VERSION)
