@@ -65,3 +65,24 @@ def test_quiet_prints_nothing_even_on_a_terminal() -> None:
         for message in MESSAGES:
             say(message)
     assert stream.getvalue() == ""
+
+
+def test_a_run_on_a_terminal_draws_the_bar_of_its_tasks(tmp_path, monkeypatch, capsys) -> None:
+    """End to end: 2 generators x 2 repeats on 200 rows of flchain, stderr a terminal."""
+    import pandas as pd
+
+    from suite.cli import main
+    from tests.test_bad_input import FLCHAIN, Case
+
+    frame = pd.read_parquet(FLCHAIN).sample(200, random_state=0).reset_index(drop=True)
+    case = Case(tmp_path, frame).write(
+        repeats=2, policy={"collisions.excess": {"max": 0.01}, "dcr.share_closer_to_train": {}}
+    )
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert main(["run", str(case.scenario)]) == 0, terminal.getvalue()
+    out = terminal.getvalue()
+    lines = out.replace("\r", "\n").splitlines()
+    assert "4/4" in out and "5/4" not in out and Progress._active is None
+    assert "[bad-input] identity: block (2 reason(s))" in lines and "[bad-input] holdout: release" in lines
+    assert not any(line.startswith("[bad-input] holdout (2/2)") for line in lines)  # steps drawn on the bar
