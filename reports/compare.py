@@ -8,12 +8,19 @@ went from release to block, and a generator or a gated measurement that disappea
 against the last accepted run and fails on exit 1. A non-finite or negative tolerance, or a scorecard
 that lists a generator (or a generator's measurement) twice, is refused: either would hide a regression.
 Scorecards before schema 1.3 said `fail` where 1.3 says `risk shown` or `not shown safe`; they are read
-(as `not shown safe`, which blocks).
+(as `not shown safe`, which blocks). A scorecard of a newer schema than this suite writes is refused.
+
+Across versions, a measurement that was renamed (`RENAMES`, the one table of them) is reported as
+`renamed`, never compared when its unit changed; one the new run has and the old lacks is `new`; one a
+scorecard of an older schema has and the new lacks is `no longer measured`. None of these is a
+regression, but a gate that passed and now blocks still is, under its new name too.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +29,40 @@ from pydantic import ValidationError
 
 from suite.errors import ConfigError
 from suite.policy import bounds, finite
-from suite.scorecard import MeasurementRecord, Scorecard
+from suite.scorecard import SCHEMA_VERSION, MeasurementRecord, Scorecard
 
 ABS_TOL = 0.01
 REL_TOL = 0.05
+
+
+@dataclass(frozen=True)
+class Rename:
+    """A measurement renamed between versions: `old` (a regular expression) became `new` (a format of its groups)."""
+
+    old: str
+    new: str
+    comparable: bool  # False: a different unit, so the old and the new value are never compared
+
+
+#: Measurements renamed between releases; add a row here when a check renames one.
+RENAMES = (
+    Rename(r"membership\.(?P<a>.+)\.tpr_at_fpr_1pct", "membership.{a}.excess_at_fpr", comparable=False),
+    Rename(r"membership\.(?P<a>.+)\.tpr_at_fpr_10pct", "membership.{a}.excess_at_fpr", comparable=False),
+    Rename(r"inference\.(?P<s>.+)\.risk", "inference.{s}.excess", comparable=False),  # `inference.max.risk` too
+)
+
+
+def renamed(name: str) -> tuple[str, Rename] | None:
+    """The new name of an old measurement and its rename, if it has one."""
+    for rename in RENAMES:
+        match = re.fullmatch(rename.old, name)
+        if match is not None:
+            return rename.new.format(**match.groupdict()), rename
+    return None
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
 
 
 @dataclass(frozen=True)
@@ -35,7 +72,7 @@ class Change:
     repeat: int
     old: str
     new: str
-    kind: str  # "worse", "better", "blocks now", "passes now", "gone", "new"
+    kind: str  # "worse", "better", "blocks now", "passes now", "gone", "new", "renamed", "no longer measured"
     note: str = ""
 
     @property
@@ -57,6 +94,7 @@ def load_scorecard(path: Path) -> Scorecard:
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read the scorecard: {exc.strerror}", source=str(file)) from None
+    _refuse_newer_schema(text, str(file))
     try:
         scorecard = Scorecard.model_validate_json(text)
     except ValidationError as exc:
@@ -69,6 +107,27 @@ def load_scorecard(path: Path) -> Scorecard:
         ) from None
     _refuse_duplicates(scorecard, str(file))
     return scorecard
+
+
+def _refuse_newer_schema(text: str, source: str) -> None:
+    """A scorecard of a schema this suite does not know yet: its fields would be misread, or refused cryptically."""
+    try:
+        found = json.loads(text).get("schema_version", SCHEMA_VERSION)
+    except (ValueError, AttributeError, RecursionError):
+        return  # not a JSON object: validation says so
+    try:
+        newer = _version(str(found)) > _version(SCHEMA_VERSION)
+    except ValueError:
+        raise ConfigError(
+            f"schema_version {found!r} is not a version like {SCHEMA_VERSION!r}; give the scorecard.json a run wrote",
+            source=source,
+        ) from None
+    if newer:
+        raise ConfigError(
+            f"schema_version {found} is newer than this suite reads ({SCHEMA_VERSION}); compare with the suite "
+            "version that wrote it, or upgrade this one",
+            source=source,
+        )
 
 
 def _refuse_duplicates(scorecard: Scorecard, source: str) -> None:
@@ -100,15 +159,28 @@ def _shown(m: MeasurementRecord | None) -> str:
 
 
 def _measurement_change(
-    generator: str, old: MeasurementRecord, new: MeasurementRecord | None, abs_tol: float, rel_tol: float
+    generator: str,
+    old: MeasurementRecord,
+    new: MeasurementRecord | None,
+    abs_tol: float,
+    rel_tol: float,
+    *,
+    same_schema: bool = True,
 ) -> Change | None:
     key = (generator, old.name, old.repeat)
     if new is None:
+        if not same_schema:
+            return Change(*key, _shown(old), "absent", "no longer measured", "the new version does not measure it")
         return Change(*key, _shown(old), "absent", "gone") if old.status.value != "ungated" else None
+    if new.name != old.name:
+        key = (generator, f"{old.name} -> {new.name}", old.repeat)
     if not old.status.blocks and new.status.blocks:
         return Change(*key, _shown(old), _shown(new), "blocks now", new.reason)
     if old.status.blocks and not new.status.blocks:
         return Change(*key, _shown(old), _shown(new), "passes now")
+    rename = renamed(old.name) if new.name != old.name else None
+    if rename is not None and not rename[1].comparable:
+        return Change(*key, _shown(old), _shown(new), "renamed", "not comparable (a different unit)")
     a, b = conservative(old), conservative(new)
     if a is None or b is None:
         return None
@@ -121,6 +193,36 @@ def _measurement_change(
     return None
 
 
+def _measurement_changes(
+    generator: str,
+    old: list[MeasurementRecord],
+    new: list[MeasurementRecord],
+    abs_tol: float,
+    rel_tol: float,
+    same_schema: bool,
+) -> list[Change]:
+    """One generator's measurement changes: each old one against its new self, or its new name (`RENAMES`)."""
+    after = {(m.name, m.repeat): m for m in new}
+    old_names = {m.name for m in old}
+    known = set(old_names)  # and the new names of renamed ones: not `new`
+    changes: list[Change] = []
+    for m in old:
+        counterpart = after.get((m.name, m.repeat))
+        rename = renamed(m.name) if counterpart is None else None
+        if rename is not None and rename[0] not in old_names:  # the old run did not also have the new name
+            counterpart = after.get((rename[0], m.repeat))
+        if rename is not None:
+            known.add(rename[0])
+        change = _measurement_change(generator, m, counterpart, abs_tol, rel_tol, same_schema=same_schema)
+        if change is not None:
+            changes.append(change)
+    for m in new:
+        if m.name not in known:
+            known.add(m.name)
+            changes.append(Change(generator, m.name, m.repeat, "absent", _shown(m), "new"))
+    return changes
+
+
 def compare(old: Scorecard, new: Scorecard, *, abs_tol: float = ABS_TOL, rel_tol: float = REL_TOL) -> list[Change]:
     """Every change beyond the tolerance between two scorecards, regressions first."""
     for flag, tol in (("--abs-tol", abs_tol), ("--rel-tol", rel_tol)):
@@ -129,6 +231,7 @@ def compare(old: Scorecard, new: Scorecard, *, abs_tol: float = ABS_TOL, rel_tol
                 f"the tolerance must be a finite number >= 0 (got {tol}); omit it for the default", source=flag
             )
     changes: list[Change] = []
+    same_schema = old.schema_version == new.schema_version
     new_generators = {g.name: g for g in new.generators}
     for g in old.generators:
         h = new_generators.get(g.name)
@@ -139,11 +242,7 @@ def compare(old: Scorecard, new: Scorecard, *, abs_tol: float = ABS_TOL, rel_tol
             changes.append(Change(g.name, "verdict", 0, g.verdict, h.verdict, "blocks now", "; ".join(h.reasons)))
         elif g.verdict == "block" and h.verdict == "release":
             changes.append(Change(g.name, "verdict", 0, g.verdict, h.verdict, "passes now"))
-        after = {(m.name, m.repeat): m for m in h.measurements}
-        for m in g.measurements:
-            change = _measurement_change(g.name, m, after.get((m.name, m.repeat)), abs_tol, rel_tol)
-            if change is not None:
-                changes.append(change)
+        changes += _measurement_changes(g.name, g.measurements, h.measurements, abs_tol, rel_tol, same_schema)
     for name in new_generators.keys() - {g.name for g in old.generators}:
         changes.append(Change(name, "verdict", 0, "absent", new_generators[name].verdict, "new"))
     return sorted(changes, key=lambda c: (not c.regression, c.generator, c.measurement, c.repeat))
@@ -152,6 +251,11 @@ def compare(old: Scorecard, new: Scorecard, *, abs_tol: float = ABS_TOL, rel_tol
 def caveats(old: Scorecard, new: Scorecard) -> list[str]:
     """What makes the two runs not directly comparable (reported, not an error)."""
     notes = []
+    if old.schema_version != new.schema_version:
+        notes.append(
+            f"schema {old.schema_version} vs {new.schema_version}: renamed measurements are listed, "
+            "and compared only where their unit is unchanged"
+        )
     if old.dataset.get("sha256") != new.dataset.get("sha256"):
         notes.append("the two runs used different data (dataset sha256 differs)")
     if old.provenance.get("seeds") != new.provenance.get("seeds"):

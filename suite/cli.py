@@ -223,7 +223,8 @@ def _run(path: Path, *, out: Path | None, quiet: bool, execution: Any = None, ke
         print(f"error: {exc}", file=sys.stderr)
         return BAD_INPUT
     try:
-        result = run(plan, out=out, progress=Progress(enabled=not quiet), execution=execution)
+        with Progress(enabled=not quiet) as progress:  # a bar when stderr is a terminal, plain lines otherwise
+            result = run(plan, out=out, progress=progress, execution=execution)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return BAD_INPUT

@@ -6,6 +6,7 @@ import fnmatch
 import json
 import numbers
 import platform
+import re
 import sys
 import threading
 import time
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
 import pandas as pd
 import pydantic_core
@@ -67,16 +68,84 @@ class RunResult:
     run_dir: Path
 
 
+_TASK_LINE = re.compile(  # "[scenario] key (i/of) repeat r/repeats: step", the tag _run_task writes
+    r"^\[[^\]]*\] (?P<key>.+?) \((?P<index>\d+)/(?P<of>\d+)\)"
+    r"(?: repeat (?P<repeat>\d+)/(?P<repeats>\d+))?: (?P<step>.*)$"
+)
+_DONE_LINE = re.compile(r"^\[[^\]]*\] done: (?P<key>.+) repeat (?P<repeat>\d+)/(?P<repeats>\d+)$")
+_TO_KEEP = re.compile(r"fail|error|discarded|warning", re.IGNORECASE)  # a task's step worth a line above the bar
+
+
 class Progress:
-    """One line per step on a stream (stderr by default): scenario, generator, stage."""
+    """Progress on a stream (stderr by default): one line per step, or, when the stream is a terminal, a bar of
+    the (generator, repeat) tasks done showing the current step, with the other messages printed above it.
+
+    Use it as a context manager so the bar ends cleanly. While a bar runs, a `Progress()` made in the same
+    process (a task's own) feeds it; tasks in worker processes print their lines.
+    """
+
+    _active: ClassVar[Progress | None] = None
 
     def __init__(self, stream: TextIO | None = None, enabled: bool = True) -> None:
         self.stream = stream or sys.stderr
         self.enabled = enabled
+        self._forward = Progress._active if stream is None and enabled else None
+        self._bar: Any = None
+        self._current: tuple[str, str] | None = None
+        self._done: set[tuple[str, str]] = set()
+
+    def __enter__(self) -> Progress:
+        if self.enabled and self._forward is None and getattr(self.stream, "isatty", lambda: False)():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=None, file=self.stream, unit="task", dynamic_ncols=True, leave=True)
+            Progress._active = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._finish_current()
+            self._bar.set_description_str("done", refresh=False)
+            self._bar.close()
+            self._bar = None
+            Progress._active = None
 
     def __call__(self, message: str) -> None:
-        if self.enabled:
+        if self._forward is not None:
+            self._forward(message)
+        elif self._bar is not None:
+            self._show(message)
+        elif self.enabled:
             print(message, file=self.stream, flush=True)
+
+    def _show(self, message: str) -> None:
+        task, done = _TASK_LINE.match(message), _DONE_LINE.match(message)
+        if task is not None:
+            repeats = int(task["repeats"] or 1)
+            if self._bar.total is None:
+                self._bar.total = int(task["of"]) * repeats
+            if self._current != (task["key"], task["repeat"] or "1"):
+                self._finish_current()  # tasks in this process run one after the other
+                self._current = (task["key"], task["repeat"] or "1")
+            self._bar.set_description_str(message.split("] ", 1)[-1][:60], refresh=False)
+            self._bar.refresh()
+            if not _TO_KEEP.search(task["step"]):
+                return
+        elif done is not None:
+            self._mark((done["key"], done["repeat"]))
+        else:
+            self._finish_current()  # a scenario-level line: the task that ran here has ended
+        self._bar.write(message, file=self.stream)
+
+    def _finish_current(self) -> None:
+        if self._current is not None:
+            self._mark(self._current)
+            self._current = None
+
+    def _mark(self, task: tuple[str, str]) -> None:
+        if task not in self._done:
+            self._done.add(task)
+            self._bar.update(1)
 
 
 @dataclass(frozen=True)
