@@ -395,3 +395,33 @@ def test_shadow_attack_cannot_reach_the_holdout_baseline(small):
     """`holdout` is fitted on reference rows, never on train: its output cannot depend on the target."""
     (m,) = MembershipAttack(**_TINY).evaluate(_context(small, "holdout"))
     assert m.ci[0] < 0.5 < m.ci[1]
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def test_reports_show_exposed_people_and_the_largest_epsilon(tmp_path, small_csv):
+    from reports import read_json
+    from reports.html import render_html
+    from reports.markdown import membership_exposure
+    from suite.cli import main
+    from tests.conftest import write_scenario
+
+    generators = [{"name": "holdout", "expect": "release"}, {"name": "identity", "expect": "block"}]
+    scenario = write_scenario(tmp_path, small_csv, checks=["membership"], generators=generators)
+    assert main(["run", str(scenario), "--out", str(tmp_path / "out"), "--quiet"]) in (0, 1)
+    (run_dir,) = (tmp_path / "out").iterdir()
+    sc = read_json(run_dir / "scorecard.json")
+    report_md, report_html = (run_dir / "report.md").read_text(), render_html(sc)
+    for g in sc.generators:
+        eps = max(m.value for m in g.measurements if m.name.endswith(".epsilon_lower"))
+        (local,) = [m for m in g.measurements if m.name == "membership.local.excess_at_fpr"]
+        exposed = local.details["exposed"]["exposed_beyond_chance"]
+        text = membership_exposure(g)
+        assert f"{exposed} training people exposed beyond chance" in text and f"bound {eps:.3g} (" in text
+        assert text.split(";")[0] in report_md and text.split(";")[0] in report_html
+        assert f"bound {eps:.3g} (" in report_md and f"bound {eps:.3g} (" in report_html
+    by_name = {g.name: g for g in sc.generators}
+    identity = membership_exposure(by_name["identity"])
+    assert int(identity.split(": ")[1].split()[0]) > 1000  # most of the ~1,700 training people
+    assert ": 0 training people" in membership_exposure(by_name["holdout"])
