@@ -179,6 +179,8 @@ class MembershipAttack:
     exposed people. It is read at `fpr` (1%) when at least 10 non-members sit above the
     threshold, else at the lowest estimable rate of 0.1%, 1%, 5%, 10% (said in `details`);
     with fewer than 100 non-members its interval is every possible value (`not shown safe`).
+    `epsilon_lower` (not gated) is the empirical epsilon lower bound the attack shows, from
+    Clopper-Pearson bounds of TPR and FPR at a threshold chosen on a separate half (0 = nothing shown).
     `shadow.success` is the accuracy of a model trained to tell, from the synthetic data alone,
     whether one isolated record was in the training data (0.5 = chance).
 
