@@ -32,6 +32,73 @@ def estimable_fpr(n_non_members: int, wanted: float) -> float | None:
     return None
 
 
+# --------------------------------------------------------------------------- empirical epsilon
+
+#: False-positive rates whose non-member quantiles are the thresholds searched for the epsilon bound
+#: (0: above every non-member of the selection half).
+EPSILON_RATES = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+
+
+def clopper_pearson(successes: int, trials: int, confidence: float) -> tuple[float, float]:
+    """Two-sided exact (Clopper-Pearson) interval of a binomial rate; each end a one-sided bound
+    at level (1 + confidence) / 2."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+def epsilon_lower_bound(tp: int, n_pos: int, fp: int, n_neg: int, confidence: float) -> float:
+    """Empirical epsilon lower bound of one threshold (Kairouz et al. 2015):
+    max(log(TPR_lo / FPR_hi), log((1 - FPR_hi) / (1 - TPR_lo)), 0), TPR_lo the lower
+    Clopper-Pearson bound of `tp` of `n_pos` members and FPR_hi the upper one of `fp` of `n_neg`
+    non-members above the threshold."""
+    tpr_lo = clopper_pearson(tp, n_pos, confidence)[0]
+    fpr_hi = clopper_pearson(fp, n_neg, confidence)[1]
+    with np.errstate(divide="ignore"):
+        terms = (np.log(tpr_lo) - np.log(fpr_hi), np.log1p(-fpr_hi) - np.log1p(-tpr_lo))
+    return float(max(0.0, *terms))
+
+
+def split_epsilon(scores: np.ndarray, labels: np.ndarray, rng: np.random.Generator, confidence: float) -> dict:
+    """The epsilon lower bound of a membership score, its threshold chosen on one random half of the
+    members and of the non-members (the highest bound over the non-members' quantiles at
+    EPSILON_RATES) and the bound computed on the other half, so the search does not inflate it."""
+    labels = np.asarray(labels).astype(bool)
+    halves = []
+    for side in (np.flatnonzero(labels), np.flatnonzero(~labels)):
+        side = rng.permutation(side)
+        halves.append((side[: len(side) // 2], side[len(side) // 2 :]))
+    (pos_a, pos_b), (neg_a, neg_b) = halves
+    if min(len(pos_a), len(pos_b), len(neg_a), len(neg_b)) < 1:
+        return {"value": 0.0, "note": "fewer than 2 members or non-members: nothing can be shown"}
+
+    def counts(pos: np.ndarray, neg: np.ndarray, t: float) -> tuple[int, int]:
+        return int((scores[pos] > t).sum()), int((scores[neg] > t).sum())
+
+    rates = [r for r in EPSILON_RATES if r == 0.0 or r * len(neg_a) >= 1.0]
+    thresholds = np.quantile(scores[neg_a], [1.0 - r for r in rates], method="higher")
+    picked = []
+    for t in thresholds:
+        tp_a, fp_a = counts(pos_a, neg_a, t)
+        picked.append(epsilon_lower_bound(tp_a, len(pos_a), fp_a, len(neg_a), confidence))
+    best = int(np.argmax(picked))
+    tp, fp = counts(pos_b, neg_b, thresholds[best])
+    value = epsilon_lower_bound(tp, len(pos_b), fp, len(neg_b), confidence)
+    return {
+        "value": value,
+        "selection_fpr": rates[best],
+        "selection_bound": picked[best],
+        "members_above": tp,
+        "members": int(len(pos_b)),
+        "non_members_above": fp,
+        "non_members": int(len(neg_b)),
+        "tpr": tp / len(pos_b),
+        "fpr": fp / len(neg_b),
+        "selection_half": {"members": int(len(pos_a)), "non_members": int(len(neg_a))},
+    }
+
+
 # --------------------------------------------------------------------------- ROC statistics
 
 

@@ -37,6 +37,7 @@ from attacks._membership_features import (
     frequent_codes,
     kde_log_density,
     roc_summary,
+    split_epsilon,
 )
 from suite.encoding import as_float
 from suite.neighbors import Encoded, GowerEncoder, nearest
@@ -46,6 +47,8 @@ from suite.stats import N_BOOTSTRAP, wilson_ci
 from suite.types import Context, Goal, Measurement, MeasurementSpec, names, privacy
 
 ATTACKERS = ("distance", "density", "local", "shadow")
+#: The finer false-positive rate also read (into the excess's details) where the non-members allow it.
+LOW_FPR = 0.001
 #: Added to both distances of the local attacker (Gower units): an exact copy scores finitely.
 LOCAL_EPS = 1e-6
 
@@ -176,6 +179,8 @@ class MembershipAttack:
     exposed people. It is read at `fpr` (1%) when at least 10 non-members sit above the
     threshold, else at the lowest estimable rate of 0.1%, 1%, 5%, 10% (said in `details`);
     with fewer than 100 non-members its interval is every possible value (`not shown safe`).
+    `epsilon_lower` (not gated) is the empirical epsilon lower bound the attack shows, from
+    Clopper-Pearson bounds of TPR and FPR at a threshold chosen on a separate half (0 = nothing shown).
     `shadow.success` is the accuracy of a model trained to tell, from the synthetic data alone,
     whether one isolated record was in the training data (0.5 = chance).
 
@@ -201,6 +206,13 @@ class MembershipAttack:
             "membership",
             "training people found beyond the share of unseen people accused (0 = chance)",
             bounds=(-1, 1),
+        ),
+        privacy(
+            "membership.*.epsilon_lower",
+            Goal.MINIMIZE,
+            "membership",
+            "empirical differential-privacy epsilon lower bound the attack shows (0 = nothing shown)",
+            bounds=(0, float("inf")),
         ),
         privacy(
             "membership.shadow.success",
@@ -308,10 +320,11 @@ class MembershipAttack:
         else:
             rows = self._density_scores(ctx, cands, reference, details)
         scores = unit_max(rows, cands.unit, len(cands.labels))
+        fine = estimable_fpr(n_non, LOW_FPR) == LOW_FPR and fpr != LOW_FPR  # the 0.1% reading, in details
         summary = roc_summary(
             scores,
             cands.labels,
-            alphas=() if fpr is None else (fpr,),
+            alphas=() if fpr is None else (fpr, LOW_FPR) if fine else (fpr,),
             rng=self._rng(ctx, f"bootstrap.{attacker}"),
             confidence=ctx.confidence,
             n_boot=N_BOOTSTRAP,
@@ -339,7 +352,30 @@ class MembershipAttack:
             f"share of training {unit} the {attacker} attacker finds beyond its false-alarm rate "
             "(TPR - FPR at a low FPR; 0 = chance, 1 = every member exposed)"
         )
-        return [auc, excess_measurement(f"{prefix}.excess_at_fpr", fpr, self.fpr, summary, details, meaning)]
+        excess = excess_measurement(f"{prefix}.excess_at_fpr", fpr, self.fpr, summary, details, meaning)
+        return [auc, excess, self._epsilon(prefix, scores, cands, ctx, details)]
+
+    def _epsilon(self, prefix: str, scores: np.ndarray, cands: Candidates, ctx: Context, details: dict) -> Measurement:
+        found = split_epsilon(scores, cands.labels, self._rng(ctx, f"epsilon.{prefix}"), ctx.confidence)
+        value = found.pop("value")
+        level = (1.0 + ctx.confidence) / 2.0
+        found["method"] = (
+            "threshold chosen on a random half of members and non-members (the highest bound over the "
+            "non-members' quantiles), the bound computed on the other half, so the search does not inflate it; "
+            f"Clopper-Pearson bounds, each one-sided at {level:.3g} (two-sided {ctx.confidence:.3g})"
+        )
+        keep = ("attacker", "level", "members", "non_members")
+        return Measurement(
+            f"{prefix}.epsilon_lower",
+            value,
+            Goal.MINIMIZE,
+            baseline=0.0,
+            details={**{k: details[k] for k in keep if k in details}, "epsilon": found},
+            meaning=(
+                "empirical epsilon lower bound: max(log(TPR/FPR), log((1-FPR)/(1-TPR))) at the attack's best "
+                "threshold, TPR and FPR at their confidence bounds (0 = nothing shown; ungated)"
+            ),
+        )
 
     # ------------------------------------------------------------------ attackers
     def _distance_scores(self, ctx: Context, cands: Candidates, details: dict) -> np.ndarray:
@@ -522,6 +558,14 @@ def excess_measurement(
         non_members_above_threshold=fpr * n_non,
         interval="members and non-members bootstrapped jointly; the threshold re-estimated in each resample",
     )
+    if LOW_FPR in summary["point"] and fpr != LOW_FPR:
+        t01, (l01, h01) = summary["point"][LOW_FPR], summary["ci"][LOW_FPR]
+        details["excess_at_0_1pct"] = {
+            "fpr": LOW_FPR,
+            "tpr": t01,
+            "value": t01 - LOW_FPR,
+            "ci": [l01 - LOW_FPR, h01 - LOW_FPR],
+        }
     if fpr != requested:
         details["fpr_note"] = (
             f"{n_non} non-members: {requested:g} leaves fewer than {MIN_ABOVE_THRESHOLD} above the threshold; "

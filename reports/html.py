@@ -27,6 +27,7 @@ import jinja2
 import yaml
 
 from reports import plots
+from reports.markdown import membership_exposure
 from suite import policy
 from suite.declarations import FAMILIES, family_order, is_privacy, spec_of
 from suite.io import write_text_atomic
@@ -685,6 +686,7 @@ def render_html(scorecard: Scorecard, *, min_count: int = 10, allow_records: boo
         "verdicts": _verdicts(sc, repeats > 1),
         "gates": _gates(sc, repeats > 1),
         "privacy": _privacy(sc),
+        "exposure": [(g.name, text) for g in sc.generators if (text := membership_exposure(g))],
         "utility": _utility(sc, min_count),
         "by_kind": _by_kind(sc, repeats > 1),
         "tradeoff": _tradeoff(sc),

@@ -8,12 +8,14 @@ the file is the report's own.
 
 from __future__ import annotations
 
+import fnmatch
 import html
+import math
 from pathlib import Path
 
 from suite.declarations import spec_of
 from suite.io import write_text_atomic
-from suite.scorecard import MeasurementRecord, Scorecard
+from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard
 
 _MARK = {
     "pass": "pass",
@@ -66,6 +68,37 @@ def _row(m: MeasurementRecord, with_repeat: bool) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def membership_exposure(g: GeneratorRecord) -> str | None:
+    """One sentence on the membership attack's worst case for a generator, from its measurements'
+    details: the people the `local` attacker exposes beyond chance and the largest empirical epsilon
+    lower bound over attackers (the worst repeat of each); None without either."""
+    exposed = [
+        (m.details["exposed"], m.details.get("level"))
+        for m in g.measurements
+        if m.name == "membership.local.excess_at_fpr" and isinstance(m.details.get("exposed"), dict)
+    ]
+    eps = [
+        (m.value, m.name.split(".")[1])
+        for m in g.measurements
+        if fnmatch.fnmatchcase(m.name, "membership.*.epsilon_lower") and m.value is not None and math.isfinite(m.value)
+    ]
+    if not exposed and not eps:
+        return None
+    parts = []
+    if exposed:
+        worst, level = max(exposed, key=lambda e: e[0].get("exposed_beyond_chance", 0))
+        unit = "people" if level == "entity" else "records"
+        parts.append(
+            f"{worst.get('exposed_beyond_chance', 0)} training {unit} exposed beyond chance by the local attacker "
+            f"(at a threshold that flags {100 * worst.get('fpr', 0):g}% of unseen {unit})"
+        )
+    if eps:
+        value, attacker = max(eps)
+        who = f"{attacker} attacker" if value > 0 else "no attacker shows any"
+        parts.append(f"largest empirical epsilon lower bound {value:.3g} ({who})")
+    return "Membership: " + "; ".join(parts) + "."
+
+
 def render_markdown(scorecard: Scorecard) -> str:
     sc = scorecard
     repeats = sc.scenario["spec"].get("repeats", 1) > 1
@@ -96,6 +129,8 @@ def render_markdown(scorecard: Scorecard) -> str:
             advice = [f"- {_cell(m.name)}: {_cell(m.advice)}" for m in g.measurements if m.advice]
             lines += ["", "Only the data's power blocked it; to certify the thresholds:", "", *advice] if advice else []
             lines += [""]
+        if exposure := membership_exposure(g):
+            lines += [_cell(exposure), ""]
         level = f"interval (ends: one-sided {sc.scenario['spec'].get('confidence', 0.95):.0%} bounds)"
         header = [
             "measurement",

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import attacks.membership  # noqa: F401  (registers the check until attacks/__init__ imports it)
-from attacks._membership_features import ROC_GRID, estimable_fpr, roc_summary
-from attacks.membership import MembershipAttack, _cluster_ci, select_candidates, unit_max
+from attacks._membership_features import ROC_GRID, epsilon_lower_bound, estimable_fpr, roc_summary, split_epsilon
+from attacks.membership import MembershipAttack, _cluster_ci, excess_measurement, select_candidates, unit_max
 from suite.dataset import prepare
 from suite.metadata import Roles
 from suite.registry import checks
@@ -141,10 +141,12 @@ def test_density_attacker_exposes_identity_and_not_the_holdout(copies, unseen):
 def test_intervals_contain_the_value_and_names_are_declared(copies, unseen):
     for per_generator in (*copies.values(), *unseen.values()):
         assert set(per_generator) == {
-            f"membership.{a}.{q}" for a in ("distance", "density", "local") for q in ("auc", "excess_at_fpr")
+            f"membership.{a}.{q}"
+            for a in ("distance", "density", "local")
+            for q in ("auc", "excess_at_fpr", "epsilon_lower")
         }
         for m in per_generator.values():
-            assert m.ci[0] <= m.value <= m.ci[1], m
+            assert m.ci is None if m.name.endswith("epsilon_lower") else m.ci[0] <= m.value <= m.ci[1], m
             assert m.goal == "minimize" and m.baseline in (0.5, 0.0)
 
 
@@ -159,6 +161,60 @@ def test_details_hold_a_small_roc_curve_and_counts_never_rows(copies):
     assert d["bootstrap_unit"] == "person"
     text = json.dumps([d, copies["identity"]["membership.distance.excess_at_fpr"].details])  # numbers and words only
     assert "female" not in text and "clinical lab" not in text
+
+
+# --------------------------------------------------------------------------- empirical epsilon
+
+
+@pytest.mark.parametrize("attacker", ["distance", "density", "local"])
+def test_identity_shows_a_clearly_positive_epsilon_and_the_holdout_none(copies, unseen, attacker):
+    shown = copies["identity"][f"membership.{attacker}.epsilon_lower"]
+    assert shown.value > 1.0, shown
+    e = shown.details["epsilon"]
+    assert e["members"] + e["selection_half"]["members"] == shown.details["members"]  # two disjoint halves
+    assert e["non_members"] + e["selection_half"]["non_members"] == shown.details["non_members"]
+    assert "other half" in e["method"] and "one-sided at 0.95" in e["method"]
+    none = unseen["holdout"][f"membership.{attacker}.epsilon_lower"]
+    assert 0.0 <= none.value < 0.5, none
+
+
+def test_epsilon_bound_matches_hand_computed_clopper_pearson():
+    # 10 of 10 members and 0 of 10 non-members above: the one-sided 95% bounds are closed-form,
+    # TPR_lo = 0.05 ** (1/10) and FPR_hi = 1 - 0.05 ** (1/10); both terms of the bound agree
+    lo = 0.05 ** (1 / 10)
+    assert epsilon_lower_bound(10, 10, 0, 10, 0.90) == pytest.approx(math.log(lo / (1 - lo)), rel=1e-9)
+    # 20 of 20 members, 10 of 20 non-members: the second term wins; FPR_hi is the beta(11, 10) 95% quantile
+    from scipy.stats import beta
+
+    lo, hi = 0.05 ** (1 / 20), beta.ppf(0.95, 11, 10)
+    assert epsilon_lower_bound(20, 20, 10, 20, 0.90) == pytest.approx(math.log((1 - hi) / (1 - lo)), rel=1e-9)
+    assert math.log((1 - hi) / (1 - lo)) > math.log(lo / hi) > 0
+    assert epsilon_lower_bound(0, 50, 0, 50, 0.90) == 0.0  # nothing shown: 0, never negative
+    assert epsilon_lower_bound(5, 50, 5, 50, 0.90) == 0.0  # the same rate on both sides
+
+
+def test_epsilon_threshold_search_does_not_inflate_the_bound_of_random_scores():
+    rng = np.random.default_rng(0)
+    values = [split_epsilon(rng.random(600), np.r_[np.ones(300), np.zeros(300)], rng, 0.90)["value"] for _ in range(20)]
+    assert max(values) < 0.5 and np.mean(np.array(values) == 0.0) >= 0.9
+
+
+def test_excess_details_hold_the_0_1pct_reading_when_estimable():
+    rng = np.random.default_rng(0)
+    n_pos, n_neg = 2_000, 10_000
+    scores, labels = (
+        np.r_[rng.normal(1.0, 1.0, n_pos), rng.normal(0.0, 1.0, n_neg)],
+        np.r_[np.ones(n_pos), np.zeros(n_neg)],
+    )
+    fpr = estimable_fpr(n_neg, 0.01)
+    summary = roc_summary(scores, labels, alphas=(fpr, 0.001), rng=rng, confidence=0.9, n_boot=50)
+    m = excess_measurement("x", fpr, 0.01, summary, {"members": n_pos, "non_members": n_neg}, "m")
+    fine = m.details["excess_at_0_1pct"]
+    assert fine["fpr"] == 0.001 and fine["value"] == pytest.approx(fine["tpr"] - 0.001)
+    assert fine["ci"][0] <= fine["value"] <= fine["ci"][1] and fine["value"] < m.value
+    small = roc_summary(scores[:3000], labels[:3000], alphas=(0.01,), rng=rng, confidence=0.9, n_boot=50)
+    few = excess_measurement("x", 0.01, 0.01, small, {"members": n_pos, "non_members": 1000}, "m")
+    assert "excess_at_0_1pct" not in few.details  # 1,000 non-members cannot estimate 0.1%
 
 
 # --------------------------------------------------------------------------- entities
@@ -339,3 +395,33 @@ def test_shadow_attack_cannot_reach_the_holdout_baseline(small):
     """`holdout` is fitted on reference rows, never on train: its output cannot depend on the target."""
     (m,) = MembershipAttack(**_TINY).evaluate(_context(small, "holdout"))
     assert m.ci[0] < 0.5 < m.ci[1]
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def test_reports_show_exposed_people_and_the_largest_epsilon(tmp_path, small_csv):
+    from reports import read_json
+    from reports.html import render_html
+    from reports.markdown import membership_exposure
+    from suite.cli import main
+    from tests.conftest import write_scenario
+
+    generators = [{"name": "holdout", "expect": "release"}, {"name": "identity", "expect": "block"}]
+    scenario = write_scenario(tmp_path, small_csv, checks=["membership"], generators=generators)
+    assert main(["run", str(scenario), "--out", str(tmp_path / "out"), "--quiet"]) in (0, 1)
+    (run_dir,) = (tmp_path / "out").iterdir()
+    sc = read_json(run_dir / "scorecard.json")
+    report_md, report_html = (run_dir / "report.md").read_text(), render_html(sc)
+    for g in sc.generators:
+        eps = max(m.value for m in g.measurements if m.name.endswith(".epsilon_lower"))
+        (local,) = [m for m in g.measurements if m.name == "membership.local.excess_at_fpr"]
+        exposed = local.details["exposed"]["exposed_beyond_chance"]
+        text = membership_exposure(g)
+        assert f"{exposed} training people exposed beyond chance" in text and f"bound {eps:.3g} (" in text
+        assert text.split(";")[0] in report_md and text.split(";")[0] in report_html
+        assert f"bound {eps:.3g} (" in report_md and f"bound {eps:.3g} (" in report_html
+    by_name = {g.name: g for g in sc.generators}
+    identity = membership_exposure(by_name["identity"])
+    assert int(identity.split(": ")[1].split()[0]) > 1000  # most of the ~1,700 training people
+    assert ": 0 training people" in membership_exposure(by_name["holdout"])
