@@ -113,7 +113,9 @@ def test_measurements_arrive_when_shap_fails(data, monkeypatch):
     small = Context(ctx.train.iloc[:600], ctx.holdout, ctx.synthetic.iloc[:600], ctx.metadata, seed=0)
     ms = PropensityMetric(max_rows=1200, shap_rows=100).evaluate(small)
     assert [m.error for m in ms] == [None, None] and ms[1].value > 0.95
-    assert ms[1].details["top_features"] == [] and "no explainer today" in ms[1].details["shap_error"]
+    # the exception's type, never its message (a library's message may quote a data value)
+    assert ms[1].details["top_features"] == [] and "RuntimeError" in ms[1].details["shap_error"]
+    assert "no explainer today" not in ms[1].details["shap_error"]
 
 
 def test_vectorised_auc_agrees_with_sklearn():

@@ -17,7 +17,8 @@ def _values(scorecard):
 
 
 def _run(scenario, out):
-    assert main(["run", str(scenario), "--out", str(out), "--quiet"]) == 0
+    # 0 or 1: what must agree is every measurement and status (on 3,000 rows some gates are `not shown safe`)
+    assert main(["run", str(scenario), "--out", str(out), "--quiet"]) in (0, 1)
     (run_dir,) = out.iterdir()
     return read_json(run_dir / "scorecard.json")
 
