@@ -17,7 +17,11 @@ from suite.cache import TaskCache
 from suite.cli import main
 from tests.conftest import ROOT, write_scenario
 
-GENERATORS = [{"name": "marginals"}, {"name": "identity", "expect": "block"}, {"name": "verbatim_copy", "expect": "block"}]
+GENERATORS = [
+    {"name": "marginals"},
+    {"name": "identity", "expect": "block"},
+    {"name": "verbatim_copy", "expect": "block"},
+]
 
 
 def _scenario(tmp_path: Path, small_csv: Path, **overrides) -> Path:
