@@ -58,7 +58,20 @@ def test_unseen_data_noise_and_models_pass_every_attack(scorecard, generator):
         "membership.density.auc",
         "membership.distance.excess_at_fpr",
         "membership.density.excess_at_fpr",
+        "membership.local.auc",
+        "membership.local.excess_at_fpr",
     }
     failed = {n: m.reason for n, m in gated.items() if m.status != "pass"}
     assert not failed
     assert abs(gated["membership.distance.auc"].value - 0.5) < 0.05
+
+
+@pytest.mark.slow
+def test_leaks_of_a_few_people_are_blocked_by_the_worst_case_gates(scorecard):
+    """Near-copies of the 2% most isolated people, and quasi-identifiers with secrets of 10% pasted into
+    clean rows: averages hide both; the local-copying and inference gates do not."""
+    local = _gated(scorecard, "outlier_copy")["membership.local.excess_at_fpr"]
+    assert local.status in ("risk shown", "not shown safe") and local.ci[0] > 0, local.reason
+    partial = next(g for g in scorecard.generators if g.name == "partial_copy")
+    assert partial.verdict == "block"
+    assert _gated(scorecard, "partial_copy")["inference.max.excess"].status != "pass"
