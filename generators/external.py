@@ -29,6 +29,10 @@ class FileGenerator:
     def __init__(self, *, path: str) -> None:
         self.path = path
 
+    def preflight(self, train: pd.DataFrame, metadata: Metadata) -> None:
+        """Read and check the file before the run makes any output: a wrong column is bad input (exit 2)."""
+        read_external(Path(self.path), list(train.columns), metadata, "generator `file`")
+
     def fit(self, train: pd.DataFrame, metadata: Metadata) -> FileGenerator:
         self.rows_ = read_external(Path(self.path), list(train.columns), metadata, "generator `file`")
         return self

@@ -206,11 +206,10 @@ def run(
             fit_on_data(spec.fit_on, data)
         except ValueError as exc:  # generalize's own words (k above the rows...), no data values
             raise ConfigError(f"{where}: fit_on.generalize: {exc}") from None
-        if callable(getattr(plan.generators[i].cls, "preflight", None)):  # inputs a generator reads (a model file)
-            plan.generators[i].build().preflight(fit_rows(plan.generators[i], data), data.metadata)
-        if is_external(plan.generators[i]):  # a table made elsewhere: its split and its columns are input
+        if is_external(plan.generators[i]):  # a table made elsewhere: its maker must have had this split only
             check_recorded(sc.split.record, data, sc.split.model_dump(), where)
-            plan.generators[i].build().fit(data.train, data.metadata)
+        if callable(getattr(plan.generators[i].cls, "preflight", None)):  # inputs a generator reads (a file)
+            plan.generators[i].build().preflight(fit_rows(plan.generators[i], data), data.metadata)
     if how.power and how.resume is None:
         weak = [p for p in null_release(plan, data) if not p.certifiable]
         if weak:
