@@ -22,7 +22,7 @@ from suite.neighbors import GowerEncoder, nearest
 from suite.registry import checks
 from suite.seeding import derive_seed
 from suite.stats import newcombe_difference_ci
-from suite.types import Context, Goal, Measurement, MeasurementSpec, Need, names, privacy
+from suite.types import Context, Goal, Measurement, MeasurementSpec, Need, names, privacy, worst_of
 
 _NS_PER_DAY = 86_400 * 10**9
 
@@ -255,21 +255,6 @@ class InferenceAttack:
             )
             excesses[secret] = excess
             out += [excess, advantage]
-        worst = max(excesses, key=lambda s: (excesses[s].conservative(), excesses[s].value))
-        top = excesses[worst]
-        out.append(
-            Measurement(
-                "inference.max.excess",
-                top.value,
-                Goal.MINIMIZE,
-                ci=top.ci,
-                baseline=0.0,
-                meaning="attribute inference: the worst secret column's excess (highest upper bound, its interval)",
-                details={
-                    "column": worst,
-                    "columns": {s: {"value": m.value, "ci": list(m.ci or ())} for s, m in excesses.items()},
-                    **dict(top.details),
-                },
-            )
-        )
+        meaning = "attribute inference: the worst secret column's excess (highest upper bound, its interval)"
+        out.append(worst_of("inference.max.excess", excesses, meaning, label="column", summary="columns"))
         return out

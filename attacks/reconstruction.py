@@ -17,6 +17,7 @@ as well. Targets are people: one random row per entity, the same ones the anonym
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,7 +29,7 @@ from suite.metadata import Metadata
 from suite.registry import checks
 from suite.seeding import derive_seed
 from suite.stats import cluster_bootstrap_ci, newcombe_difference_ci
-from suite.types import Context, Goal, Measurement, MeasurementSpec, Need, names, privacy
+from suite.types import Context, Goal, Measurement, MeasurementSpec, Need, names, privacy, worst_of
 
 #: A categorical quasi-identifier with more levels than this enters the model as an ordinal code.
 _MAX_CATEGORIES = 250
@@ -315,23 +316,15 @@ class ReconstructionAttack:
                 )
                 out.append(m)
                 gated.append(m)
-        worst = max(gated, key=lambda m: (m.conservative(), m.value))
-        out.append(
-            Measurement(
-                "reconstruction.max.excess",
-                worst.value,
-                Goal.MINIMIZE,
-                ci=worst.ci,
-                baseline=0.0,
-                meaning="reconstruction: the worst secret and attacker's excess (highest upper bound, its interval)",
-                details={
-                    "measurement": worst.name,
-                    "column": worst.details["secret"],
-                    "measurements": {m.name: {"value": m.value, "ci": list(m.ci or ())} for m in gated},
-                    **dict(worst.details),
-                },
-            )
+        meaning = "reconstruction: the worst secret and attacker's excess (highest upper bound, its interval)"
+        worst = worst_of(
+            "reconstruction.max.excess",
+            {m.name: m for m in gated},
+            meaning,
+            label="measurement",
+            summary="measurements",
         )
+        out.append(replace(worst, details={"column": worst.details["secret"], **worst.details}))
         return out
 
 

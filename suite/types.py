@@ -92,6 +92,29 @@ class Need:
         return self.role if self.at_least == 1 else f"at least {self.at_least} {self.role}"
 
 
+def worst_of(name: str, parts: Mapping[str, Measurement], meaning: str, *, label: str, summary: str) -> Measurement:
+    """The part with the highest unfavourable bound (then value), reported under `name` with its interval.
+
+    Gating the worst part's bound is gating every part (an intersection-union test); `details` names the
+    part (`label`), lists every part's value and interval (`summary`) and carries the worst part's details.
+    """
+    key = max(parts, key=lambda k: (parts[k].conservative(), parts[k].value))
+    top = parts[key]
+    return Measurement(
+        name,
+        top.value,
+        top.goal,
+        ci=top.ci,
+        baseline=0.0,
+        meaning=meaning,
+        details={
+            label: key,
+            summary: {k: {"value": m.value, "ci": list(m.ci or ())} for k, m in parts.items()},
+            **dict(top.details),
+        },
+    )
+
+
 def privacy(name: str, goal: Goal, family: str, meaning: str, **kw: Any) -> MeasurementSpec:
     """Declare a privacy measurement in one line."""
     return MeasurementSpec(name, goal, meaning, kind="privacy", family=family, **kw)
