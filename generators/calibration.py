@@ -161,14 +161,12 @@ class VerbatimCopyGenerator:
     name: ClassVar[str] = "verbatim_copy"
 
     def __init__(self, *, fraction: float = 0.05, base: str = "marginals") -> None:
-        if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-        self.fraction = fraction
+        self.fraction = _fraction(fraction, self.name)
         self.base = base
 
     def fit(self, train: pd.DataFrame, metadata: Metadata) -> VerbatimCopyGenerator:
         self.rows_ = train.copy()
-        self.base_ = generators.get(self.base)().fit(train, metadata)
+        self.base_ = _clean_base(self.base, train, metadata, self.name)
         return self
 
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:
@@ -176,14 +174,19 @@ class VerbatimCopyGenerator:
         rng = np.random.default_rng(seed)
         copied = min(len(self.rows_), int(round(self.fraction * n)))
         pasted = self.rows_.iloc[rng.choice(len(self.rows_), copied, replace=False)]
-        clean = self.base_.sample(n - copied, seed=seed)
-        out = pd.concat([clean, pasted], ignore_index=True)
-        return out.iloc[rng.permutation(n)].reset_index(drop=True)
+        return _mixed_in(self.base_.sample(n - copied, seed=seed), pasted, rng)
+
+
+def _fraction(value: float, who: str) -> float:
+    """A leak canary's share of leaked rows, in (0, 1]."""
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"{who}: fraction must be in (0, 1], got {value}")
+    return value
 
 
 def _clean_base(base: str, train: pd.DataFrame, metadata: Metadata, who: str) -> object:
     """The clean generator a leak canary builds on, fitted on the same rows with default parameters."""
-    if base in (who, "outlier_copy", "partial_copy"):
+    if base in (who, "verbatim_copy", "outlier_copy", "partial_copy"):
         raise ValueError(f"{who}: base must name a clean generator, not a canary ({base!r})")
     return generators.get(base)().fit(train, metadata)
 
@@ -255,8 +258,7 @@ class OutlierCopyGenerator:
     ) -> None:
         if pick not in ("isolated", "random"):
             raise ValueError(f"outlier_copy: pick must be 'isolated' or 'random', got {pick!r}")
-        if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"outlier_copy: fraction must be in (0, 1], got {fraction}")
+        _fraction(fraction, "outlier_copy")
         if int(k) < 1:
             raise ValueError(f"outlier_copy: k must be >= 1, got {k}")
         self.fraction = fraction
@@ -306,8 +308,7 @@ class PartialCopyGenerator:
     name: ClassVar[str] = "partial_copy"
 
     def __init__(self, *, fraction: float = 0.10, base: str = "sdv.gaussian_copula") -> None:
-        if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"partial_copy: fraction must be in (0, 1], got {fraction}")
+        _fraction(fraction, "partial_copy")
         self.fraction = fraction
         self.base = base
 
