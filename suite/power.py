@@ -9,15 +9,14 @@ privacy threshold can be certified at this size and holdout fraction (../docs/ca
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from suite.dataset import PreparedData
 from suite.declarations import declared, is_privacy
 from suite.plan import Plan
-from suite.policy import Threshold, holdout_factor, judge  # holdout_factor: re-exported
-from suite.types import Goal, Measurement
+from suite.policy import Judgement, Status, Threshold, bounds, holdout_factor, judge  # holdout_factor: re-exported
+from suite.types import Measurement
 
 #: A holdout larger than this leaves too little to train on; advice never suggests more.
 MAX_HOLDOUT = 0.5
@@ -60,20 +59,19 @@ def null_release(
         m = by_name.get(j.measurement)
         if j.threshold is None or not j.threshold.gates or m is None:
             continue
-        out.append(_power(m, j.threshold, sc.split.holdout))
+        out.append(_power(m, j, sc.split.holdout))
     return out
 
 
-def _power(m: Measurement, threshold: Threshold, holdout: float) -> Power:
-    if m.error is not None or not math.isfinite(m.value):
+def _power(m: Measurement, j: Judgement, holdout: float) -> Power:
+    """What the policy's judgement of the null release says about this table."""
+    threshold = j.threshold
+    assert threshold is not None
+    if j.status is Status.ERROR:
         return Power(m.name, None, None, threshold, False, None, None, "the check could not run on the null release")
-    maximize = m.goal is Goal.MAXIMIZE and threshold.min is not None
-    limit = threshold.min if maximize else threshold.max
-    if limit is None:  # a risk gated from below, or a utility gated from above: read the value
-        limit = threshold.max if threshold.max is not None else threshold.min
-    low, high = m.ci if m.ci is not None else (m.value, m.value)
-    bound = min(low, m.value) if maximize else max(high, m.value)
-    certifiable = bound >= limit if maximize else bound <= limit
+    low, high = bounds(m.value, m.ci)
+    limit, bound = (threshold.max, high) if threshold.max is not None else (threshold.min, low)
+    certifiable = j.status is Status.PASS
     needed: float | None = None
     if certifiable:
         note = "certifiable at this size"
