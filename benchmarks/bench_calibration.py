@@ -48,7 +48,6 @@ from harness import emit, load_average, log, machine, table
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = ROOT / "data"
-PRIVACY_CHECKS = ["collisions", "dcr", "singling_out", "linkability", "inference", "reconstruction", "membership"]
 CANARIES = ["identity", "noisy_copy", "verbatim_copy", "outlier_copy", "partial_copy"]
 NULL = "holdout"
 CLEAN = "sdv.gaussian_copula"
@@ -137,6 +136,8 @@ def _data_file(t: Table, folder: Path) -> Path:
 
 
 def _scenario(t: Table, seed: int, folder: Path, fit_clean: bool) -> Path:
+    from suite.declarations import privacy_checks
+
     generators: list[dict[str, Any]] = [{"name": NULL}]
     if fit_clean:
         generators.append({"name": CLEAN})
@@ -153,7 +154,7 @@ def _scenario(t: Table, seed: int, folder: Path, fit_clean: bool) -> Path:
         "dataset": dataset,
         "split": {"holdout": t.holdout, "seed": seed},
         "generators": generators,
-        "checks": PRIVACY_CHECKS,
+        "checks": list(privacy_checks()),  # every check that declares a privacy measurement
         "policy": t.extra_policy,
         "output": str(folder / "runs"),
     }
