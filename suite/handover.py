@@ -20,6 +20,7 @@ from suite.dataset import PreparedData, _coerce
 from suite.errors import ConfigError
 from suite.io import read_table, write_bytes_atomic, write_text_atomic
 from suite.metadata import Metadata
+from suite.release import table_bytes
 
 RECORD = "split.json"
 
@@ -34,14 +35,10 @@ def write_split(data: PreparedData, split: dict[str, Any], out: Path, *, fmt: st
         )
     out.mkdir(parents=True, exist_ok=True)
     train_file = out / f"train.{fmt}"
-    if fmt == "csv":
+    if fmt == "csv":  # the real rows exactly as they are: not made spreadsheet-safe like a released table
         blob = data.train.to_csv(index=False, lineterminator="\n").encode("utf-8")
     else:
-        import io
-
-        buffer = io.BytesIO()
-        data.train.to_parquet(buffer, index=False)
-        blob = buffer.getvalue()
+        blob = table_bytes(data.train, "parquet")
     write_bytes_atomic(train_file, blob)
     record = {
         "data_sha256": data.fingerprint["sha256"],
