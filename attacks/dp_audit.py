@@ -61,8 +61,10 @@ def _canaries(base: pd.DataFrame, m: int, inside: bool, rng: np.random.Generator
             low, high = col.min(), col.max()
             span = (high - low) if high != low else (pd.Timedelta(days=1) if hasattr(high, "day") else 1)
             values = [high + int(k) * span for k in step]
-            out[c] = pd.Series(values, dtype=col.dtype) if not pd.api.types.is_integer_dtype(col) else pd.array(
-                np.asarray(values, dtype=np.int64), dtype=col.dtype
+            out[c] = (
+                pd.Series(values, dtype=col.dtype)
+                if not pd.api.types.is_integer_dtype(col)
+                else pd.array(np.asarray(values, dtype=np.int64), dtype=col.dtype)
             )
         else:
             labels = [f"dp-canary-{k}" for k in step]
@@ -93,8 +95,10 @@ class DPAudit:
     `epsilon_excess` is that bound minus the claimed epsilon: above 0 the claim is violated (the
     generator leaks more than it promises). Canaries stay inside the data's domain when the claim
     treats the domain as public, else they carry values of their own (new levels, numbers beyond the
-    range). `canaries` records (at most a quarter of the rows fitted) join up to `max_rows` training
-    rows; the refit is sampled `sample_rows` times (at least as many rows as it was fitted on).
+    range). `canaries` records (at most a quarter of them) join up to `max_rows` training rows (a DP
+    claim holds for any table, and fewer rows make each canary weigh more); the refit is sampled
+    `sample_factor` times as many rows as it was fitted on. `details.ceiling` is the largest bound
+    these canaries could show (every guess right): a claim above it cannot be refuted by this audit.
 
     What it does not prove: a bound at or below the claim does not show that the claim holds; a
     stronger attacker, other canaries or many refits may show a larger epsilon. It audits the
@@ -121,11 +125,11 @@ class DPAudit:
     needs: ClassVar[tuple] = ()
 
     def __init__(
-        self, *, canaries: int = 200, max_rows: int = 5_000, sample_rows: int = 10_000, memory_mb: float = 256.0
+        self, *, canaries: int = 200, max_rows: int = 1_000, sample_factor: float = 10.0, memory_mb: float = 256.0
     ) -> None:
         self.canaries = canaries
         self.max_rows = max_rows
-        self.sample_rows = sample_rows
+        self.sample_factor = sample_factor
         self.memory_mb = memory_mb
 
     def evaluate(self, ctx: Context) -> list[Measurement]:
@@ -138,8 +142,8 @@ class DPAudit:
                 "dp_audit: the generator declares a privacy claim but this context cannot refit it (no fit_generator); "
                 "run it through the suite's runner"
             )
-        if self.canaries < 4 or self.max_rows < 8 or self.sample_rows < 1:
-            raise ValueError("dp_audit: canaries must be >= 4, max_rows >= 8 and sample_rows >= 1")
+        if self.canaries < 4 or self.max_rows < 16 or not self.sample_factor >= 1:
+            raise ValueError("dp_audit: canaries must be >= 4, max_rows >= 16 and sample_factor >= 1")
         start = time.perf_counter()
         rng = np.random.default_rng(derive_seed(ctx.seed, "dp_audit"))
         train = ctx.train.reset_index(drop=True)
@@ -147,7 +151,7 @@ class DPAudit:
         base = base.reset_index(drop=True)
         m = int(min(self.canaries, len(base) // 4))
         if m < 4:
-            raise ValueError(f"dp_audit: {len(train)} training rows leave fewer than 4 canaries; needs at least 32 rows")
+            raise ValueError(f"dp_audit: {len(train)} training rows leave fewer than 4 canaries; it needs at least 16")
         inside = "domain" in claim.public
         canaries = _canaries(base, m, inside, rng)
         included = rng.random(m) < 0.5
@@ -157,12 +161,13 @@ class DPAudit:
         fitted_rows = _stack(parts)
         fitted_rows = fitted_rows.iloc[rng.permutation(len(fitted_rows))].reset_index(drop=True)
         model = ctx.fit_generator(fitted_rows)
-        n_sample = max(int(self.sample_rows), len(fitted_rows))
+        n_sample = int(np.ceil(self.sample_factor * len(fitted_rows)))
         synthetic = model.sample(n_sample, seed=derive_seed(ctx.seed, "dp_audit.sample"))
         scores = self._scores(ctx, base, canaries, synthetic[list(base.columns)])
         delta = claim.delta if claim.delta is not None else 1.0 / len(fitted_rows)
         found = _guesses(scores, included, delta, ctx.confidence)
         lower = max(g["epsilon"] for g in found)
+        ceiling = max(one_run_epsilon(m, g["guesses"], g["guesses"], delta, _level(ctx.confidence)) for g in found)
         details = {
             "claim": _claim_details(claim, delta),
             "canaries": m,
@@ -175,12 +180,14 @@ class DPAudit:
             "rows_fitted": int(len(fitted_rows)),
             "rows_sampled": int(n_sample),
             "guesses": found,
+            "ceiling": ceiling,
+            "can_refute_claim": bool(ceiling > claim.epsilon),
             "method": (
                 "one-run audit (Steinke, Nasr and Jagielski 2023): each canary in with probability 1/2; the "
                 "attacker ranks canaries by log d_train - log d_synthetic (Gower distance to the nearest training "
                 "and synthetic row) and guesses 'in' for the top and 'out' for the bottom of the ranking; the "
                 f"bound is the best over {len(GUESS_SHARES)} guess counts, each one-sided at "
-                f"{1 - (1 - ctx.confidence) / 2 / len(GUESS_SHARES):.4g}"
+                f"{(1 + _level(ctx.confidence)) / 2:.4g}"
             ),
             "seconds": round(time.perf_counter() - start, 3),
         }
@@ -209,9 +216,7 @@ class DPAudit:
             ),
         ]
 
-    def _scores(
-        self, ctx: Context, base: pd.DataFrame, canaries: pd.DataFrame, synthetic: pd.DataFrame
-    ) -> np.ndarray:
+    def _scores(self, ctx: Context, base: pd.DataFrame, canaries: pd.DataFrame, synthetic: pd.DataFrame) -> np.ndarray:
         """log(d_base + eps) - log(d_syn + eps) per canary: how much closer the output comes to it than
         the training rows do (the local membership attacker's score)."""
         md = ctx.metadata
@@ -229,7 +234,7 @@ def _guesses(scores: np.ndarray, included: np.ndarray, delta: float, confidence:
     the correct count and its epsilon bound (confidence split over the shares, Bonferroni)."""
     m = len(scores)
     order = np.argsort(-scores, kind="stable")
-    level = 1.0 - (1.0 - confidence) / len(GUESS_SHARES)
+    level = _level(confidence)
     out = []
     for share in GUESS_SHARES:
         r = max(2, int(round(share * m)))
@@ -239,6 +244,11 @@ def _guesses(scores: np.ndarray, included: np.ndarray, delta: float, confidence:
         eps = one_run_epsilon(m, r, correct, delta, level)
         out.append({"guesses": r, "correct": correct, "epsilon": eps})
     return out
+
+
+def _level(confidence: float) -> float:
+    """The two-sided level of each guess count's bound: the confidence split over GUESS_SHARES (Bonferroni)."""
+    return 1.0 - (1.0 - confidence) / len(GUESS_SHARES)
 
 
 def _claim_details(claim: PrivacyClaim, delta: float) -> dict:
