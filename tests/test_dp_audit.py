@@ -16,6 +16,7 @@ from suite.plan import Component
 from suite.policy import PRESETS, Status, judge
 from suite.runner import make_context
 from suite.scenario import GeneratorSpec
+from suite.testing import check_check
 from suite.types import Context, PrivacyClaim
 
 
@@ -37,9 +38,8 @@ class DomainCoveredBayesianNetwork(BayesianNetworkGenerator):
         return replace(super().privacy_claim(), public=("n",))
 
 
-def _audit(data, cls, seed: int = 0, **params) -> list:
-    claim = cls(**params).privacy_claim()
-    ctx = Context(
+def _context(data, cls, seed: int = 0, **params) -> Context:
+    return Context(
         train=data.train,
         holdout=data.control,
         synthetic=data.reference,
@@ -47,9 +47,12 @@ def _audit(data, cls, seed: int = 0, **params) -> list:
         seed=seed,
         confidence=0.9,
         fit_generator=lambda rows: cls(**params).fit(rows, data.metadata),
-        privacy_claim=claim,
+        privacy_claim=cls(**params).privacy_claim(),
     )
-    return DPAudit().evaluate(ctx)
+
+
+def _audit(data, cls, seed: int = 0, **params) -> list:
+    return DPAudit().evaluate(_context(data, cls, seed, **params))
 
 
 def test_one_run_bound_is_clopper_pearsons_log_odds_and_delta_only_lowers_it():
@@ -63,7 +66,7 @@ def test_one_run_bound_is_clopper_pearsons_log_odds_and_delta_only_lowers_it():
 
 
 def test_noise_switched_off_violates_the_claim_and_blocks(small_data):
-    lower, excess = _audit(small_data, NoNoiseBayesianNetwork)
+    lower, excess = check_check(DPAudit, _context(small_data, NoNoiseBayesianNetwork))  # twice, same values
     assert lower.details["claim"]["epsilon"] == 1.0 and lower.details["can_refute_claim"]
     assert lower.value > 1.0 and excess.value == pytest.approx(lower.value - 1.0)
     assert excess.details["claim_violated"] is True
