@@ -140,3 +140,14 @@ def test_the_dp_vae_keeps_its_claim(small_data):
     lower, excess = _audit(small_data, VAEGenerator, dp=True, epsilon=1.0, epochs=10)
     assert lower.details["can_refute_claim"]
     assert excess.value < 0
+
+
+def test_a_malformed_claim_is_a_config_error_before_any_fit(tmp_path, small_csv):
+    from suite.errors import ConfigError
+    from suite.plan import resolve
+    from suite.scenario import load_scenario
+    from tests.conftest import write_scenario
+
+    path = write_scenario(tmp_path, small_csv, generators=[{"name": "vae", "params": {"dp": True, "delta": 2.0}}])
+    with pytest.raises(ConfigError, match=r"generators\[0\]\.params: vae declares a malformed privacy claim.*delta"):
+        resolve(*load_scenario(path))
