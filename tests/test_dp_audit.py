@@ -151,3 +151,13 @@ def test_a_malformed_claim_is_a_config_error_before_any_fit(tmp_path, small_csv)
     path = write_scenario(tmp_path, small_csv, generators=[{"name": "vae", "params": {"dp": True, "delta": 2.0}}])
     with pytest.raises(ConfigError, match=r"generators\[0\]\.params: vae declares a malformed privacy claim.*delta"):
         resolve(*load_scenario(path))
+
+
+def test_the_audit_refits_through_the_runners_path(small_data):
+    from suite.testing import context_for
+
+    ctx = context_for(small_data, "bayesian_network", params={"random_state": 0})
+    lower, excess = DPAudit().evaluate(ctx)
+    fitted = lower.details["rows_fitted"]
+    assert fitted == 1000 + lower.details["canaries"] and lower.details["rows_sampled"] == 10 * fitted  # n fixed
+    assert lower.details["claim"]["public"] == ["n", "domain"] and excess.value < 0
