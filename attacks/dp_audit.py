@@ -97,8 +97,8 @@ class DPAudit:
     `epsilon_excess` is that bound minus the claimed epsilon: above 0 the claim is violated (the
     generator leaks more than it promises). Canaries stay inside the data's domain when the claim
     treats the domain as public, else they carry values of their own (new levels, numbers beyond the
-    range). `canaries` records (at most a quarter of them) join up to `max_rows` training rows (a DP
-    claim holds for any table, and fewer rows make each canary weigh more); the refit is sampled
+    range). `canaries` records (at most a quarter as many as the rows) join up to `max_rows` training
+    rows (a DP claim holds for any table, and fewer rows make each canary weigh more); the refit is sampled
     `sample_factor` times as many rows as it was fitted on. `details.ceiling` is the largest bound
     these canaries could show (every guess right): a claim above it cannot be refuted by this audit.
 
@@ -156,10 +156,11 @@ class DPAudit:
             raise ValueError(f"dp_audit: {len(train)} training rows leave fewer than 4 canaries; it needs at least 16")
         inside = "domain" in claim.public
         canaries = _canaries(base, m, inside, rng)
+        fillers = rng.choice(len(base), m)  # canary i's stand-in (a training row's copy) when it is left out
         included = rng.random(m) < 0.5
         parts = [base, canaries[included]]
-        if claim.neighbours == "replace":  # the same n either way: an excluded canary's place goes to a copy
-            parts.append(base.iloc[rng.choice(len(base), int((~included).sum()))])
+        if claim.neighbours == "replace":  # the same n either way: flipping one coin replaces one row
+            parts.append(base.iloc[fillers[~included]])
         fitted_rows = _stack(parts)
         fitted_rows = fitted_rows.iloc[rng.permutation(len(fitted_rows))].reset_index(drop=True)
         model = ctx.fit_generator(fitted_rows)
