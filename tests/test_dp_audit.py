@@ -161,3 +161,22 @@ def test_the_audit_refits_through_the_runners_path(small_data):
     fitted = lower.details["rows_fitted"]
     assert fitted == 1000 + lower.details["canaries"] and lower.details["rows_sampled"] == 10 * fitted  # n fixed
     assert lower.details["claim"]["public"] == ["n", "domain"] and excess.value < 0
+
+
+@pytest.mark.parametrize("public", [(), ("domain",)])
+def test_canaries_of_every_awkward_column_kind_fit(public):
+    """Dates, nullable integers, booleans, categoricals with missing values and an all-missing column."""
+    from tests.conftest import mixed_table
+
+    frame, metadata = mixed_table(200)
+    ctx = Context(
+        train=frame,
+        holdout=frame.iloc[:50],
+        synthetic=frame,
+        metadata=metadata,
+        seed=0,
+        fit_generator=lambda rows: BayesianNetworkGenerator(random_state=0).fit(rows, metadata),
+        privacy_claim=PrivacyClaim(epsilon=1.0, public=public),
+    )
+    lower, excess = DPAudit().evaluate(ctx)
+    assert lower.details["canaries"] == 50 and math.isfinite(lower.value) and excess.value == lower.value - 1.0
