@@ -84,12 +84,14 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
         )
     elif scenario.split.record is not None and not scenario.split.record.is_file():
         problems.append(f"split.record: file not found: {scenario.split.record}; run `suite split` first")
-    if any(g.name == "file" for g in scenario.generators) and any(
-        c is not None and c.spec.name == "membership" and "shadow" in (c.params.get("attackers") or ()) for c in chks
+    if (
+        any(g.name == "file" for g in scenario.generators)
+        and scenario.checks != "all"
+        and any(c is not None and c.spec.name == "shadow" for c in chks)
     ):
         problems.append(
-            "checks: the shadow membership attacker refits the generator, which a table made elsewhere (`file`) "
-            "cannot be; remove `shadow` from membership's attackers, or gate the file in a scenario of its own"
+            "checks: the shadow check refits the generator, which a table made elsewhere (`file`) "
+            "cannot be; remove `shadow` from checks, or gate the file in a scenario of its own"
         )
     if not scenario.dataset.path.is_file():
         problems.append(
