@@ -230,7 +230,6 @@ class ShadowAttack:
                 {
                     "isolation_rank": j + 1,
                     "isolation": round(float(iso[target]), 4),
-                    "rows": int(len(rows[j])),
                     "tpr": tp / n_in,
                     "fpr": fp / n_out,
                     "excess": tp / n_in - fp / n_out,

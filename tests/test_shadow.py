@@ -113,8 +113,46 @@ def test_targets_are_the_most_isolated_people_once_each():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("generator", "leaks"), [("marginals", False), ("outlier_copy", True)])
-def test_marginals_pass_and_near_copies_of_isolated_people_are_caught(small_data, generator, leaks):
-    ms = _by_name(ShadowAttack(budget_s=3600).evaluate(context_for(small_data, generator)))
-    m = ms["shadow.worst_excess"]
-    assert _status(m) is (Status.RISK_SHOWN if leaks else Status.PASS), m
+def test_near_copies_of_the_most_isolated_people_are_caught(small_data):
+    """`outlier_copy` (the Gaussian copula plus near-copies of its 2% most isolated training rows): about 11 min."""
+    m = _by_name(ShadowAttack(budget_s=3600).evaluate(context_for(small_data, "outlier_copy")))["shadow.worst_excess"]
+    assert _status(m) is Status.RISK_SHOWN, m
+
+
+@pytest.mark.slow
+def test_marginals_leak_less_than_the_gate_on_their_most_isolated_people(small_data):
+    """Independent marginals are not private for an isolated record (its rare values move a column's
+    distribution); on 856-row shadow sets the shown excess is well below the default gate, but 200
+    held-out refits cannot certify it below 0.5 either (`not shown safe`; docs/attacks.md)."""
+    m = _by_name(ShadowAttack(budget_s=3600).evaluate(context_for(small_data, "marginals")))["shadow.worst_excess"]
+    assert m.ci[0] < DEFAULT_POLICY["shadow.worst_excess"].max and _status(m) is not Status.RISK_SHOWN, m
+
+
+def test_a_run_gates_the_copy_and_releases_the_yardstick_and_says_when_it_skips(tmp_path, small_csv):
+    from reports import read_json
+    from suite.cli import main
+    from tests.conftest import write_scenario
+
+    generators = [{"name": "holdout", "expect": "release"}, {"name": "identity", "expect": "block"}]
+    checks = [{"name": "shadow", "params": _QUICK}]
+    scenario = write_scenario(tmp_path, small_csv, checks=checks, generators=generators)
+    assert main(["run", str(scenario), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    (run_dir,) = (tmp_path / "out").iterdir()
+    card = read_json(run_dir / "scorecard.json")
+    by_gen = {g.name: {m.name: m for m in g.measurements} for g in card.generators}
+    assert by_gen["holdout"]["shadow.worst_excess"].status == "pass"
+    assert by_gen["identity"]["shadow.worst_excess"].status == "risk shown"
+    assert "shadow.worst_excess" in (run_dir / "report.md").read_text()
+    # the same scenario with a budget no refit fits in: measured nowhere, said in shadow.predictions
+    skipped = write_scenario(
+        tmp_path,
+        small_csv,
+        name="skip",
+        checks=[{"name": "shadow", "params": {"budget_s": 0.001}}],
+        generators=generators,
+    )
+    main(["run", str(skipped), "--out", str(tmp_path / "skip"), "--quiet"])
+    (run_dir,) = (tmp_path / "skip").iterdir()
+    for g in read_json(run_dir / "scorecard.json").generators:
+        names = {m.name: m for m in g.measurements}
+        assert "shadow.worst_excess" not in names and "budget_s" in names["shadow.predictions"].details["skipped"]
