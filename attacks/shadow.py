@@ -18,6 +18,7 @@ in `budget_s`; otherwise `shadow.worst_excess` is absent (nothing is judged, not
 
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 from typing import Any, ClassVar
@@ -121,6 +122,8 @@ class ShadowAttack:
         ),
     )
     measures: ClassVar[tuple[str, ...]] = names(declares)
+    #: The parameter `suite.plan` sets to 80% of the check's timeout (`timeout`, or `check_timeout`) when not given.
+    budget_param: ClassVar[str] = "budget_s"
 
     def __init__(
         self,
@@ -139,22 +142,30 @@ class ShadowAttack:
         self.budget_s = budget_s
         self.memory_mb = memory_mb
 
-    def _validate(self) -> None:
-        if int(self.targets) < 1:
-            raise ValueError(f"shadow: targets must be >= 1, got {self.targets}")
-        if not 2 <= int(self.min_predictions) <= int(self.predictions):
-            raise ValueError(
-                f"shadow: need 2 <= min_predictions <= predictions, got {self.min_predictions} and {self.predictions}"
+    @classmethod
+    def param_problems(cls, params: dict[str, Any]) -> list[str]:
+        """Bad parameters, each with its fix; `suite validate` reports them (exit 2) before anything runs."""
+        p = {**_defaults(cls), **params}
+        out = []
+        if p["targets"] < 1:
+            out.append(f"params.targets: must be at least 1 (got {p['targets']})")
+        if not 2 <= p["min_predictions"] <= p["predictions"]:
+            out.append(
+                f"params.min_predictions: must be between 2 and predictions ({p['predictions']}), "
+                f"got {p['min_predictions']}"
             )
-        if int(self.train_fits) < 4:
-            raise ValueError(
-                f"shadow: train_fits must be >= 4 (2 with and 2 without each target), got {self.train_fits}"
+        if p["train_fits"] < 4:
+            out.append(
+                f"params.train_fits: must be at least 4 (2 with and 2 without each target), got {p['train_fits']}"
             )
-        if not np.isfinite(self.budget_s) or self.budget_s <= 0:
-            raise ValueError(f"shadow: budget_s must be a positive number of seconds, got {self.budget_s}")
+        if not np.isfinite(p["budget_s"]) or p["budget_s"] <= 0:
+            out.append(f"params.budget_s: must be a positive number of seconds (got {p['budget_s']})")
+        return out
 
     def evaluate(self, ctx: Context) -> list[Measurement]:
-        self._validate()
+        problems = self.param_problems({k: getattr(self, k) for k in _defaults(type(self))})
+        if problems:
+            raise ValueError("shadow: " + "; ".join(problems))
         start = time.perf_counter()
         plan: dict[str, Any] = {"budget_s": float(self.budget_s)}
         if ctx.fit_generator is None:
@@ -293,6 +304,10 @@ class ShadowAttack:
             details=details,
             meaning="held-out shadow fits per target (0 = the shadow attack was skipped; details say why)",
         )
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    return {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items() if k != "self"}
 
 
 def _entity_rows(ctx: Context, target: int) -> pd.DataFrame:

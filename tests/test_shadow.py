@@ -71,10 +71,10 @@ def test_a_generator_that_cannot_be_refitted_is_skipped(small_data):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"targets": 0}, "targets must be >= 1"),
-        ({"predictions": 50, "min_predictions": 100}, "min_predictions <= predictions"),
-        ({"train_fits": 2}, "train_fits must be >= 4"),
-        ({"budget_s": float("nan")}, "budget_s must be a positive"),
+        ({"targets": 0}, "targets: must be at least 1"),
+        ({"predictions": 50, "min_predictions": 100}, "min_predictions: must be between 2 and predictions"),
+        ({"train_fits": 2}, "train_fits: must be at least 4"),
+        ({"budget_s": float("nan")}, "budget_s: must be a positive"),
     ],
 )
 def test_bad_parameters_are_clear_errors(small_data, params, message):
@@ -156,3 +156,21 @@ def test_a_run_gates_the_copy_and_releases_the_yardstick_and_says_when_it_skips(
     for g in read_json(run_dir / "scorecard.json").generators:
         names = {m.name: m for m in g.measurements}
         assert "shadow.worst_excess" not in names and "budget_s" in names["shadow.predictions"].details["skipped"]
+
+
+def test_the_budget_follows_the_check_timeout_and_bad_parameters_stop_validate(tmp_path, small_csv, capsys):
+    from suite.cli import _load, main
+    from tests.conftest import write_scenario
+
+    path = write_scenario(tmp_path, small_csv, checks=["shadow"], check_timeout=100)
+    (shadow,) = _load(path).checks
+    assert shadow.build().budget_s == pytest.approx(80.0)  # 80% of the scenario's check_timeout
+    cut_off = [{"name": "shadow", "timeout": 50, "params": {"budget_s": 60}}]
+    bad = [{"name": "shadow", "params": {"predictions": 50}}]
+    for name, checks, message in [
+        ("cut", cut_off, "checks[0].params.budget_s: 60 s is not below the check's timeout (50 s)"),
+        ("bad", bad, "min_predictions: must be between 2 and predictions (50)"),
+    ]:
+        capsys.readouterr()
+        assert main(["validate", str(write_scenario(tmp_path, small_csv, name=name, checks=checks))]) == 2
+        assert message in capsys.readouterr().err
