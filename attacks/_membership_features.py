@@ -336,9 +336,9 @@ def kde_log_density(points: np.ndarray, query: np.ndarray, bandwidth: float) -> 
 
 
 class ShadowFeatures:
-    """Order-free features of one synthetic table, as seen from one target record.
+    """Order-free features of one synthetic table, as seen from each of some target records.
 
-    Gower distances (suite.neighbors) from the target to its 1..5 nearest synthetic rows, the
+    Gower distances (suite.neighbors) from a target to its 1..5 nearest synthetic rows, the
     shares of synthetic rows within half and within one of the target's isolation distance
     (counted among its nearest `max_count` rows), then the mean and standard deviation of every
     Gower-scaled numerical column and the frequency of the `levels` most common real
@@ -350,13 +350,15 @@ class ShadowFeatures:
         self.k = k
         self.max_count = max_count
 
-    def __call__(self, target: Encoded, synthetic: Encoded, radius: float, memory_mb: float) -> np.ndarray:
+    def __call__(self, targets: Encoded, synthetic: Encoded, radii: np.ndarray, memory_mb: float) -> np.ndarray:
+        """One row of features per target (`radii`: each target's isolation distance)."""
         m = len(synthetic)
         kk = min(self.max_count, m)
-        dist = nearest(target, synthetic, k=kk, memory_mb=memory_mb)[0][0]
-        near = np.full(self.k, dist[-1])
-        near[: min(self.k, kk)] = dist[: self.k]
-        within = [float((dist <= r).sum()) / m for r in (radius / 2.0, radius)]
+        dist = nearest(targets, synthetic, k=kk, memory_mb=memory_mb)[0]
+        near = np.repeat(dist[:, -1:], self.k, axis=1)
+        near[:, : min(self.k, kk)] = dist[:, : self.k]
+        radii = np.asarray(radii, dtype=float)[:, None]
+        within = np.stack([(dist <= radii / 2.0).sum(axis=1), (dist <= radii).sum(axis=1)], axis=1) / m
         num = synthetic.numerical
         with np.errstate(all="ignore"):
             means = np.nan_to_num(np.nanmean(num, axis=0)) if num.shape[1] else np.empty(0)
@@ -364,7 +366,8 @@ class ShadowFeatures:
         freqs = [
             (synthetic.categorical[:, j][:, None] == levels[None, :]).mean(axis=0) for j, levels in self.codes.items()
         ]
-        return np.concatenate([near, within, means, stds, *freqs])
+        shared = np.concatenate([means, stds, *freqs])
+        return np.hstack([near, within, np.repeat(shared[None, :], len(dist), axis=0)])
 
 
 def frequent_codes(encoded: Encoded, levels: int = 10) -> dict[int, np.ndarray]:

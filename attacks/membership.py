@@ -13,14 +13,12 @@ Each attacker scores every candidate (higher = "more likely a member"):
   not, has a synthetic neighbour far closer than its real ones.
 * ``density``: DOMIAS (van Breugel et al., AISTATS 2023): log p_syn(x) - log p_ref(x), kernel
   densities on a whitened numeric encoding, p_ref fitted on real unseen reference records.
-* ``shadow``: the shadow-model attack of Stadler, Oprisanu and Troncoso (USENIX Security 2022)
-  on the most isolated training records; it refits the generator many times, so it is off by
-  default.
+
+The shadow-model attack, which refits the generator, is the `shadow` check (attacks/shadow.py).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from typing import ClassVar
@@ -32,21 +30,19 @@ from attacks._membership_features import (
     FPR_CANDIDATES,
     MIN_ABOVE_THRESHOLD,
     DensityEncoding,
-    ShadowFeatures,
     estimable_fpr,
-    frequent_codes,
     kde_log_density,
     roc_summary,
     split_epsilon,
 )
 from suite.encoding import as_float
-from suite.neighbors import Encoded, GowerEncoder, nearest
+from suite.neighbors import GowerEncoder, nearest
 from suite.registry import checks
 from suite.seeding import derive_seed
-from suite.stats import N_BOOTSTRAP, wilson_ci
+from suite.stats import N_BOOTSTRAP
 from suite.types import Context, Goal, Measurement, MeasurementSpec, names, privacy
 
-ATTACKERS = ("distance", "density", "local", "shadow")
+ATTACKERS = ("distance", "density", "local")
 #: The finer false-positive rate also read (into the excess's details) where the non-members allow it.
 LOW_FPR = 0.001
 #: Added to both distances of the local attacker (Gower units): an exact copy scores finitely.
@@ -181,14 +177,12 @@ class MembershipAttack:
     with fewer than 100 non-members its interval is every possible value (`not shown safe`).
     `epsilon_lower` (not gated) is the empirical epsilon lower bound the attack shows, from
     Clopper-Pearson bounds of TPR and FPR at a threshold chosen on a separate half (0 = nothing shown).
-    `shadow.success` is the accuracy of a model trained to tell, from the synthetic data alone,
-    whether one isolated record was in the training data (0.5 = chance).
 
     What they do not prove: an AUC near 0.5 says these attackers fail on this data, not that
     every attacker would; a stronger or better informed one may still succeed, and a
-    score near 0.5 can hide a few exposed outliers (read the excess at low FPR and the shadow
-    attack). Intervals are bootstraps over the people scored, members and non-members
-    resampled jointly; the shadow interval treats each target as one unit.
+    score near 0.5 can hide a few exposed outliers (read the excess at low FPR and the `shadow`
+    check). Intervals are bootstraps over the people scored, members and non-members
+    resampled jointly.
     """
 
     name: ClassVar[str] = "membership"
@@ -214,13 +208,6 @@ class MembershipAttack:
             "empirical differential-privacy epsilon lower bound the attack shows (0 = nothing shown)",
             bounds=(0, float("inf")),
         ),
-        privacy(
-            "membership.shadow.success",
-            Goal.MINIMIZE,
-            "membership",
-            "held-out accuracy of the shadow-model attack (0.5 = chance)",
-            bounds=(0, 1),
-        ),
     )
     measures: ClassVar[tuple[str, ...]] = names(declares)
 
@@ -234,9 +221,6 @@ class MembershipAttack:
         max_non_members: int = 100_000,
         density_bandwidth: float = 0.05,
         reference_bandwidth: float = 0.2,
-        shadow_targets: int = 5,
-        shadow_sets: int = 10,
-        shadow_size: int = 1000,
         memory_mb: float = 256.0,
     ) -> None:
         self.attackers = attackers
@@ -246,14 +230,16 @@ class MembershipAttack:
         self.max_non_members = max_non_members
         self.density_bandwidth = density_bandwidth
         self.reference_bandwidth = reference_bandwidth
-        self.shadow_targets = shadow_targets
-        self.shadow_sets = shadow_sets
-        self.shadow_size = shadow_size
         self.memory_mb = memory_mb
 
     # ------------------------------------------------------------------ entry point
     def evaluate(self, ctx: Context) -> list[Measurement]:
         attackers = tuple(dict.fromkeys(self.attackers))
+        if "shadow" in attackers:
+            raise ValueError(
+                "membership: the shadow attacker is now the `shadow` check (attacks/shadow.py); "
+                "drop 'shadow' from attackers and list `shadow` under checks"
+            )
         unknown = [a for a in attackers if a not in ATTACKERS]
         if unknown or not attackers:
             raise ValueError(f"membership: unknown attacker(s) {unknown}; choose among {list(ATTACKERS)}")
@@ -261,24 +247,10 @@ class MembershipAttack:
             raise ValueError(f"membership: fpr must be in (0, {max(FPR_CANDIDATES)}], got {self.fpr}")
         if min(self.max_members, self.max_non_members) < 1:
             raise ValueError("membership: max_members and max_non_members must be >= 1")
-        if "shadow" in attackers:
-            if ctx.fit_generator is None:
-                raise ValueError(
-                    "membership: the shadow attacker refits the generator, but this context has no fit_generator; "
-                    "run it through the suite's runner or drop 'shadow' from attackers"
-                )
-            if self.shadow_sets < 2 or self.shadow_targets < 2 or self.shadow_size < 2:
-                raise ValueError(
-                    "membership: shadow_sets, shadow_targets and shadow_size must be >= 2 "
-                    "(the interval treats each target as one unit: one target gives none)"
-                )
         out: list[Measurement] = []
         for attacker in attackers:
             start = time.perf_counter()
-            if attacker == "shadow":
-                out.append(self._shadow(ctx, start))
-            else:
-                out += self._ranking(attacker, ctx, start)
+            out += self._ranking(attacker, ctx, start)
         return out
 
     # ------------------------------------------------------------------ shared pieces
@@ -431,103 +403,6 @@ class MembershipAttack:
         )
         return log_syn - log_ref
 
-    def _shadow(self, ctx: Context, start: float) -> Measurement:
-        from sklearn.ensemble import RandomForestClassifier
-        from sklearn.model_selection import GroupKFold
-
-        k_targets = min(int(self.shadow_targets), len(ctx.train))
-        n_sets = int(self.shadow_sets)
-        pool = pd.concat([f for f in (ctx.reference, ctx.holdout) if f is not None], ignore_index=True)
-        size = min(int(self.shadow_size), len(pool))
-        fits = 2 * k_targets * n_sets
-        print(
-            f"membership.shadow: {fits} generator fits ({k_targets} targets x 2 x {n_sets} sets) "
-            f"on {size} records each, then {fits} samples of {size} records",
-            file=sys.stderr,
-            flush=True,
-        )
-        encoder = self._gower(ctx)
-        train_enc = encoder.transform(ctx.train)
-        iso = nearest(train_enc, train_enc, k=1, exclude_self=True, memory_mb=self.memory_mb)[0][:, 0]
-        targets = np.argsort(-iso, kind="stable")[:k_targets]
-        codes = frequent_codes(encoder.transform(pool))
-        featurise = ShadowFeatures(codes=codes)
-        release = encoder.transform(ctx.synthetic)
-        rng = self._rng(ctx, "shadow")
-        chunks = max(1, min(10, len(ctx.synthetic) // size))
-        shuffled = rng.permutation(len(ctx.synthetic))[: chunks * size]
-        release_parts = [np.sort(part) for part in np.array_split(shuffled, chunks)]
-
-        per_target, correct = [], []
-        for t_i, target in enumerate(targets):
-            target_rows = _entity_rows(ctx, int(target), max(1, size // 2))
-            target_enc = _take(train_enc, np.array([target]))
-            radius = float(max(iso[target], 1e-12))
-            feats, labels, groups = [], [], []
-            for s in range(n_sets):
-                pick = rng.choice(len(pool), size, replace=False)  # random order: "in" swaps out the last rows
-                base = pool.iloc[np.sort(pick)]
-                keep = np.sort(pick[: size - len(target_rows)])
-                with_target = pd.concat([pool.iloc[keep], target_rows], ignore_index=True)
-                out_model = ctx.fit_generator(base.reset_index(drop=True))
-                in_model = ctx.fit_generator(with_target)
-                for label, model in ((1, in_model), (0, out_model)):
-                    seed = derive_seed(ctx.seed, "membership.shadow", t_i, s, label)
-                    synthetic = model.sample(size, seed=seed)
-                    feats.append(featurise(target_enc, encoder.transform(synthetic), radius, self.memory_mb))
-                    labels.append(label)
-                    groups.append(s)
-            X, y, g = np.vstack(feats), np.array(labels), np.array(groups)
-            rf_seed = derive_seed(ctx.seed, "membership.shadow.rf", t_i)
-            classifier = lambda seed=rf_seed: RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1)
-            p_in = np.empty(len(y))
-            for fit_idx, test_idx in GroupKFold(n_splits=min(5, n_sets)).split(X, y, g):
-                p_in[test_idx] = _p_in(classifier().fit(X[fit_idx], y[fit_idx]), X[test_idx])
-            right = np.where(p_in == 0.5, 0.5, ((p_in > 0.5) == (y == 1)).astype(float))
-            correct.append(right)
-            final = classifier().fit(X, y)
-            release_x = [featurise(target_enc, _take(release, part), radius, self.memory_mb) for part in release_parts]
-            on_release = _p_in(final, np.vstack(release_x))
-            per_target.append(
-                {
-                    "target_index": int(target),
-                    "held_out_accuracy": float(right.mean()),
-                    "p_in_on_release": float(on_release.mean()),
-                    "release_chunks_called_in": int((on_release > 0.5).sum()),
-                }
-            )
-        trials = np.concatenate(correct)
-        success = float(trials.mean())  # every target has 2 x n_sets predictions: the mean of the targets' means
-        details = {
-            "attacker": "shadow",
-            "targets": per_target,
-            "target_rule": "the training records farthest (Gower) from every other training record",
-            "generator_fits": fits,
-            "shadow_sets": n_sets,
-            "shadow_size": size,
-            "held_out_predictions": int(len(trials)),
-            "interval": (
-                f"Student t over the {len(per_target)} targets' accuracies (one target, one unit), "
-                "never narrower than the Wilson interval of all predictions"
-            ),
-            "cross_validation": f"GroupKFold({min(5, n_sets)}) over shadow sets (in/out pairs kept together)",
-            "release_chunks": chunks,
-            "max_target_accuracy": float(max(t["held_out_accuracy"] for t in per_target)),
-            "seconds": round(time.perf_counter() - start, 3),
-        }
-        return Measurement(
-            "membership.shadow.success",
-            success,
-            Goal.MINIMIZE,
-            ci=_cluster_ci(correct, ctx.confidence),
-            baseline=0.5,
-            details=details,
-            meaning=(
-                "held-out accuracy of shadow models telling whether an isolated record was trained on "
-                "(0.5 = chance, 1 = its presence always shows)"
-            ),
-        )
-
 
 def excess_measurement(
     name: str, fpr: float | None, requested: float, summary: dict, details: dict, meaning: str
@@ -634,38 +509,3 @@ def exposed_summary(scores: np.ndarray, cands: Candidates, fpr: float, ctx: Cont
 def _levels(values: pd.Series) -> pd.Series:
     """A column's values as text, missing as a level of its own."""
     return values.astype(str).where(values.notna(), "(missing)")
-
-
-def _entity_rows(ctx: Context, target: int, limit: int) -> pd.DataFrame:
-    """The target record, or the training records of its entity (the person is in or out), at most `limit`."""
-    if ctx.train_entities is None:
-        return ctx.train.iloc[[target]]
-    rows = np.flatnonzero((ctx.train_entities == ctx.train_entities.iloc[target]).to_numpy())
-    return ctx.train.iloc[np.r_[target, rows[rows != target]][:limit]]
-
-
-def _cluster_ci(per_unit: list[np.ndarray], confidence: float) -> tuple[float, float]:
-    """Interval of the mean accuracy when each unit's (a shadow target's) predictions are correlated:
-    Student t over the units' means with k - 1 degrees of freedom (valid for the few units a shadow
-    attack affords, where a bootstrap over five units is too narrow), widened to hold the Wilson
-    interval of all predictions (k targets that happen to agree do not make it narrower); in [0, 1]."""
-    from scipy import stats
-
-    means = np.array([float(np.mean(u)) for u in per_unit])
-    trials = np.concatenate(per_unit)
-    low, high = wilson_ci(float(trials.sum()), len(trials), confidence)  # type: ignore[arg-type]
-    if np.ptp(means) > 0.0:
-        t_low, t_high = stats.ttest_1samp(means, 0.0).confidence_interval(confidence)
-        low, high = min(low, float(t_low)), max(high, float(t_high))
-    return float(max(0.0, low)), float(min(1.0, high))
-
-
-def _take(encoded: Encoded, idx: np.ndarray) -> Encoded:
-    return Encoded(numerical=encoded.numerical[idx], categorical=encoded.categorical[idx])
-
-
-def _p_in(model, X: np.ndarray) -> np.ndarray:
-    """P(label 1) from a fitted classifier, also when it saw one class only."""
-    proba = model.predict_proba(X)
-    classes = list(model.classes_)
-    return proba[:, classes.index(1)] if 1 in classes else np.zeros(len(X))

@@ -241,7 +241,7 @@ _RISK_ORDER = [
     "linkability.risk",
     "inference.max.excess",
     "inference.*.excess",
-    "membership.shadow.success",
+    "shadow.worst_excess",
 ]
 
 

@@ -55,6 +55,9 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
                 f"generators[{i}].expect: {g.name} is a calibration yardstick, never released; it cannot be a candidate"
             )
     chks = [_component(checks, c, ("checks", i), problems) for i, c in enumerate(specs)]
+    for i, c in enumerate(chks):
+        if c is not None:
+            problems += _fit_budget(c, c.spec.timeout or scenario.check_timeout, format_loc(("checks", i)))
     roles = _known_roles(scenario)
     if roles is not None:
         for i, c in enumerate(chks):
@@ -85,12 +88,14 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
         )
     elif scenario.split.record is not None and not scenario.split.record.is_file():
         problems.append(f"split.record: file not found: {scenario.split.record}; run `suite split` first")
-    if any(g.name == "file" for g in scenario.generators) and any(
-        c is not None and c.spec.name == "membership" and "shadow" in (c.params.get("attackers") or ()) for c in chks
+    if (
+        any(g.name == "file" for g in scenario.generators)
+        and scenario.checks != "all"
+        and any(c is not None and c.spec.name == "shadow" for c in chks)
     ):
         problems.append(
-            "checks: the shadow membership attacker refits the generator, which a table made elsewhere (`file`) "
-            "cannot be; remove `shadow` from membership's attackers, or gate the file in a scenario of its own"
+            "checks: the shadow check refits the generator, which a table made elsewhere (`file`) "
+            "cannot be; remove `shadow` from checks, or gate the file in a scenario of its own"
         )
     if not scenario.dataset.path.is_file():
         problems.append(
@@ -215,6 +220,22 @@ def _component(
 
 def _parameters(cls: type) -> dict[str, inspect.Parameter]:
     return {n: p for n, p in inspect.signature(cls.__init__).parameters.items() if n != "self"}
+
+
+def _fit_budget(c: Component, timeout: float | None, where: str) -> list[str]:
+    """A check with a time budget (`budget_param`, e.g. the shadow check's `budget_s`) spends at most 80% of
+    its timeout unless told otherwise; a budget at or past the timeout would be cut off, so it is an error."""
+    param = getattr(c.cls, "budget_param", None)
+    if param is None or timeout is None:
+        return []
+    if param not in c.params:
+        c.params[param] = min(_parameters(c.cls)[param].default, 0.8 * timeout)
+    elif c.params[param] >= timeout:
+        return [
+            f"{where}.params.{param}: {c.params[param]:g} s is not below the check's timeout ({timeout:g} s), so the "
+            f"check would be cut off and block; lower {param} or raise the timeout"
+        ]
+    return []
 
 
 def _validate_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:

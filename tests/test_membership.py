@@ -12,7 +12,7 @@ import pytest
 
 import attacks.membership  # noqa: F401  (registers the check until attacks/__init__ imports it)
 from attacks._membership_features import ROC_GRID, epsilon_lower_bound, estimable_fpr, roc_summary, split_epsilon
-from attacks.membership import MembershipAttack, _cluster_ci, excess_measurement, select_candidates, unit_max
+from attacks.membership import MembershipAttack, excess_measurement, select_candidates, unit_max
 from suite.dataset import prepare
 from suite.metadata import Roles
 from suite.registry import checks
@@ -340,61 +340,12 @@ def test_density_falls_back_to_half_the_control_without_reference(small):
     assert m.value > 0.7
 
 
-def test_unknown_attacker_and_missing_refit_are_clear_errors(small):
+def test_unknown_attacker_and_the_moved_shadow_attacker_are_clear_errors(small):
     ctx = _context(small, "marginals")
     with pytest.raises(ValueError, match="unknown attacker"):
         MembershipAttack(attackers=("distanse",)).evaluate(ctx)
-    no_refit = Context(ctx.train, ctx.holdout, ctx.synthetic, ctx.metadata, seed=0)
-    with pytest.raises(ValueError, match="fit_generator"):
-        MembershipAttack(attackers=("shadow",)).evaluate(no_refit)
-
-
-# --------------------------------------------------------------------------- shadow models
-
-_TINY = {"attackers": ("shadow",), "shadow_targets": 2, "shadow_sets": 4, "shadow_size": 300}
-
-
-def test_shadow_attack_announces_its_fits_and_stays_near_chance_on_unseen_rows(small, capsys):
-    # `holdout` never sees the training rows, in the release or in any shadow refit: a true negative.
-    # (Independent marginals are not one on 300-row shadow sets: one isolated record moves the
-    # quantile bins of a sparse column such as ct_result, and this attack sees it.)
-    (m,) = MembershipAttack(**_TINY).evaluate(_context(small, "holdout"))
-    err = capsys.readouterr().err
-    assert "membership.shadow: 16 generator fits (2 targets x 2 x 4 sets)" in err
-    assert m.name == "membership.shadow.success" and m.baseline == 0.5
-    assert m.ci[0] <= m.value <= m.ci[1] and m.ci[0] < 0.5  # not shown to beat chance
-    assert len(m.details["targets"]) == 2 and m.details["generator_fits"] == 16
-    assert "one target, one unit" in m.details["interval"]
-    assert set(m.details["targets"][0]) == {
-        "target_index",
-        "held_out_accuracy",
-        "p_in_on_release",
-        "release_chunks_called_in",
-    }
-
-
-def test_shadow_attack_succeeds_against_identity(small):
-    (m,) = MembershipAttack(**_TINY).evaluate(_context(small, "identity"))
-    assert m.value > 0.9 and m.ci[0] > 0.5, m
-
-
-def test_shadow_interval_treats_each_target_as_one_unit():
-    agree = [np.ones(20), np.ones(20) * 0.5, np.zeros(20)]  # three targets, 20 identical predictions each
-    low, high = _cluster_ci(agree, 0.95)
-    assert low == 0.0 and high == 1.0  # t with 2 degrees of freedom over (1, 0.5, 0): no information
-    pooled = _cluster_ci([np.r_[np.ones(30), np.zeros(30)]] * 2, 0.95)  # targets that agree: Wilson of all 120
-    assert pooled[0] == pytest.approx(0.5 - 0.089, abs=0.01) and pooled[1] == pytest.approx(0.5 + 0.089, abs=0.01)
-
-
-def test_one_shadow_target_is_a_clear_error(small):
-    with pytest.raises(ValueError, match="one target gives none"):
-        MembershipAttack(attackers=("shadow",), shadow_targets=1).evaluate(_context(small, "holdout"))
-
-
-def test_shadow_attack_cannot_reach_the_holdout_baseline(small):
-    """`holdout` is fitted on reference rows, never on train: its output cannot depend on the target."""
-    (m,) = MembershipAttack(**_TINY).evaluate(_context(small, "holdout"))
-    assert m.ci[0] < 0.5 < m.ci[1]
+    with pytest.raises(ValueError, match="list `shadow` under checks"):
+        MembershipAttack(attackers=("distance", "shadow")).evaluate(ctx)
 
 
 # --------------------------------------------------------------------------- reports

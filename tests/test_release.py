@@ -93,7 +93,7 @@ def test_a_vendor_table_cannot_be_shadow_attacked(tmp_path, small_csv, capsys) -
     scenario = yaml.safe_load(base.read_text())
     scenario["split"]["record"] = str(tmp_path / "handover" / "split.json")
     scenario["generators"] = [{"name": "file", "params": {"path": "handover/train.csv"}, "expect": "block"}]
-    scenario["checks"] = [{"name": "membership", "params": {"attackers": ["distance", "shadow"]}}]
+    scenario["checks"] = ["membership", "shadow"]
     path = tmp_path / "gate.yaml"
     path.write_text(yaml.safe_dump(scenario))
     capsys.readouterr()
