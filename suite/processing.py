@@ -248,9 +248,9 @@ class Processed:
             drawn += len(batch)
             kept.append(batch[ok])
             have += int(ok.sum())
-            if have >= n:
+            if have >= n or getattr(self.inner, "at_most_n", False):  # its rows, never one drawn twice
                 break
-        if have < n:
+        if have < n and not (have and getattr(self.inner, "at_most_n", False)):
             raise RuntimeError(
                 f"only {have} of {drawn} sampled rows obey the constraints after {MAX_ROUNDS} rounds; "
                 "the generator cannot produce them often enough (check the constraints)"

@@ -434,7 +434,6 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
     sc = plan.scenario
     component, spec = plan.generators[index], sc.generators[index]
     key = spec.key
-    external = is_external(component)
     seed = sc.seed + repeat
     cache = TaskCache(task.run_dir, task_key(plan, data, index, repeat))
     data, fit_on_info = fit_on_data(spec.fit_on, data)  # `fit_on`: generator and checks see the de-identified rows
@@ -466,7 +465,7 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
             say(f"{tag}: sample {n} rows")
             start = time.perf_counter()
             drawn = within(spec.timeout, lambda: generator.sample(n, seed=seed), f"{key} sample")
-            synthetic = _conform(drawn, data.train, len(drawn) if external and hasattr(drawn, "__len__") else n)
+            synthetic = _conform(drawn, data.train, _rows_expected(component, drawn, n))
             seconds["sample"] += time.perf_counter() - start
             fit_info = {**_fit_info(generator), **fit_on_info}
         except BaseException as exc:  # SystemExit included: the generator failed, its checks error, the gate blocks
@@ -700,6 +699,15 @@ def make_context(
 
 def _refit(component: Component, data: PreparedData, seed: int, rows: pd.DataFrame) -> Any:
     return fit_generator(component, data, seed, rows)
+
+
+def _rows_expected(component: Component, drawn: Any, n: int) -> int:
+    """The rows a sample must have: n; a file's own rows (`external`); at most n for a generator that never
+    draws a row twice (`at_most_n`, like `generalize`)."""
+    count = len(drawn) if hasattr(drawn, "__len__") else n
+    if is_external(component) or (getattr(component.cls, "at_most_n", False) and 0 < count <= n):
+        return count
+    return n
 
 
 def _conform(synthetic: pd.DataFrame, train: pd.DataFrame, n: int) -> pd.DataFrame:
