@@ -24,6 +24,7 @@ _MARK = {
     "error": "**ERROR**",
     "missing": "**MISSING**",
     "ungated": "-",
+    "not applicable": "n/a",
 }
 
 

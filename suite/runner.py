@@ -784,6 +784,9 @@ def _evaluate(
     """Run one check; an exception of any kind (SystemExit included), a timeout, a malformed result or an
     undeclared measurement name becomes an error that blocks. Errors are in the suite's words."""
     name = check.spec.name
+    specs = declared(check.cls)
+    if ctx.fit_generator is None and specs and all(s.refits for s in specs):  # it only refits: nothing to run
+        return _inapplicable(check)
     try:
         measurements = list(within(timeout, lambda: check.build().evaluate(ctx), name))
     except _TimedOut as exc:
@@ -807,6 +810,9 @@ def _evaluate(
                     m.name, m.goal, f"{check.spec.name} produced {m.name!r}, which its `measures` does not declare"
                 )
             )
+        elif m.not_applicable is not None and not _may_skip(m, specs, ctx):  # fail closed: only a refit may not apply
+            why = "it does not declare that it refits" if ctx.fit_generator is None else "the generator can be refitted"
+            out.append(Measurement.from_error(m.name, m.goal, f"check {name} called {m.name} not applicable; {why}"))
         else:
             out.append(m)
     return out
@@ -835,6 +841,19 @@ def _malformed(m: Any) -> str | None:
     except (pydantic_core.PydanticSerializationError, TypeError, ValueError):
         return f"{m.name} with details the scorecard cannot hold (JSON types only: convert numpy values with .item())"
     return None
+
+
+def _may_skip(m: Measurement, specs: tuple[Any, ...], ctx: Context) -> bool:
+    """A measurement may be `not applicable` only when it refits the generator and this one cannot be refitted."""
+    return ctx.fit_generator is None and any(s.refits and s.matches(m.name) for s in specs)
+
+
+def _inapplicable(check: Component) -> list[Measurement]:
+    """A check whose every measurement refits the generator, on one that cannot be refitted (a `file`)."""
+    why = f"check {check.spec.name} refits the generator; a table made elsewhere cannot be refitted"
+    names = [p for p in check.cls.measures if not any(ch in p for ch in "*?[")] or [f"{check.spec.name}.*"]
+    goals = {s.name: s.goal for s in declared(check.cls)}
+    return [Measurement.inapplicable(n, goals.get(n) or Goal.MINIMIZE, why) for n in names]
 
 
 def _error_measurements(check: Component, error: str) -> list[Measurement]:

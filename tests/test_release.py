@@ -87,15 +87,58 @@ def test_a_vendor_table_is_gated_against_the_recorded_split(tmp_path, small_csv,
     assert "split.record" in capsys.readouterr().err
 
 
-def test_a_vendor_table_cannot_be_shadow_attacked(tmp_path, small_csv, capsys) -> None:
+def _vendor(tmp_path, small_csv, **changes) -> tuple[dict, object]:
+    """A scenario gating the handed-over training rows as a vendor's table (a copy), with `changes`."""
     base = write_scenario(tmp_path, small_csv, name="vendor")
-    assert main(["split", str(base), "--out", str(tmp_path / "handover")]) == 0
+    if not (tmp_path / "handover" / "split.json").is_file():
+        assert main(["split", str(base), "--out", str(tmp_path / "handover")]) == 0
     scenario = yaml.safe_load(base.read_text())
     scenario["split"]["record"] = str(tmp_path / "handover" / "split.json")
     scenario["generators"] = [{"name": "file", "params": {"path": "handover/train.csv"}, "expect": "block"}]
-    scenario["checks"] = [{"name": "membership", "params": {"attackers": ["distance", "shadow"]}}]
+    scenario.update(changes)
     path = tmp_path / "gate.yaml"
     path.write_text(yaml.safe_dump(scenario))
+    return scenario, path
+
+
+def test_a_vendor_table_lists_the_shadow_attack_not_applicable(tmp_path, small_csv, capsys) -> None:
+    """Every check runs on a file except what refits the generator: listed `not applicable`, neither pass
+    nor block, in the scorecard and every report; the other attackers still judge (and block) the copy."""
+    membership = {"name": "membership", "params": {"attackers": ["distance", "shadow"]}}
+    _, path = _vendor(tmp_path, small_csv, checks=[membership])
+    assert main(["validate", str(path)]) == 0  # no threshold names the shadow attack: nothing to refuse
+    code, run_dir = _run(path, tmp_path / "runs")
+    assert code == 0  # the copy is blocked, as expected
+    card = json.loads((run_dir / "scorecard.json").read_text())
+    (g,) = card["generators"]
+    shadow = [m for m in g["measurements"] if m["name"] == "membership.shadow.success"]
+    assert [(m["status"], m["passed"]) for m in shadow] == [("not applicable", None)]
+    assert "refits the generator" in shadow[0]["reason"]
+    assert not any("shadow" in r for r in g["reasons"])  # it is not why the copy is blocked
+    assert any(m["name"] == "membership.distance.auc" and m["status"] == "risk shown" for m in g["measurements"])
+    assert card["summary"]["status_counts"]["not applicable"] == 1
+    assert "n/a" in (run_dir / "report.md").read_text()
+    assert "not applicable membership.shadow.success" in (run_dir / "junit.xml").read_text()
+    # gated as a release would be, CI shows it skipped: neither a pass nor a failure
+    from reports.junit import render_junit
+    from suite.scorecard import Scorecard
+
+    scorecard = Scorecard.model_validate(card)
+    as_release = scorecard.generators[0].model_copy(update={"expected": "release"})
+    xml = render_junit(scorecard.model_copy(update={"generators": [as_release]}))
+    assert '<skipped message="membership.shadow.success: not applicable' in xml and 'skipped="1"' in xml
+
+
+def test_a_threshold_on_a_refitting_measurement_of_files_only_is_refused(tmp_path, small_csv, capsys) -> None:
+    membership = {"name": "membership", "params": {"attackers": ["distance", "shadow"]}}
+    scenario, path = _vendor(
+        tmp_path, small_csv, checks=[membership], policy={"membership.shadow.success": {"max": 0.75}}
+    )
     capsys.readouterr()
-    assert main(["validate", str(path)]) == 2  # refitting a file is impossible: said before anything runs
-    assert "shadow" in capsys.readouterr().err
+    assert main(["validate", str(path)]) == 2  # it could never be judged: said before anything runs
+    err = capsys.readouterr().err
+    assert "policy.membership.shadow.success" in err and "not applicable" in err
+    # beside a generator the suite fits, the threshold applies to that one (and not to the file)
+    scenario["generators"].append({"name": "identity", "expect": "block"})
+    path.write_text(yaml.safe_dump(scenario))
+    assert main(["validate", str(path)]) == 0
