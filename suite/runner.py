@@ -209,7 +209,8 @@ def run(
         if is_external(plan.generators[i]):  # a table made elsewhere: its maker must have had this split only
             check_recorded(sc.split.record, data, sc.split.model_dump(), where)
         if callable(getattr(plan.generators[i].cls, "preflight", None)):  # inputs a generator reads (a file)
-            plan.generators[i].build().preflight(fit_rows(plan.generators[i], data), data.metadata)
+            component = plan.generators[i]
+            component.build().preflight(fit_rows(component, data), fit_metadata(component, data))
     if how.power and how.resume is None:
         weak = [p for p in null_release(plan, data) if not p.certifiable]
         if weak:
@@ -615,9 +616,19 @@ def check_sequential(component: Component, data: PreparedData, where: str) -> No
 def fit_rows(component: Component, data: PreparedData) -> pd.DataFrame:
     """The rows a generator is fitted on: train, the reference half for `fit_on = "reference"` (holdout),
     or the training visits with their entity column for a sequential generator."""
-    if is_sequential(component) and data.long is not None:
-        return data.long.with_entities()
+    if learns_visits(component, data):
+        return data.long.with_entities()  # type: ignore[union-attr]
     return data.reference if getattr(component.cls, "fit_on", "train") == "reference" else data.train
+
+
+def learns_visits(component: Component, data: PreparedData) -> bool:
+    """The generator learns (or, a `file`, returns) visits with their entity, judged as histories."""
+    return data.long is not None and (is_sequential(component) or is_external(component))
+
+
+def fit_metadata(component: Component, data: PreparedData) -> Any:
+    """The metadata of `fit_rows`: of the visits (without the entity) or of the records the checks compare."""
+    return data.long.metadata if learns_visits(component, data) else data.metadata  # type: ignore[union-attr]
 
 
 def fit_generator(component: Component, data: PreparedData, seed: int, rows: pd.DataFrame | None = None) -> Any:
@@ -626,7 +637,7 @@ def fit_generator(component: Component, data: PreparedData, seed: int, rows: pd.
     A generator fitted on other rows than train (`holdout`) ignores `rows`: its output never
     depends on the training data, whatever a shadow attack hands it.
     """
-    if is_sequential(component):
+    if is_sequential(component) or learns_visits(component, data):
         return _fit_sequential(component, data, seed, rows)
     own = fit_rows(component, data)
     chosen = rows if rows is not None and own is data.train else own
@@ -657,7 +668,7 @@ def _fit_sequential(component: Component, data: PreparedData, seed: int, rows: p
         )
     with seeded(seed):
         fitted = component.build().fit(visits, long.metadata)
-    return AsHistories(fitted, long.schema, long.entity)
+    return AsHistories(fitted, long.schema, long.entity, exact=not is_external(component))
 
 
 def interval_level(confidence: float) -> float:

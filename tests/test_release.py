@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import yaml
@@ -142,3 +143,57 @@ def test_a_threshold_on_a_refitting_measurement_of_files_only_is_refused(tmp_pat
     scenario["generators"].append({"name": "identity", "expect": "block"})
     path.write_text(yaml.safe_dump(scenario))
     assert main(["validate", str(path)]) == 0
+
+
+PBCSEQ = Path(__file__).resolve().parent.parent / "data" / "pbcseq.parquet"
+
+
+def test_a_longitudinal_table_is_handed_over_by_entity_and_a_returned_one_is_gated(tmp_path, capsys) -> None:
+    """`split` on visits: every visit of the training patients and none of another, pseudonymous patient ids,
+    the split recorded; a returned visit table is judged as histories (a copy blocked, unseen patients not)."""
+    from suite.dataset import prepare
+    from suite.metadata import Roles
+
+    base = write_scenario(
+        tmp_path,
+        PBCSEQ,
+        name="pbcseq",
+        dataset={"path": str(PBCSEQ), "metadata": str(PBCSEQ.with_name("pbcseq.metadata.json"))},
+        checks=["collisions"],
+    )
+    assert main(["split", str(base), "--out", str(tmp_path / "handover")]) == 0
+    record = json.loads((tmp_path / "handover" / "split.json").read_text())
+    handed = pd.read_csv(tmp_path / "handover" / "train.csv")
+    data = prepare(PBCSEQ, metadata_path=PBCSEQ.with_name("pbcseq.metadata.json"), roles=Roles(), holdout=0.3, seed=0)
+    assert data.long is not None
+    assert len(handed) == record["train_rows"] == len(data.long.train)  # every visit of a training patient
+    assert handed["id"].nunique() == record["train_entities"] == len(data.train)  # and no other patient
+    assert record["entity"] == "id" and record["record"] == "visits" and record["columns"]["id"] == "id"
+    real = pd.read_parquet(PBCSEQ)
+    visits = real.groupby("id").size()
+    trained = data.long.train_entities.unique()
+    assert sorted(handed.groupby("id").size()) == sorted(visits[trained])  # whole histories
+    assert list(handed["id"].drop_duplicates()) == list(range(1, len(trained) + 1))  # pseudonyms, not the real ids
+
+    # unseen patients' visits (the reference half) as a vendor's table, beside a copy of the handed-over visits
+    unseen = data.long.with_entities("reference")
+    unseen.to_csv(tmp_path / "unseen.csv", index=False)
+    scenario = yaml.safe_load(base.read_text())
+    scenario["split"]["record"] = str(tmp_path / "handover" / "split.json")
+    scenario["generators"] = [
+        {"name": "file", "label": "copy", "params": {"path": "handover/train.csv"}, "expect": "block"},
+        {"name": "file", "label": "unseen", "params": {"path": "unseen.csv"}},
+    ]
+    path = tmp_path / "gate.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    code, run_dir = _run(path, tmp_path / "runs")
+    card = json.loads((run_dir / "scorecard.json").read_text())
+    verdicts = {g["name"]: g["verdict"] for g in card["generators"]}
+    assert verdicts == {"copy": "block", "unseen": "release"} and code == 0
+    (entry,) = card["release"]
+    assert entry["rows"] == unseen["id"].nunique()  # judged as one history per patient
+    # a returned table without the entity column cannot be read as visits: bad input, named
+    unseen.drop(columns="id").to_csv(tmp_path / "unseen.csv", index=False)
+    capsys.readouterr()
+    assert main(["run", str(path), "--out", str(tmp_path / "runs2"), "--quiet"]) == 2
+    assert "missing ['id']" in capsys.readouterr().err
