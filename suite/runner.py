@@ -601,16 +601,18 @@ def is_sequential(component: Component) -> bool:
 
 
 def check_sequential(component: Component, data: PreparedData, where: str) -> None:
-    """A sequential generator needs a longitudinal table and takes no row-level processing."""
+    """A sequential generator needs a longitudinal table; it and a `file` of visits take no row-level processing."""
     spec = component.spec
-    if is_sequential(component):
-        if data.long is None:
-            raise ConfigError(
-                f"{where}: {spec.name} generates sequences; set dataset.roles.entity and dataset.roles.sequence_index "
-                "(the patient id and the visit time), or choose a row-level generator"
-            )
-        if getattr(spec, "impute", "none") != "none" or getattr(spec, "constraints", None):
-            raise ConfigError(f"{where}: impute and constraints are not available for a sequential generator")
+    if is_sequential(component) and data.long is None:
+        raise ConfigError(
+            f"{where}: {spec.name} generates sequences; set dataset.roles.entity and dataset.roles.sequence_index "
+            "(the patient id and the visit time), or choose a row-level generator"
+        )
+    if learns_visits(component, data) and (
+        getattr(spec, "impute", "none") != "none" or getattr(spec, "constraints", None)
+    ):
+        kind = "a sequential generator" if is_sequential(component) else "a file of visits"
+        raise ConfigError(f"{where}: impute and constraints are not available for {kind}")
 
 
 def fit_rows(component: Component, data: PreparedData) -> pd.DataFrame:

@@ -197,3 +197,8 @@ def test_a_longitudinal_table_is_handed_over_by_entity_and_a_returned_one_is_gat
     capsys.readouterr()
     assert main(["run", str(path), "--out", str(tmp_path / "runs2"), "--quiet"]) == 2
     assert "missing ['id']" in capsys.readouterr().err
+    # row-level processing cannot apply to a table of visits made elsewhere: refused, not silently skipped
+    scenario["generators"] = [{"name": "file", "params": {"path": "handover/train.csv"}, "impute": "simple"}]
+    path.write_text(yaml.safe_dump(scenario))
+    assert main(["run", str(path), "--out", str(tmp_path / "runs3"), "--quiet"]) == 2
+    assert "not available for a file of visits" in capsys.readouterr().err
