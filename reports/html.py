@@ -173,7 +173,7 @@ def _gate_row(m: MeasurementRecord, repeats: bool) -> dict[str, Any]:
         "threshold": "" if m.threshold is None or not m.threshold.gates else str(m.threshold),
         "status": m.status.value,
         "meaning": meaning_of(m),
-        "reason": m.reason if m.status.blocks else "",
+        "reason": m.reason if m.status.blocks or m.status.value == "not applicable" else "",
         "error": m.error or "",
         "goal": "lower is better" if m.goal == "minimize" else "higher is better",
     }

@@ -119,6 +119,8 @@ def test_a_vendor_table_lists_the_shadow_attack_not_applicable(tmp_path, small_c
     assert any(m["name"] == "membership.distance.auc" and m["status"] == "risk shown" for m in g["measurements"])
     assert card["summary"]["status_counts"]["not applicable"] == 1
     assert "n/a" in (run_dir / "report.md").read_text()
+    html = (run_dir / "report.html").read_text()
+    assert 'badge not-applicable">not applicable' in html and "cannot be refitted" in html
     assert "not applicable membership.shadow.success" in (run_dir / "junit.xml").read_text()
     # gated as a release would be, CI shows it skipped: neither a pass nor a failure
     from reports.junit import render_junit
