@@ -5,6 +5,8 @@ small classes; sklearn is imported inside them."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -58,6 +60,40 @@ def epsilon_lower_bound(tp: int, n_pos: int, fp: int, n_neg: int, confidence: fl
     with np.errstate(divide="ignore"):
         terms = (np.log(tpr_lo) - np.log(fpr_hi), np.log1p(-fpr_hi) - np.log1p(-tpr_lo))
     return float(max(0.0, *terms))
+
+
+def one_run_epsilon(canaries: int, guesses: int, correct: int, delta: float, confidence: float) -> float:
+    """Empirical epsilon lower bound of a one-run audit (Steinke, Nasr and Jagielski, NeurIPS 2023, Theorem 3):
+    `canaries` records each put into one fit with probability 1/2, an attacker guessing in or out for
+    `guesses` of them, `correct` right. Under (epsilon, delta)-DP, P[correct >= v] is at most
+    P[Binomial(r, q) >= v] + 2 m delta max_i P[v > Binomial(r, q) >= v - i] / i, q = e^eps / (1 + e^eps);
+    the bound is the largest epsilon this rejects at one-sided level (1 + confidence) / 2. With delta = 0
+    it is the log-odds of the lower Clopper-Pearson bound of the accuracy (`clopper_pearson`)."""
+    from scipy.optimize import brentq
+    from scipy.stats import binom
+
+    if guesses < 1 or correct < 1:
+        return 0.0
+    if delta == 0:
+        low = clopper_pearson(correct, guesses, confidence)[0]
+        return float(max(0.0, math.log(low) - math.log1p(-low)))
+    level = (1.0 - confidence) / 2.0
+    below = np.arange(correct - 1, -1, -1)  # v - i for i = 1..v
+
+    def p_value(eps: float) -> float:
+        q = 1.0 / (1.0 + math.exp(-eps))
+        tail = float(binom.sf(correct - 1, guesses, q))
+        inner = np.cumsum(binom.pmf(below, guesses, q)) / np.arange(1, correct + 1)
+        return min(1.0, tail + 2.0 * canaries * delta * float(inner.max()))
+
+    if p_value(0.0) >= level:
+        return 0.0
+    high = 1.0
+    while p_value(high) < level:
+        high *= 2.0
+        if high > 1e3:  # pragma: no cover - every guess right on millions of canaries
+            return high
+    return float(brentq(lambda e: p_value(e) - level, 0.0, high, xtol=1e-6))
 
 
 def split_epsilon(scores: np.ndarray, labels: np.ndarray, rng: np.random.Generator, confidence: float) -> dict:

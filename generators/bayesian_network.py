@@ -14,6 +14,7 @@ from generators._columns import kind, noise_seed, precision, require_fit, restor
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import generators
+from suite.types import PrivacyClaim
 
 #: A conditional table (child codes x parent configurations) larger than this is never built:
 #: parent sets that would need one are left out of the search (fewer parents are tried instead).
@@ -399,6 +400,24 @@ class BayesianNetworkGenerator:
             for j, (c, coding) in enumerate(zip(self.columns_, self.codings_))
         }
         return pd.DataFrame(out, columns=self.template_.columns)
+
+    def privacy_claim(self) -> PrivacyClaim | None:
+        """epsilon-DP for one row changed (n public), the domains treated as public (they come from the
+        data: see the caveat); None without `epsilon`."""
+        if self.epsilon is None:
+            return None
+        return PrivacyClaim(
+            epsilon=float(self.epsilon),
+            delta=0.0,
+            unit="row",
+            neighbours="replace",
+            public=("n", "domain"),
+            note=(
+                "the domains (category levels, frequent values, bin edges, precision, which columns have missing "
+                "values) are read from the training rows outside the budget: a level or extreme value held by one "
+                "person shows by its existence; a person with k rows is protected at about k x epsilon"
+            ),
+        )
 
     def fit_info(self) -> dict[str, Any]:
         """The network (column -> parents), the visit order, the epsilon split and whether it is DP."""

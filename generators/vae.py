@@ -20,6 +20,7 @@ from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import generators
 from suite.seeding import seeded
+from suite.types import PrivacyClaim
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -534,6 +535,25 @@ class VAEGenerator:
             )
         self.info_.update(delta=delta, noise_multiplier=float(optimizer.noise_multiplier))
         return engine, module, optimizer, loader
+
+    def privacy_claim(self) -> PrivacyClaim | None:
+        """With `dp`: (epsilon, delta)-DP of the network's training (DP-SGD, Poisson sampling: one row added
+        or removed), the per-column preprocessing treated as public (it is fitted without noise); else None."""
+        if not self.dp:
+            return None
+        return PrivacyClaim(
+            epsilon=float(self.epsilon),
+            delta=None if self.delta is None else float(self.delta),
+            unit="row",
+            neighbours="add_remove",
+            public=("domain", "marginals"),
+            note=(
+                "the preprocessing (every number's quantiles with its minimum and maximum, point masses, category "
+                "levels and the frequencies of pooled ones, each column's precision) is fitted on the training rows "
+                "without noise: the claim covers the network's training only; a person with k rows is protected at "
+                "about k x epsilon"
+            ),
+        )
 
     def fit_info(self) -> dict[str, Any]:
         """Epochs run, best validation loss (None with DP) and the privacy spent (None without DP)."""

@@ -377,6 +377,7 @@ def _patterns(details: Mapping[str, Any], min_count: int) -> list[dict[str, str]
 _UTILITY_KINDS = {
     "distributions": ("fidelity.columns_passed", "by_column", "fidelity"),
     "correlations": ("dependence.correlation_mae", "real", "dependence"),
+    "mutual_information": ("dependence.mutual_information_mae", "real", "dependence"),
     "pca": ("structure.pca_overlap", "histogram_real", "structure"),
     "shap": ("propensity.auc", "top_features", "propensity"),
     "missingness": ("missingness.pattern_tvd", "patterns", "missingness"),
@@ -454,6 +455,24 @@ def _utility_for(g: GeneratorRecord, index: int, kinds: set[str], min_count: int
                     "should be pale: strong colours are associations the generator lost or invented.",
                 )
             )
+    if "mutual_information" in kinds:
+        title = "Mutual information between columns: real, synthetic and their difference"
+        m = get("mutual_information")
+        if m is None:
+            out["plots"].append(absent(title, f"dependence.mutual_information_mae has no details for {g.name}"))
+        else:
+            d = m.details
+            out["plots"].append(
+                draw(
+                    title,
+                    f"Three heatmaps of pairwise mutual information for {g.name}: real, synthetic, their difference",
+                    lambda d=d: plots.mutual_information_heatmaps(d["columns"], d["real"], d["synthetic"]),
+                    "Normalised mutual information of each pair of columns after binning numbers "
+                    f"({d.get('bins', '?')} quantile bins): 0 = independent, 1 = one column determines the other. "
+                    "Unlike a correlation it sees any dependence, not only a monotone one. The right panel should "
+                    "be pale.",
+                )
+            )
     if "pca" in kinds:
         title = "Principal components: where the real and the synthetic rows lie"
         m = get("pca")
@@ -516,6 +535,7 @@ def _utility(sc: Scorecard, min_count: int) -> dict[str, Any]:
         for kind, label in (
             ("distributions", "Per-column distributions"),
             ("correlations", "Association heatmaps"),
+            ("mutual_information", "Mutual-information heatmaps"),
             ("pca", "Principal-component overlap"),
             ("shap", "What gives the synthetic rows away (SHAP)"),
             ("missingness", "Missingness patterns"),

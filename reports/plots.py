@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -273,6 +274,18 @@ def hidden_bins(real: np.ndarray, synthetic: np.ndarray, rows: int, min_count: i
 _MAX_LEVELS = 10
 
 
+def edge_labels(edges: np.ndarray, axis: str) -> list[str]:
+    """Bin edges as a reader reads them: dates for "datetime" (nanoseconds since 1970), days for
+    "duration" (nanoseconds), short numbers otherwise."""
+    if axis == "datetime":
+        stamps = pd.to_datetime(np.asarray(edges, dtype=float).astype("int64"), unit="ns")
+        span = stamps.max() - stamps.min()
+        return [t.strftime("%Y-%m-%d" if span < pd.Timedelta(days=3 * 365) else "%Y-%m") for t in stamps]
+    if axis == "duration":
+        return [f"{v / 86_400e9:.3g} d" for v in edges]
+    return [f"{v:.3g}" for v in edges]
+
+
 @_styled
 def distribution_overlays(
     by_column: Mapping[str, Mapping[str, Any]], rows: int, min_count: int, *, max_columns: int = 30
@@ -299,13 +312,21 @@ def distribution_overlays(
             hide = hidden_bins(real, synth, rows, min_count)
             bins_total += int(hide.sum())
             real, synth = np.where(hide, 0.0, np.nan_to_num(real)), np.where(hide, 0.0, np.nan_to_num(synth))
+            # Log-spaced bins and dates are drawn at equal widths with their edges as tick labels.
+            plain = dist.get("scale", "linear") == "linear" and dist.get("axis", "number") == "number"
+            x = edges if plain else np.arange(edges.size, dtype=float)
             for k in np.flatnonzero(hide):
-                ax.axvspan(edges[k], edges[k + 1], color=HIDDEN, alpha=0.6, linewidth=0)
-            ax.stairs(real, edges, fill=True, color=REAL, alpha=0.45, label="real")
-            ax.stairs(synth, edges, color=SYNTHETIC, linewidth=1.6, label="synthetic")
+                ax.axvspan(x[k], x[k + 1], color=HIDDEN, alpha=0.6, linewidth=0)
+            ax.stairs(real, x, fill=True, color=REAL, alpha=0.45, label="real")
+            ax.stairs(synth, x, color=SYNTHETIC, linewidth=1.6, label="synthetic")
             visible = np.flatnonzero(~hide & ((real > 0) | (synth > 0)))
             if visible.size:
-                ax.set_xlim(edges[visible[0]], edges[visible[-1] + 1])
+                ax.set_xlim(x[visible[0]], x[visible[-1] + 1])
+            if not plain:
+                ticks = np.unique(np.linspace(0, edges.size - 1, 4).round().astype(int))
+                ax.set_xticks(ticks, edge_labels(edges[ticks], str(dist.get("axis", "number"))), fontsize=6.5)
+                if dist.get("scale") == "log":
+                    ax.set_xlabel("log-spaced bins", fontsize=6.5)
             ax.set_yticks([])
         else:
             levels, real, synth, folded = fold_levels(dist, rows, min_count)
@@ -351,19 +372,33 @@ def correlation_heatmaps(
     columns: Sequence[str], real: Sequence[Sequence[Any]], synthetic: Sequence[Sequence[Any]]
 ) -> str:
     """Real, synthetic and their difference: pairwise association matrices (grey = undefined)."""
-    r, s = _matrix(real), _matrix(synthetic)
+    return _heatmaps(columns, _matrix(real), _matrix(synthetic), ("RdBu_r", -1.0))
+
+
+@_styled
+def mutual_information_heatmaps(
+    columns: Sequence[str], real: Sequence[Sequence[Any]], synthetic: Sequence[Sequence[Any]]
+) -> str:
+    """Real, synthetic and their difference: pairwise normalised mutual information (0 to 1)."""
+    return _heatmaps(columns, _matrix(real), _matrix(synthetic), ("Blues", 0.0))
+
+
+def _heatmaps(columns: Sequence[str], r: np.ndarray, s: np.ndarray, scale: tuple[str, float]) -> str:
+    """Three panels: real and synthetic on `scale` (colour map, lower end; the upper end is 1) and
+    synthetic minus real on -1 to 1."""
+    cmap_rs, low = scale
     n = len(columns)
     side = min(max(3.2, 0.2 * n + 1.2), 7.0)
     fig = _figure(3 * side + 0.8, side + 0.4)
     import matplotlib
 
     names = [label(c, 18) for c in columns]
-    for k, (matrix, title, cmap) in enumerate(
-        ((r, "real", "RdBu_r"), (s, "synthetic", "RdBu_r"), (s - r, "synthetic − real", "PuOr_r"))
+    for k, (matrix, title, cmap, vmin) in enumerate(
+        ((r, "real", cmap_rs, low), (s, "synthetic", cmap_rs, low), (s - r, "synthetic − real", "PuOr_r", -1.0))
     ):
         ax = fig.add_subplot(1, 3, k + 1)
         colormap = matplotlib.colormaps[cmap].with_extremes(bad=HIDDEN)
-        image = ax.imshow(np.ma.masked_invalid(matrix), cmap=colormap, vmin=-1, vmax=1, interpolation="nearest")
+        image = ax.imshow(np.ma.masked_invalid(matrix), cmap=colormap, vmin=vmin, vmax=1, interpolation="nearest")
         ax.set_title(title, loc="left")
         if n <= 40:
             fontsize = 7 if n <= 16 else 5.5

@@ -19,6 +19,7 @@ from suite.metadata import Roles, read_metadata
 from suite.policy import Threshold, preset_policy
 from suite.registry import RegistryError, checks, generators
 from suite.scenario import GeneratorSpec, Scenario, Spec, format_loc
+from suite.types import claim_of
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,12 @@ def _component(
                 problems.append(f"{field}: {err['msg']} (got {brief(err.get('input'))})")
         return None
     problems.extend(f"{where}.{p}" for p in getattr(cls, "param_problems", lambda _: [])(params))
+    if registry is generators:
+        try:  # a declared privacy claim is checked before any fit: the audit and the report read it
+            claim_of(cls(**params))
+        except (TypeError, ValueError) as exc:
+            problems.append(f"{where}.params: {spec.name} declares a malformed privacy claim ({exc}); fix these params")
+            return None
     return Component(spec=spec, cls=cls, params=params)
 
 

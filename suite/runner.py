@@ -44,7 +44,7 @@ from suite.release import write_released
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard, Summary, explain
 from suite.seeding import seeded
 from suite.selection import CANDIDATE, candidate_confidence, candidates, select
-from suite.types import Context, Goal, Measurement
+from suite.types import Context, Goal, Measurement, PrivacyClaim, claim_of
 
 _PACKAGES = (
     "numpy",
@@ -707,7 +707,16 @@ def make_context(
         fit_generator=None if is_external(component) else partial(_refit, component, data, seed),
         min_count=min_count,
         rules=tuple(getattr(getattr(component, "spec", None), "constraints", ())),
+        privacy_claim=_claim(component),
     )
+
+
+def _claim(component: Component | None) -> PrivacyClaim | None:
+    """The generator's declared privacy claim; none for a table made outside the suite, or for a sequential
+    generator (it refits on whole histories: a row-level audit cannot hand it canary rows)."""
+    if component is None or is_external(component) or is_sequential(component):
+        return None
+    return claim_of(component.build())
 
 
 def _refit(component: Component, data: PreparedData, seed: int, rows: pd.DataFrame) -> Any:

@@ -6,6 +6,7 @@ Kept free of heavy imports: only the standard library, numpy and pandas.
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -141,6 +142,54 @@ def names(specs: tuple[MeasurementSpec, ...]) -> tuple[str, ...]:
     return tuple(s.name for s in specs)
 
 
+#: What a privacy claim may treat as public (`PrivacyClaim.public`); the audit acts on "domain".
+PUBLIC_PARTS = ("n", "domain", "marginals")
+
+
+@dataclass(frozen=True)
+class PrivacyClaim:
+    """A generator's differential-privacy claim: (`epsilon`, `delta`)-DP for one `unit` (a row or a person).
+
+    `neighbours`: "replace" (one unit changed, n public: bounded DP) or "add_remove" (one unit added or
+    removed). `delta` None means 1/n of the rows fitted on. `public` names what the claim does not
+    protect (PUBLIC_PARTS): "n" the row count, "domain" each column's values as read from the data
+    (category levels, numeric range, frequent values, precision, which columns have missing values),
+    "marginals" each column's distribution; `note` says it in words. A generator declares one through
+    `privacy_claim()`, which may return None (no claim: the audit does not apply).
+    """
+
+    epsilon: float
+    delta: float | None = 0.0
+    unit: Literal["row", "person"] = "row"
+    neighbours: Literal["replace", "add_remove"] = "replace"
+    public: tuple[str, ...] = ()
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.epsilon, int | float) and math.isfinite(self.epsilon) and self.epsilon > 0):
+            raise ValueError(f"privacy claim: epsilon must be a positive finite number, got {self.epsilon!r}")
+        if self.delta is not None and not 0.0 <= self.delta < 1.0:
+            raise ValueError(f"privacy claim: delta must be in [0, 1) or None (1/n), got {self.delta!r}")
+        if self.unit not in ("row", "person"):
+            raise ValueError(f"privacy claim: unit must be 'row' or 'person', got {self.unit!r}")
+        if self.neighbours not in ("replace", "add_remove"):
+            raise ValueError(f"privacy claim: neighbours must be 'replace' or 'add_remove', got {self.neighbours!r}")
+        unknown = [p for p in self.public if p not in PUBLIC_PARTS]
+        if unknown:
+            raise ValueError(f"privacy claim: unknown public part(s) {unknown}; choose among {list(PUBLIC_PARTS)}")
+
+
+def claim_of(generator: object) -> PrivacyClaim | None:
+    """The generator's declared privacy claim (`privacy_claim()`), None when it declares none."""
+    declare = getattr(generator, "privacy_claim", None)
+    if not callable(declare):
+        return None
+    claim = declare()
+    if claim is not None and not isinstance(claim, PrivacyClaim):
+        raise TypeError(f"privacy_claim() returned {type(claim).__name__}, not a PrivacyClaim or None")
+    return claim
+
+
 @dataclass(frozen=True)
 class Context:
     """Everything a check may need, built once per (generator, repeat).
@@ -156,6 +205,7 @@ class Context:
     preset's): details name no category level rarer than that and show no real value beyond
     the `min_count`-th smallest or largest (`suite.disclosure`). `rules` are the constraints the
     scenario declares for the generator under test (`suite.scenario.Constraint`), empty when none.
+    `privacy_claim` is the generator's declared differential-privacy claim (`claim_of`), None when none.
     """
 
     train: pd.DataFrame
@@ -171,6 +221,7 @@ class Context:
     fit_generator: Callable[[pd.DataFrame], Generator] | None = None
     min_count: int = 10
     rules: tuple[Any, ...] = ()
+    privacy_claim: PrivacyClaim | None = None
 
 
 @runtime_checkable

@@ -11,7 +11,7 @@ from scipy import stats
 
 from metrics._tabular import repeat_design_effect
 from metrics.diagnostic import DiagnosticMetric
-from metrics.fidelity import FidelityMetric, categorical_test, numeric_test
+from metrics.fidelity import FidelityMetric, categorical_test, histogram_edges, numeric_test
 from suite.registry import checks
 from suite.testing import check_check, context_for
 
@@ -131,3 +131,21 @@ def test_sparse_levels_are_pooled_before_the_chi_squared_test():
     assert rejections <= 3  # about 0.4 expected at level 0.01; unpooled sparse cells reject far more often
     far = pd.Series(rng.choice(levels[:4], 300))
     assert categorical_test(pd.Series(rng.choice(levels, 300, p=weights)), far, 50, 10)["p_value"] < 1e-6
+
+
+def test_histogram_bins_follow_a_long_tail_and_stay_in_the_coded_range():
+    """Equal-width bins draw a long-tailed column as a few bars; log-spaced bins spread it, and no edge
+    leaves the top- and bottom-coded range (no real extreme in the scorecard)."""
+    from suite.disclosure import coded_range
+
+    adult = pd.read_parquet("data/adult.parquet")
+    gains = adult["capital-gain"].to_numpy(dtype=float)
+    gains = gains[gains > 0]
+    low, high = coded_range(gains, 10)
+    edges, scale = histogram_edges(gains, low, high, 20)
+    linear = np.linspace(low, high, 21)
+    share = lambda e: np.histogram(np.clip(gains, low, high), e)[0].max() / gains.size  # noqa: E731
+    assert scale == "log" and share(edges) < share(linear)
+    assert edges[0] == low and edges[-1] == high and np.all(np.diff(edges) > 0)
+    ages = adult["age"].to_numpy(dtype=float)
+    assert histogram_edges(ages, *coded_range(ages, 10), 20)[1] == "linear"

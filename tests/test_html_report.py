@@ -151,8 +151,9 @@ def test_quickstart_report_has_every_section_and_plot(quickstart):
     assert "plot unavailable" not in html
     n_gen = len(scorecard.generators)
     utility = _section(html, "utility")
-    # Per generator: distributions, association heatmaps, PCA, SHAP; once: TSTR against TRTR.
-    assert len(_images(utility)) == 4 * n_gen + 1
+    # Per generator: distributions, association and mutual-information heatmaps, PCA, SHAP; once: TSTR.
+    assert len(_images(utility)) == 5 * n_gen + 1
+    assert "Mutual information between columns" in utility
     assert len(_images(_section(html, "privacy"))) == 1  # DCR only: the quickstart runs no attack
     assert len(_images(_section(html, "tradeoff"))) == 1
     assert "Every verdict is as expected" in _section(html, "verdicts")
@@ -348,6 +349,30 @@ def test_small_cells_are_folded_or_hidden():
     }
     uri, hidden = plots.pca_heatmaps(details, min_count=10)
     assert hidden.cells == 1 and uri.startswith("data:image/png;base64,")
+
+
+def test_dates_and_long_tails_are_drawn_readably():
+    """A date column is labelled with dates (not nanoseconds); a long-tailed one gets log-spaced bins."""
+    from metrics.fidelity import numeric_test
+    from suite.encoding import as_float
+
+    covid = pd.read_parquet(ROOT / "data" / "covid_testing.parquet")
+    days = pd.Timestamp("2020-03-01") + pd.to_timedelta(covid["pan_day"], unit="D")
+    when = as_float(days)
+    dated = numeric_test(when[:5000], when[5000:10000], 20, min_count=10, axis="datetime")["distribution"]
+    labels = plots.edge_labels(np.asarray(dated["edges"])[[0, -1]], "datetime")
+    assert all(re.fullmatch(r"2020-\d\d-\d\d", x) for x in labels), labels
+    adult = pd.read_parquet(ROOT / "data" / "adult.parquet")
+    gains = adult["capital-gain"].to_numpy(dtype=float)
+    gains = gains[gains > 0]
+    tail = numeric_test(gains[::2], gains[1::2], 20, min_count=10)["distribution"]
+    assert tail["scale"] == "log" and tail["axis"] == "number"
+    by_column = {
+        "pan_day": {"distribution": dated, "tvd": 0.1, "passed": True},
+        "capital-gain": {"distribution": tail, "tvd": 0.1, "passed": True},
+    }
+    uri, _, _ = plots.distribution_overlays(by_column, 5000, 10)
+    assert uri.startswith("data:image/png;base64,")
 
 
 def test_template_never_disables_escaping():
