@@ -106,7 +106,7 @@ def test_a_vendor_table_lists_the_shadow_attack_not_applicable(tmp_path, small_c
     """Every check runs on a file except what refits the generator: listed `not applicable`, neither pass
     nor block, in the scorecard and every report; the other attackers still judge (and block) the copy."""
     membership = {"name": "membership", "params": {"attackers": ["distance", "shadow"]}}
-    _, path = _vendor(tmp_path, small_csv, checks=[membership])
+    _, path = _vendor(tmp_path, small_csv, checks=[membership, "dp_audit"])
     assert main(["validate", str(path)]) == 0  # no threshold names the shadow attack: nothing to refuse
     code, run_dir = _run(path, tmp_path / "runs")
     assert code == 0  # the copy is blocked, as expected
@@ -117,7 +117,9 @@ def test_a_vendor_table_lists_the_shadow_attack_not_applicable(tmp_path, small_c
     assert "refits the generator" in shadow[0]["reason"]
     assert not any("shadow" in r for r in g["reasons"])  # it is not why the copy is blocked
     assert any(m["name"] == "membership.distance.auc" and m["status"] == "risk shown" for m in g["measurements"])
-    assert card["summary"]["status_counts"]["not applicable"] == 1
+    audit = {m["name"]: m["status"] for m in g["measurements"] if m["name"].startswith("dp_audit.")}
+    assert audit == {"dp_audit.epsilon_lower": "not applicable", "dp_audit.epsilon_excess": "not applicable"}
+    assert card["summary"]["status_counts"]["not applicable"] == 3  # the DP audit only refits: not run at all
     assert "n/a" in (run_dir / "report.md").read_text()
     html = (run_dir / "report.html").read_text()
     assert 'badge not-applicable">not applicable' in html and "cannot be refitted" in html
@@ -129,7 +131,7 @@ def test_a_vendor_table_lists_the_shadow_attack_not_applicable(tmp_path, small_c
     scorecard = Scorecard.model_validate(card)
     as_release = scorecard.generators[0].model_copy(update={"expected": "release"})
     xml = render_junit(scorecard.model_copy(update={"generators": [as_release]}))
-    assert '<skipped message="membership.shadow.success: not applicable' in xml and 'skipped="1"' in xml
+    assert '<skipped message="membership.shadow.success: not applicable' in xml and 'skipped="3"' in xml
 
 
 def test_a_threshold_on_a_refitting_measurement_of_files_only_is_refused(tmp_path, small_csv, capsys) -> None:
