@@ -115,12 +115,14 @@ class DPAudit:
             "dp",
             "empirical epsilon lower bound shown by canaries in one refit (0 = nothing shown)",
             bounds=(0, float("inf")),
+            refits=True,
         ),
         privacy(
             "dp_audit.epsilon_excess",
             Goal.MINIMIZE,
             "dp",
             "epsilon lower bound minus the claimed epsilon (above 0: the claim is violated)",
+            refits=True,
         ),
     )
     measures: ClassVar[tuple[str, ...]] = names(declares)

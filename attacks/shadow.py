@@ -113,12 +113,14 @@ class ShadowAttack:
             "membership",
             "shadow-model attack on the most exposed isolated person: TPR - FPR of telling their presence",
             bounds=(-1, 1),
+            refits=True,
         ),
         utility(
             "shadow.predictions",
             Goal.MAXIMIZE,
             "held-out shadow fits per target the shadow attack made (0 = skipped; details say why)",
             scored=False,
+            refits=True,
         ),
     )
     measures: ClassVar[tuple[str, ...]] = names(declares)

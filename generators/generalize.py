@@ -106,14 +106,18 @@ class GeneralizeGenerator:
        truncated date, or the most common code) and suppression is tried again: Sweeney's
        Datafly heuristic in its coarsest form.
 
-    Columns that are not quasi-identifiers are released unchanged. `sample(n, seed)` draws n
-    rows of the released table, each once in random order while possible, then at random.
+    Columns that are not quasi-identifiers are released unchanged. `sample(n, seed)` returns n
+    rows of the released table in random order, each at most once: asked for more rows than
+    suppression left, it returns them all (`fit_info` says how many were asked and returned),
+    never re-drawn duplicates (a table of people drawn twice is not a sample of more people).
     Expect the privacy checks to block it: that is the point of the baseline.
     """
 
     name: ClassVar[str] = "generalize"
     #: Returns real rows on purpose: the contract kit does not hold copying against it.
     copies_rows: ClassVar[bool] = True
+    #: sample(n) returns at most n rows: its rows, never one drawn twice (the runner and the contract accept fewer).
+    at_most_n: ClassVar[bool] = True
     #: The one value it may add to a category column's domain (with `rare_categories="other"`).
     adds_categories: ClassVar[tuple[str, ...]] = (OTHER,)
 
@@ -342,10 +346,11 @@ class GeneralizeGenerator:
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:
         require_fit(self, "rows_", "sample")
         rng = np.random.default_rng(seed)
-        m = len(self.rows_)
-        order = rng.permutation(m)
-        idx = order[:n] if n <= m else np.concatenate([order, rng.integers(0, m, n - m)])
+        idx = rng.permutation(len(self.rows_))[:n]
+        self.sampled_ = {"rows_asked": int(n), "rows_returned": int(len(idx))}
+        if len(idx) < n:
+            self.sampled_["note"] = "fewer rows than asked: suppression left these; none is drawn twice"
         return self.rows_.iloc[idx].reset_index(drop=True)
 
     def fit_info(self) -> dict[str, Any]:
-        return dict(getattr(self, "info_", {}))
+        return {**getattr(self, "info_", {}), **({"sample": self.sampled_} if hasattr(self, "sampled_") else {})}

@@ -15,6 +15,14 @@ from suite.types import Context, Goal, Measurement, MeasurementSpec, names, util
 MIN_PATTERN_ROWS = 10
 #: Patterns listed by name in the details.
 TOP_PATTERNS = 10
+COMPARES = (
+    "real: the training rows as given, before any imputation (a generator's `impute` fills gaps only in the rows "
+    "it learns); synthetic: the generator's output; baseline: real vs the unseen holdout rows"
+)
+NO_GAPS = (
+    "the synthetic table has no missing value where the real one has some: a generator fitted on imputed rows "
+    "(`impute`) reproduces none, so these distances measure the missingness imputation removed"
+)
 
 
 def missing_mask(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -94,6 +102,11 @@ class MissingnessMetric:
     holdout rows. The details name a pattern only when at least 10 real rows (or the report's
     `min_count`, if higher) hold it; rarer
     patterns, and patterns found only in the synthetic table, are reported together.
+
+    What it compares (`details["compares"]`): the real rows as given, before any imputation, with the
+    synthetic rows as the generator returned them. A generator with `impute` learned rows in which every
+    gap was filled, so its output has none there: the distances then measure the missingness imputation
+    removed (`details["note"]` says so when the synthetic table has no missing value at all).
     """
 
     name: ClassVar[str] = "missingness"
@@ -145,6 +158,8 @@ class MissingnessMetric:
         top, rest = named[:TOP_PATTERNS], named[TOP_PATTERNS:]
         rare = np.setdiff1d(np.arange(len(patterns)), named)
         details = {
+            "compares": COMPARES,
+            **({"note": NO_GAPS} if real.any() and not syn.any() else {}),
             "columns": columns,
             "real_rows": int(len(train)),
             "synthetic_rows": int(len(synthetic)),
@@ -174,7 +189,8 @@ class MissingnessMetric:
         }
         names = ("missingness.rate_mae", "missingness.co_missing_mae", "missingness.pattern_tvd")
         meanings = (
-            "mean absolute difference of the columns' missing rates, real vs synthetic; baseline: real vs holdout",
+            "mean absolute difference of the columns' missing rates, real (before any imputation) vs synthetic; "
+            "baseline: real vs holdout",
             "mean absolute difference of the share of rows missing both columns, over pairs of columns "
             "with missing values, real vs synthetic",
             "total variation distance between the shares of row missingness patterns (which columns are missing)",

@@ -176,6 +176,8 @@ def _measurement_change(
         key = (generator, f"{old.name} -> {new.name}", old.repeat)
     if not old.status.blocks and new.status.blocks:
         return Change(*key, _shown(old), _shown(new), "blocks now", new.reason)
+    if "not applicable" in (old.status.value, new.status.value) and old.status != new.status:  # not a pass
+        return Change(*key, _shown(old), _shown(new), f"{new.status.value} now", new.reason)
     if old.status.blocks and not new.status.blocks:
         return Change(*key, _shown(old), _shown(new), "passes now")
     rename = renamed(old.name) if new.name != old.name else None

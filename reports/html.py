@@ -34,7 +34,15 @@ from suite.io import write_text_atomic
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
-_STATUS_ORDER = {"risk shown": 0, "not shown safe": 1, "error": 2, "missing": 3, "pass": 4, "ungated": 5}
+_STATUS_ORDER = {
+    "risk shown": 0,
+    "not shown safe": 1,
+    "error": 2,
+    "missing": 3,
+    "pass": 4,
+    "ungated": 5,
+    "not applicable": 6,
+}
 
 
 def meaning_of(m: MeasurementRecord) -> str:
@@ -165,7 +173,7 @@ def _gate_row(m: MeasurementRecord, repeats: bool) -> dict[str, Any]:
         "threshold": "" if m.threshold is None or not m.threshold.gates else str(m.threshold),
         "status": m.status.value,
         "meaning": meaning_of(m),
-        "reason": m.reason if m.status.blocks else "",
+        "reason": m.reason if m.status.blocks or m.status.value == "not applicable" else "",
         "error": m.error or "",
         "goal": "lower is better" if m.goal == "minimize" else "higher is better",
     }
@@ -192,7 +200,7 @@ def _verdicts(sc: Scorecard, repeats: bool) -> list[dict[str, Any]]:
                     for m in blocking
                 ],
                 "passed": sum(m.status.value == "pass" for m in g.measurements),
-                "gated": sum(m.status.value != "ungated" for m in g.measurements),
+                "gated": sum(m.status.value not in ("ungated", "not applicable") for m in g.measurements),
             }
         )
     return out

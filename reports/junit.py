@@ -51,6 +51,8 @@ def _gate_case(suite: ET.Element, classname: str, m: MeasurementRecord, repeats:
         return "fail"
     if m.status.value in ("error", "missing"):
         ET.SubElement(case, "error", message=_text(m.reason), type=m.status.value).text = _text(m.error or detail)
+    elif m.status.value == "not applicable":  # neither pass nor fail: CI shows it skipped
+        ET.SubElement(case, "skipped", message=_text(m.reason))
     else:
         ET.SubElement(case, "system-out").text = _text(f"{m.reason}\n{detail}")
     return m.status.value
@@ -81,7 +83,7 @@ def _generator_suite(root: ET.Element, scenario: str, g: GeneratorRecord, repeat
     suite.set("tests", str(len(statuses)))
     suite.set("failures", str(statuses.count("fail")))
     suite.set("errors", str(sum(s in ("error", "missing") for s in statuses)))
-    suite.set("skipped", "0")
+    suite.set("skipped", str(statuses.count("not applicable")))
     suite.set("time", f"{sum(g.seconds.values()):.3f}")
 
 
@@ -92,7 +94,7 @@ def render_junit(scorecard: Scorecard) -> str:
     root = ET.Element("testsuites", name=_text(f"release gate: {name}"))
     for g in scorecard.generators:
         _generator_suite(root, name, g, repeats)
-    for key in ("tests", "failures", "errors"):
+    for key in ("tests", "failures", "errors", "skipped"):
         root.set(key, str(sum(int(s.get(key, "0")) for s in root)))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

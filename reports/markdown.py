@@ -24,6 +24,7 @@ _MARK = {
     "error": "**ERROR**",
     "missing": "**MISSING**",
     "ungated": "-",
+    "not applicable": "n/a",
 }
 
 
@@ -129,6 +130,8 @@ def render_markdown(scorecard: Scorecard) -> str:
             advice = [f"- {_cell(m.name)}: {_cell(m.advice)}" for m in g.measurements if m.advice]
             lines += ["", "Only the data's power blocked it; to certify the thresholds:", "", *advice] if advice else []
             lines += [""]
+        filled = [f["imputation"]["note"] for f in g.fit_info if "note" in f.get("imputation", {})]
+        lines += [x for note in dict.fromkeys(map(str, filled)) for x in (f"Note: {_cell(note)}", "")]
         if exposure := membership_exposure(g):
             lines += [_cell(exposure), ""]
         level = f"interval (ends: one-sided {sc.scenario['spec'].get('confidence', 0.95):.0%} bounds)"

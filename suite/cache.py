@@ -170,6 +170,7 @@ def _measurement(row: dict[str, Any]) -> Measurement:
         meaning=row["meaning"],
         details=row["details"],
         error=row["error"],
+        not_applicable=row.get("not_applicable"),
     )
 
 

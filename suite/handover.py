@@ -25,20 +25,27 @@ from suite.release import table_bytes
 RECORD = "split.json"
 
 
+def handover_table(data: PreparedData) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The rows a table's maker gets and their columns' sdtypes: the training rows (generator-facing columns, no
+    identifiers); for a longitudinal table every visit of the training entities, with the entity column holding
+    pseudonyms (1, 2, ... in order of first appearance: the maker needs who is who, not the real ids)."""
+    if data.long is None:
+        return data.train, {c: s["sdtype"] for c, s in data.metadata.columns.items()}
+    long = data.long
+    pseudonyms = pd.Series(pd.factorize(long.train_entities, use_na_sentinel=False)[0] + 1, name=long.entity)
+    table = pd.concat([pseudonyms, long.train.reset_index(drop=True)], axis=1)
+    return table, {long.entity: "id", **{c: s["sdtype"] for c, s in long.metadata.columns.items()}}
+
+
 def write_split(data: PreparedData, split: dict[str, Any], out: Path, *, fmt: str = "csv") -> Path:
-    """The training rows (generator-facing columns: no identifiers) and the record of the split."""
-    if data.long is not None:
-        raise ConfigError(
-            "split: handing over a longitudinal table (roles.sequence_index) is not supported yet; "
-            "gate a vendor's histories by running their generator as a plugin instead",
-            source=str(data.fingerprint["path"]),
-        )
+    """The training rows (`handover_table`) and the record of the split."""
+    table, columns = handover_table(data)
     out.mkdir(parents=True, exist_ok=True)
     train_file = out / f"train.{fmt}"
     if fmt == "csv":  # the real rows exactly as they are: not made spreadsheet-safe like a released table
-        blob = data.train.to_csv(index=False, lineterminator="\n").encode("utf-8")
+        blob = table.to_csv(index=False, lineterminator="\n").encode("utf-8")
     else:
-        blob = table_bytes(data.train, "parquet")
+        blob = table_bytes(table, "parquet")
     write_bytes_atomic(train_file, blob)
     record = {
         "data_sha256": data.fingerprint["sha256"],
@@ -46,9 +53,11 @@ def write_split(data: PreparedData, split: dict[str, Any], out: Path, *, fmt: st
         "seed": split["seed"],
         "train_file": train_file.name,
         "train_sha256": hashlib.sha256(blob).hexdigest(),
-        "train_rows": len(data.train),
-        "columns": {c: s["sdtype"] for c, s in data.metadata.columns.items()},
+        "train_rows": len(table),
+        "columns": columns,
     }
+    if data.long is not None:  # split by entity: every visit of a training entity, none of another
+        record |= {"entity": data.long.entity, "train_entities": len(data.train), "record": "visits"}
     path = out / RECORD
     write_text_atomic(path, json.dumps(record, indent=2))
     return path
@@ -96,4 +105,5 @@ def read_external(path: Path, columns: list[str], metadata: Metadata, where: str
         )
     if frame.empty:
         raise ConfigError(f"{where}: {path} has no rows")
-    return _coerce(frame[columns], metadata, f"{where}: {path}")
+    typed = [c for c in columns if c in metadata.columns]  # the entity column (visits) keeps its ids as they are
+    return frame[columns].assign(**_coerce(frame[typed], metadata, f"{where}: {path}"))

@@ -143,12 +143,14 @@ def _keep_dtype(values: pd.Series, like: pd.Series) -> pd.Series:
 
 
 class AsHistories:
-    """A fitted sequential generator whose `sample(n)` returns `n` histories (one record each)."""
+    """A fitted sequential generator whose `sample(n)` returns `n` histories (one record each); not `exact`
+    (a table made elsewhere): the histories of the visits it returns, however many."""
 
-    def __init__(self, generator: object, schema: HistorySchema, entity: str) -> None:
+    def __init__(self, generator: object, schema: HistorySchema, entity: str, exact: bool = True) -> None:
         self.generator = generator
         self.schema = schema
         self.entity = entity
+        self.exact = exact
         self.name = getattr(generator, "name", type(generator).__name__)
 
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:
@@ -162,7 +164,7 @@ class AsHistories:
         if missing:
             raise ValueError(f"{self.name}: sample() returned visits without the columns {missing}")
         frame, entities = self.schema.transform(visits[expected], visits[self.entity])
-        if len(frame) != n:
+        if self.exact and len(frame) != n:
             raise ValueError(f"{self.name}: sample({n}) returned the visits of {len(frame)} entities")
         return frame
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ConfigDict, ValidationError, create_model
 
-from suite.declarations import missing_roles
+from suite.declarations import declared, missing_roles
 from suite.errors import ConfigError, brief
 from suite.metadata import Roles, read_metadata
 from suite.policy import Threshold, preset_policy
@@ -88,15 +88,8 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
         )
     elif scenario.split.record is not None and not scenario.split.record.is_file():
         problems.append(f"split.record: file not found: {scenario.split.record}; run `suite split` first")
-    if (
-        any(g.name == "file" for g in scenario.generators)
-        and scenario.checks != "all"
-        and any(c is not None and c.spec.name == "shadow" for c in chks)
-    ):
-        problems.append(
-            "checks: the shadow check refits the generator, which a table made elsewhere (`file`) "
-            "cannot be; remove `shadow` from checks, or gate the file in a scenario of its own"
-        )
+    if gens and all(g is not None and getattr(g.cls, "external", False) for g in gens):
+        problems += _refit_problems(scenario.policy, [c for c in chks if c is not None])
     if not scenario.dataset.path.is_file():
         problems.append(
             f"dataset.path: file not found: {scenario.dataset.path} (relative paths start at the scenario file)"
@@ -118,6 +111,18 @@ def resolve(scenario: Scenario, path: Path) -> Plan:
         policy=dict(scenario.policy),
         defaults=preset_policy(scenario.preset, produced),
     )
+
+
+def _refit_problems(policy: dict[str, Threshold], chks: list[Component]) -> list[str]:
+    """Thresholds on measurements that refit the generator, in a scenario whose every generator is a table made
+    elsewhere: they could only ever be `not applicable`, a gate that never gates."""
+    refits = [s for c in chks for s in declared(c.cls) if s.refits]
+    return [
+        f"policy.{name}: this measurement refits the generator, which no generator of this scenario can be (each is "
+        "a table made elsewhere, `file`): it would be `not applicable`, never judged; remove the threshold"
+        for name in policy
+        if any(s.matches(name) or fnmatch.fnmatchcase(s.name, name) for s in refits)
+    ]
 
 
 def _fit_on_problems(scenario: Scenario) -> list[str]:

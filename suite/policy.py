@@ -3,8 +3,10 @@
 The gate fails closed: only `pass` releases. A failed threshold says why: `risk shown` (even the
 favourable end of the interval is past it) or `not shown safe` (the interval straddles it). A check
 that errored or gave no finite number (`error`) and a threshold whose measurement never arrived
-(`missing`) block too. A `max` is judged on max(value, upper bound), a `min` on min(value, lower
-bound): the ends of the check's two-sided interval at the scenario's confidence.
+(`missing`) block too. A measurement that must refit the generator, asked of a table made elsewhere,
+is `not applicable`: it neither passes nor blocks, and never counts as a pass of a gate. A `max` is
+judged on max(value, upper bound), a `min` on min(value, lower bound): the ends of the check's
+two-sided interval at the scenario's confidence.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Status(StrEnum):
     ERROR = "error"
     MISSING = "missing"
     UNGATED = "ungated"  # reported for the reader; no threshold applies
+    NOT_APPLICABLE = "not applicable"  # needs a refit this generator cannot give (a `file`): neither pass nor block
 
     @property
     def blocks(self) -> bool:
@@ -282,6 +285,9 @@ def _said(m: Measurement, x: float, end: str, rule: str) -> str:
 def _judge_one(m: Measurement, threshold: Threshold | None) -> Judgement:
     if m.error is not None:
         return Judgement(m.name, Status.ERROR, None, threshold, f"{m.name}: the check failed ({m.error})")
+    if m.not_applicable is not None:
+        reason = f"{m.name}: not applicable, neither pass nor block ({m.not_applicable})"
+        return Judgement(m.name, Status.NOT_APPLICABLE, None, threshold, reason)
     if not finite(m.value, m.ci):
         got = f"{m.value}" + ("" if m.ci is None else f" with interval {tuple(m.ci)}")
         return Judgement(m.name, Status.ERROR, None, threshold, f"{m.name}: the check returned {got}, not a number")

@@ -47,7 +47,7 @@ def null_release(
     run_check = evaluate or _evaluate
     sc = plan.scenario
     ctx = make_context(None, data, data.reference, seed=sc.seed, confidence=sc.confidence)  # type: ignore[arg-type]
-    ctx = dataclasses.replace(ctx, fit_generator=None)  # nothing is fitted: shadow attacks say they cannot run
+    ctx = dataclasses.replace(ctx, fit_generator=None)  # nothing is fitted: refitting checks are not applicable
     measurements: list[Measurement] = []
     for check in plan.checks:
         if any(spec.kind == "privacy" for spec in declared(check.cls)):  # as the check declares
@@ -57,7 +57,7 @@ def null_release(
     out = []
     for j in judge(measurements, policy, plan.defaults):
         m = by_name.get(j.measurement)
-        if j.threshold is None or not j.threshold.gates or m is None:
+        if j.threshold is None or not j.threshold.gates or m is None or j.status is Status.NOT_APPLICABLE:
             continue
         out.append(_power(m, j, sc.split.holdout))
     return out

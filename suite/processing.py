@@ -182,6 +182,34 @@ def impute(train: pd.DataFrame, metadata: Metadata, how: str, seed: int = 0) -> 
     return out
 
 
+#: A level of a category explains a column's missingness only when at least this many rows have it.
+STRUCTURAL_MIN_ROWS = 10
+
+
+def structural_fills(train: pd.DataFrame, filled: pd.DataFrame, metadata: Metadata) -> list[dict[str, Any]]:
+    """Imputed values where the real value does not exist: a column missing in every row of some level of a
+    category (cause of death for the living), by the category whose such levels hold most of the filled rows.
+    One entry per column with the rows filled; no level is named (a report may not print a rare one)."""
+    out = []
+    for column in train.columns:
+        was = train[column].isna().to_numpy()
+        now_filled = was & filled[column].notna().to_numpy()
+        if not now_filled.any():
+            continue
+        best: tuple[int, str] = (0, "")
+        for other in metadata.discrete:
+            if other == column or other not in train.columns or train[other].isna().any():
+                continue
+            by_level = pd.DataFrame({"level": train[other].to_numpy(), "missing": was}).groupby("level", observed=True)
+            stats = by_level["missing"].agg(["mean", "size"])
+            always = stats.index[(stats["mean"] == 1.0) & (stats["size"] >= STRUCTURAL_MIN_ROWS)]
+            if len(always) and len(always) < len(stats):
+                best = max(best, (int((now_filled & train[other].isin(always).to_numpy()).sum()), other))
+        if best[0]:
+            out.append({"column": column, "missing_when": best[1], "rows_filled": best[0]})
+    return out
+
+
 class Processed:
     """A generator with imputation before `fit` and constraints enforced on `sample`."""
 
@@ -196,10 +224,10 @@ class Processed:
         check_constraints(self.constraints, metadata, where=f"generator {getattr(self.inner, 'name', '?')}")
         rows = train if self.impute == "none" else impute(train, metadata, self.impute)
         self.imputed_ = int(train.isna().sum().sum() - rows.isna().sum().sum())
+        self.structural_ = [] if rows is train else structural_fills(train, rows, metadata)
+        # learned on the rows the generator fits (after imputation): its output can only repeat those
         self.allowed_ = {
-            i: set(
-                train[c.columns].astype(object).where(train[c.columns].notna(), None).itertuples(index=False, name=None)
-            )
+            i: set(combinations(rows, c.columns))
             for i, c in enumerate(self.constraints)
             if isinstance(c, FixedCombinationsConstraint)
         }
@@ -248,9 +276,9 @@ class Processed:
             drawn += len(batch)
             kept.append(batch[ok])
             have += int(ok.sum())
-            if have >= n:
+            if have >= n or getattr(self.inner, "at_most_n", False):  # its rows, never one drawn twice
                 break
-        if have < n:
+        if have < n and not (have and getattr(self.inner, "at_most_n", False)):
             raise RuntimeError(
                 f"only {have} of {drawn} sampled rows obey the constraints after {MAX_ROUNDS} rounds; "
                 "the generator cannot produce them often enough (check the constraints)"
@@ -267,6 +295,17 @@ class Processed:
         info = dict(hook()) if callable(hook) else {}
         if self.impute != "none":
             info["imputation"] = {"method": self.impute, "values_filled": self.imputed_}
+            if self.structural_:
+                info["imputation"]["structurally_missing_filled"] = self.structural_
+                info["imputation"]["note"] = (
+                    "impute filled values that do not exist in the real data: "
+                    + "; ".join(
+                        f"{f['column']} in {f['rows_filled']} rows where it is missing for every row of a level of "
+                        f"{f['missing_when']}"
+                        for f in self.structural_
+                    )
+                    + " (the synthetic rows carry such values; a fixed_combinations rule learns them as allowed)"
+                )
         if self.constraints:
             rules = [
                 {**c.model_dump(), "enforced_by": how, "training_rows_breaking": k}

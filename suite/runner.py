@@ -209,7 +209,8 @@ def run(
         if is_external(plan.generators[i]):  # a table made elsewhere: its maker must have had this split only
             check_recorded(sc.split.record, data, sc.split.model_dump(), where)
         if callable(getattr(plan.generators[i].cls, "preflight", None)):  # inputs a generator reads (a file)
-            plan.generators[i].build().preflight(fit_rows(plan.generators[i], data), data.metadata)
+            component = plan.generators[i]
+            component.build().preflight(fit_rows(component, data), fit_metadata(component, data))
     if how.power and how.resume is None:
         weak = [p for p in null_release(plan, data) if not p.certifiable]
         if weak:
@@ -434,7 +435,6 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
     sc = plan.scenario
     component, spec = plan.generators[index], sc.generators[index]
     key = spec.key
-    external = is_external(component)
     seed = sc.seed + repeat
     cache = TaskCache(task.run_dir, task_key(plan, data, index, repeat))
     data, fit_on_info = fit_on_data(spec.fit_on, data)  # `fit_on`: generator and checks see the de-identified rows
@@ -466,7 +466,7 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
             say(f"{tag}: sample {n} rows")
             start = time.perf_counter()
             drawn = within(spec.timeout, lambda: generator.sample(n, seed=seed), f"{key} sample")
-            synthetic = _conform(drawn, data.train, len(drawn) if external and hasattr(drawn, "__len__") else n)
+            synthetic = _conform(drawn, data.train, _rows_expected(component, drawn, n))
             seconds["sample"] += time.perf_counter() - start
             fit_info = {**_fit_info(generator), **fit_on_info}
         except BaseException as exc:  # SystemExit included: the generator failed, its checks error, the gate blocks
@@ -601,24 +601,36 @@ def is_sequential(component: Component) -> bool:
 
 
 def check_sequential(component: Component, data: PreparedData, where: str) -> None:
-    """A sequential generator needs a longitudinal table and takes no row-level processing."""
+    """A sequential generator needs a longitudinal table; it and a `file` of visits take no row-level processing."""
     spec = component.spec
-    if is_sequential(component):
-        if data.long is None:
-            raise ConfigError(
-                f"{where}: {spec.name} generates sequences; set dataset.roles.entity and dataset.roles.sequence_index "
-                "(the patient id and the visit time), or choose a row-level generator"
-            )
-        if getattr(spec, "impute", "none") != "none" or getattr(spec, "constraints", None):
-            raise ConfigError(f"{where}: impute and constraints are not available for a sequential generator")
+    if is_sequential(component) and data.long is None:
+        raise ConfigError(
+            f"{where}: {spec.name} generates sequences; set dataset.roles.entity and dataset.roles.sequence_index "
+            "(the patient id and the visit time), or choose a row-level generator"
+        )
+    if learns_visits(component, data) and (
+        getattr(spec, "impute", "none") != "none" or getattr(spec, "constraints", None)
+    ):
+        kind = "a sequential generator" if is_sequential(component) else "a file of visits"
+        raise ConfigError(f"{where}: impute and constraints are not available for {kind}")
 
 
 def fit_rows(component: Component, data: PreparedData) -> pd.DataFrame:
     """The rows a generator is fitted on: train, the reference half for `fit_on = "reference"` (holdout),
     or the training visits with their entity column for a sequential generator."""
-    if is_sequential(component) and data.long is not None:
-        return data.long.with_entities()
+    if learns_visits(component, data):
+        return data.long.with_entities()  # type: ignore[union-attr]
     return data.reference if getattr(component.cls, "fit_on", "train") == "reference" else data.train
+
+
+def learns_visits(component: Component, data: PreparedData) -> bool:
+    """The generator learns (or, a `file`, returns) visits with their entity, judged as histories."""
+    return data.long is not None and (is_sequential(component) or is_external(component))
+
+
+def fit_metadata(component: Component, data: PreparedData) -> Any:
+    """The metadata of `fit_rows`: of the visits (without the entity) or of the records the checks compare."""
+    return data.long.metadata if learns_visits(component, data) else data.metadata  # type: ignore[union-attr]
 
 
 def fit_generator(component: Component, data: PreparedData, seed: int, rows: pd.DataFrame | None = None) -> Any:
@@ -627,7 +639,7 @@ def fit_generator(component: Component, data: PreparedData, seed: int, rows: pd.
     A generator fitted on other rows than train (`holdout`) ignores `rows`: its output never
     depends on the training data, whatever a shadow attack hands it.
     """
-    if is_sequential(component):
+    if is_sequential(component) or learns_visits(component, data):
         return _fit_sequential(component, data, seed, rows)
     own = fit_rows(component, data)
     chosen = rows if rows is not None and own is data.train else own
@@ -658,7 +670,7 @@ def _fit_sequential(component: Component, data: PreparedData, seed: int, rows: p
         )
     with seeded(seed):
         fitted = component.build().fit(visits, long.metadata)
-    return AsHistories(fitted, long.schema, long.entity)
+    return AsHistories(fitted, long.schema, long.entity, exact=not is_external(component))
 
 
 def interval_level(confidence: float) -> float:
@@ -709,6 +721,15 @@ def _claim(component: Component | None) -> PrivacyClaim | None:
 
 def _refit(component: Component, data: PreparedData, seed: int, rows: pd.DataFrame) -> Any:
     return fit_generator(component, data, seed, rows)
+
+
+def _rows_expected(component: Component, drawn: Any, n: int) -> int:
+    """The rows a sample must have: n; a file's own rows (`external`); at most n for a generator that never
+    draws a row twice (`at_most_n`, like `generalize`)."""
+    count = len(drawn) if hasattr(drawn, "__len__") else n
+    if is_external(component) or (getattr(component.cls, "at_most_n", False) and 0 < count <= n):
+        return count
+    return n
 
 
 def _conform(synthetic: pd.DataFrame, train: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -785,6 +806,9 @@ def _evaluate(
     """Run one check; an exception of any kind (SystemExit included), a timeout, a malformed result or an
     undeclared measurement name becomes an error that blocks. Errors are in the suite's words."""
     name = check.spec.name
+    specs = declared(check.cls)
+    if ctx.fit_generator is None and specs and all(s.refits for s in specs):  # it only refits: nothing to run
+        return _inapplicable(check)
     try:
         measurements = list(within(timeout, lambda: check.build().evaluate(ctx), name))
     except _TimedOut as exc:
@@ -808,6 +832,9 @@ def _evaluate(
                     m.name, m.goal, f"{check.spec.name} produced {m.name!r}, which its `measures` does not declare"
                 )
             )
+        elif m.not_applicable is not None and not _may_skip(m, specs, ctx):  # fail closed: only a refit may not apply
+            why = "it does not declare that it refits" if ctx.fit_generator is None else "the generator can be refitted"
+            out.append(Measurement.from_error(m.name, m.goal, f"check {name} called {m.name} not applicable; {why}"))
         else:
             out.append(m)
     return out
@@ -836,6 +863,19 @@ def _malformed(m: Any) -> str | None:
     except (pydantic_core.PydanticSerializationError, TypeError, ValueError):
         return f"{m.name} with details the scorecard cannot hold (JSON types only: convert numpy values with .item())"
     return None
+
+
+def _may_skip(m: Measurement, specs: tuple[Any, ...], ctx: Context) -> bool:
+    """A measurement may be `not applicable` only when it refits the generator and this one cannot be refitted."""
+    return ctx.fit_generator is None and any(s.refits and s.matches(m.name) for s in specs)
+
+
+def _inapplicable(check: Component) -> list[Measurement]:
+    """A check whose every measurement refits the generator, on one that cannot be refitted (a `file`)."""
+    why = f"check {check.spec.name} refits the generator; a table made elsewhere cannot be refitted"
+    names = [p for p in check.cls.measures if not any(ch in p for ch in "*?[")] or [f"{check.spec.name}.*"]
+    goals = {s.name: s.goal for s in declared(check.cls)}
+    return [Measurement.inapplicable(n, goals.get(n) or Goal.MINIMIZE, why) for n in names]
 
 
 def _error_measurements(check: Component, error: str) -> list[Measurement]:

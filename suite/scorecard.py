@@ -14,7 +14,8 @@ from suite.policy import BLOCKING, Judgement, Status, Threshold, certify_advice
 from suite.release import ReleasedTable
 from suite.types import Measurement
 
-SCHEMA_VERSION = "1.3"  # 1.1: `disclosure`; 1.2: `selection`; 1.3: `fail` split in two, `why`, `advice`, `release`
+SCHEMA_VERSION = "1.4"  # 1.1: `disclosure`; 1.2: `selection`; 1.3: `fail` split in two, `why`, `advice`, `release`
+# 1.4: status `not applicable`
 
 
 class _Model(BaseModel):
@@ -54,7 +55,7 @@ class MeasurementRecord(_Model):
     @classmethod
     def build(cls, m: Measurement | None, j: Judgement, repeat: int) -> MeasurementRecord:
         """Join a measurement and its judgement (a missing measurement has none)."""
-        passed = None if j.status is Status.UNGATED else j.status is Status.PASS
+        passed = None if j.status in (Status.UNGATED, Status.NOT_APPLICABLE) else j.status is Status.PASS
         return cls(
             name=j.measurement,
             repeat=repeat,

@@ -39,6 +39,7 @@ class Measurement:
     meaning: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
+    not_applicable: str | None = None  # why this measurement cannot be made for this generator (see `inapplicable`)
 
     def conservative(self) -> float:
         """The worse for the goal of the value and its interval's ends (so a value outside its own
@@ -50,6 +51,13 @@ class Measurement:
     def from_error(cls, name: str, goal: Goal, error: str) -> Measurement:
         """A measurement standing for a check that could not run: it blocks the release."""
         return cls(name=name, value=float("nan"), goal=goal, error=error)
+
+    @classmethod
+    def inapplicable(cls, name: str, goal: Goal, why: str) -> Measurement:
+        """A measurement that refits the generator (its spec says `refits`), asked of one that cannot be refitted
+        (a table made elsewhere): listed `not applicable`, neither pass nor block. The runner accepts it only then;
+        anywhere else it is an error that blocks."""
+        return cls(name=name, value=float("nan"), goal=goal, not_applicable=why)
 
 
 Kind = Literal["privacy", "utility"]
@@ -63,7 +71,9 @@ class MeasurementSpec:
     attacker could exploit; `family` says which attack: membership, singling_out, linkability,
     inference, copying, ...) or "utility". `bounds` is the range a value can take, when known.
     `scored`: False for a utility measurement that is not a property of the generator (the score
-    of a model trained on real rows), left out of the report's utility summary.
+    of a model trained on real rows), left out of the report's utility summary. `refits`: making it
+    refits the generator (shadow models, a DP audit), which a table made elsewhere (`file`) cannot be:
+    there it is `not applicable` (a check whose every measurement refits is not run at all).
     """
 
     name: str
@@ -73,6 +83,7 @@ class MeasurementSpec:
     family: str | None = None
     bounds: tuple[float, float] | None = None
     scored: bool = True
+    refits: bool = False
 
     def matches(self, measurement: str) -> bool:
         return fnmatch.fnmatchcase(measurement, self.name)

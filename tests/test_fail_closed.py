@@ -89,6 +89,16 @@ class Honest:
         return [Measurement("honest.risk", 0.0, Goal.MINIMIZE)]
 
 
+class Dodges:
+    """Calls its gated measurement `not applicable` without declaring a refit: a way to dodge the gate."""
+
+    name: ClassVar[str] = "dodge"
+    measures: ClassVar[tuple[str, ...]] = ("dodge.risk",)
+
+    def evaluate(self, ctx: Context) -> list[Measurement]:
+        return [Measurement.inapplicable("dodge.risk", Goal.MINIMIZE, "trust me")]
+
+
 def _plan(tmp_path, small_csv, check: type, **spec):
     """A run of `holdout` (which every real check releases) with one injected check gated at max 0.1."""
     path = write_scenario(tmp_path, small_csv, generators=[{"name": "holdout"}], checks=["collisions"])
@@ -112,6 +122,7 @@ def _plan(tmp_path, small_csv, check: type, **spec):
         (NoValue, {}, "returned novalue.risk with a value of type NoneType, not a number"),
         (TextValue, {}, "returned text.risk with a value of type str, not a number"),
         (NumpyDetails, {}, "returned numpy.risk with details the scorecard cannot hold"),
+        (Dodges, {}, "check dodge called dodge.risk not applicable; the generator can be refitted"),
     ],
 )
 def test_a_broken_check_blocks_with_its_reason(tmp_path, small_csv, check, spec, reason):
@@ -331,3 +342,25 @@ def test_a_check_plugin_that_does_not_load_blocks_every_generator_with_checks_al
     assert m.status.value == "error" and "could not be loaded: ImportError" in m.error
     assert "acme_heavy" not in m.error
     assert any("check plugin acme.attack could not be loaded" in r for r in g.reasons)
+
+
+def test_only_a_declared_refit_on_a_generator_that_cannot_be_refitted_is_not_applicable(small_data):
+    """A check that only refits is not run on a file (no fit_generator); a plugin that calls a measurement
+    `not applicable` without declaring a refit gets an error that blocks."""
+    from suite.runner import _evaluate
+    from suite.types import privacy
+
+    class Refits:
+        name: ClassVar[str] = "refits"
+        declares = (privacy("refits.epsilon", Goal.MINIMIZE, "membership", "an audit", refits=True),)
+        measures: ClassVar[tuple[str, ...]] = ("refits.epsilon",)
+
+        def evaluate(self, ctx: Context) -> list[Measurement]:
+            raise AssertionError("never run without a refit")
+
+    d = small_data
+    ctx = Context(train=d.train, holdout=d.control, synthetic=d.reference, metadata=d.metadata, seed=0)
+    (m,) = _evaluate(Component(spec=Spec(name="refits"), cls=Refits, params={}), ctx)
+    assert m.name == "refits.epsilon" and m.error is None and "cannot be refitted" in m.not_applicable
+    (m,) = _evaluate(Component(spec=Spec(name="dodge"), cls=Dodges, params={}), ctx)
+    assert m.not_applicable is None and "does not declare that it refits" in m.error

@@ -146,7 +146,7 @@ def test_small_table_generalises_further_instead_of_suppressing_everything(data)
     assert equivalence_sizes(generator.rows_, QIS).min() >= 5
     for column in info["generalized_completely"]:
         assert generator.rows_[column].nunique(dropna=True) <= 1
-    assert len(generator.sample(30, seed=0)) == 30
+    assert len(generator.sample(30, seed=0)) == len(generator.rows_) < 30  # its rows, none drawn twice
     with pytest.raises(ValueError, match="cannot be 30-anonymous"):
         GeneralizeGenerator(k=30).fit(tiny, data.metadata)
 
@@ -157,3 +157,27 @@ def test_rare_categories_missing(data):
     released = generator.rows_["clinic_name"]
     assert not set(released.dropna()) - set(counts.index[counts >= 10])
     assert released.isna().any() and "set missing" in generator.fit_info()["generalized"]["clinic_name"]
+
+
+def test_asked_for_more_rows_than_suppression_left_it_returns_them_once(tmp_path, small_csv, data, fitted):
+    """No re-drawn duplicates: sample(n) with n above the released rows returns each released row once,
+    says so in fit_info, and a run records (and writes) the shorter table."""
+    n = len(data.train)
+    sample = fitted.sample(n, seed=3)
+    assert len(sample) == len(fitted.rows_) < n  # some rows were suppressed
+    assert not sample.duplicated().sum() > fitted.rows_.duplicated().sum()  # nothing drawn twice
+    info = fitted.fit_info()["sample"]
+    assert info["rows_asked"] == n and info["rows_returned"] == len(sample) and "fewer" in info["note"]
+    assert len(fitted.sample(100, seed=3)) == 100 and "note" not in fitted.fit_info()["sample"]
+
+    from suite.cli import main
+    from tests.conftest import write_scenario
+
+    path = write_scenario(tmp_path, small_csv, generators=[{"name": "generalize"}], checks=["collisions"])
+    assert main(["run", str(path), "--out", str(tmp_path / "runs"), "--quiet", "--no-plan"]) in (0, 1)
+    (run_dir,) = list((tmp_path / "runs").iterdir())
+    import json
+
+    record = json.loads((run_dir / "scorecard.json").read_text())["generators"][0]
+    assert record["fit_info"][0]["sample"]["rows_returned"] == len(fitted.rows_)
+    assert not any("returned" in r and "rows" in r for r in record["reasons"])  # not a broken contract

@@ -7,7 +7,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from suite.policy import DEFAULT_POLICY, PRESETS, Status, Threshold, certify_advice, judge, preset_policy
+from suite.policy import BLOCKING, DEFAULT_POLICY, PRESETS, Status, Threshold, certify_advice, judge, preset_policy
 from suite.scorecard import MeasurementRecord, explain
 from suite.types import Goal, Measurement
 
@@ -177,3 +177,18 @@ def test_a_non_finite_interval_is_written_as_null_so_the_scorecard_reads_back():
     assert record.status is Status.ERROR
     again = MeasurementRecord.model_validate_json(record.model_dump_json())
     assert again.ci is None and again.value == 0.5 and again.status is Status.ERROR
+
+
+def test_not_applicable_neither_passes_nor_blocks_nor_counts_as_a_pass():
+    """A refit a file cannot give: `not applicable` under a default or a scenario threshold (never `missing`),
+    no block, and `passed` is None (a gate that applies and passes says True)."""
+    why = "the shadow attacker refits the generator"
+    na = Measurement.inapplicable("shadow.worst_excess", Goal.MINIMIZE, why)
+    for policy, defaults in (({}, DEFAULT_POLICY), ({"shadow.worst_excess": Threshold(max=0.5)}, {})):
+        (j,) = judge([na], policy, defaults)
+        assert j.status is Status.NOT_APPLICABLE and not j.status.blocks and why in j.reason
+        assert MeasurementRecord.build(na, j, 0).passed is None
+    assert Status.NOT_APPLICABLE not in (Status.PASS, *BLOCKING)
+    # an error wins: a check that failed blocks whatever else it says
+    both = Measurement("shadow.worst_excess", math.nan, Goal.MINIMIZE, error="boom", not_applicable=why)
+    assert judge([both], {})[0].status is Status.ERROR
