@@ -31,6 +31,7 @@ from suite.errors import ConfigError
 from suite.executors import execute
 from suite.handover import check_recorded
 from suite.histories import AsHistories, rows_of_entities
+from suite.informative import canaries, settle
 from suite.io import new_run_dir, sha256_file, write_text_atomic
 from suite.metadata import Roles, write_metadata
 from suite.plan import Component, Plan
@@ -259,6 +260,8 @@ def run(
             extra = Rare.of([seen.train, seen.control, seen.reference], seen.metadata.discrete, rare.min_count)
             outputs = {k: _scrubbed(o, extra) if k[0] == i else o for k, o in outputs.items()}
     records = [_record(plan, i, [outputs[(i, r)] for r in range(sc.repeats)], say) for i in range(len(plan.generators))]
+    leaks = canaries(plan.generators, sc.generators)  # each gate proves it can fire (suite.informative)
+    records, gates = settle(records, leaks, lambda message: say(f"[{sc.name}] {message}"))
     while True:  # a chosen candidate whose table cannot be written blocks, and the next best is chosen
         selection = select(plan, records)
         released, unreleasable = write_released(
@@ -300,6 +303,8 @@ def run(
         },
         selection=selection,
         release=released,
+        canaries=leaks,
+        gates=gates,
     )
     return RunResult(scorecard=scorecard, run_dir=run_dir)
 
