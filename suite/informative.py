@@ -24,6 +24,7 @@ from suite.policy import BLOCKING, Status
 from suite.scorecard import GateRecord, GeneratorRecord
 
 CAUGHT, PASSED, ERROR = "caught", "passed", "error"
+UNSHOWN = "not shown safe: no informative"  # how the reason of a generator blocked here begins
 NOT_SHOWN_SAFE = Status.NOT_SHOWN_SAFE.value
 _CAUGHT_BY = (Status.RISK_SHOWN, Status.NOT_SHOWN_SAFE)
 
@@ -102,7 +103,7 @@ def _blocked(record: GeneratorRecord, kinds: list[str], found: list[GateRecord])
     for kind in kinds:
         said = "; ".join(g.reason for g in found if g.attack == kind)
         reasons.append(
-            f"not shown safe: no informative {kind} gate, so passing {kind} is not evidence ({said}); run leak "
+            f"{UNSHOWN} {kind} gate, so passing {kind} is not evidence ({said}); run leak "
             "canaries (identity, outlier_copy, partial_copy) with `expect: block`, or configure the attack so "
             "that it catches one"
         )
