@@ -72,7 +72,7 @@ def test_the_empty_threshold_is_the_explicit_opt_out(tmp_path, capsys, frame) ->
 
 def test_a_blocked_generator_says_why_in_the_scorecard_and_every_report(run_dir: Path) -> None:
     scorecard = json.loads((run_dir / "scorecard.json").read_text(encoding="utf-8"))
-    assert scorecard["schema_version"] == "1.3"
+    assert scorecard["schema_version"] == "1.4"
     g = {g["name"]: g for g in scorecard["generators"]}
     assert g["identity"]["why"] == ["risk shown"]  # a copy: even the lower bound is past the max
     assert all(m["advice"] is None for m in g["identity"]["measurements"])  # a leak needs no advice

@@ -91,7 +91,7 @@ def test_run_folder_holds_scorecard_report_and_metadata(quickstart_run):
     released = {g.name for g in scorecard.generators if g.verdict == "release" and g.name != "holdout"}
     assert {t.generator for t in scorecard.release} == released
     assert sorted(p.name for p in (run_dir / "release").iterdir()) == sorted(t.file[8:] for t in scorecard.release)
-    assert scorecard.schema_version == "1.3"
+    assert scorecard.schema_version == "1.4"
     assert scorecard.metadata["dropped_columns"] == IDENTIFIERS
     for g in scorecard.generators:
         for m in g.measurements:

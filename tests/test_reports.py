@@ -122,4 +122,4 @@ def test_disclosure_threshold_comes_from_the_preset_or_the_scenario(tmp_path, sm
     (run_dir,) = (tmp_path / "runs").iterdir()
     scorecard = read_json(run_dir / "scorecard.json")
     assert scorecard.disclosure == {"min_count": expected, "allow_records": False}
-    assert json.loads((run_dir / "scorecard.json").read_text())["schema_version"] == "1.3"
+    assert json.loads((run_dir / "scorecard.json").read_text())["schema_version"] == "1.4"
