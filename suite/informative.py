@@ -39,6 +39,18 @@ def canaries(components: Iterable[Any], specs: Iterable[Any]) -> dict[str, str]:
     }
 
 
+def unshowable(thresholds: Mapping[str, Any], leaks: Mapping[str, str]) -> str | None:
+    """Before any fit: a warning when the thresholds in force gate an attack kind and no leak canary runs
+    (every generator so gated will be blocked as `not shown safe`), else None."""
+    kinds = {spec_of(name).attack_kind for name, t in thresholds.items() if t.gates} - {None}
+    if leaks or not kinds:
+        return None
+    return (
+        f"warning: no leak canary runs, so no {'/'.join(sorted(kinds))} gate can show it fires and no generator "
+        "can be released on them (not shown safe); add identity, outlier_copy and partial_copy with `expect: block`"
+    )
+
+
 def _gated(records: Iterable[GeneratorRecord]) -> list[str]:
     """The gated privacy measurements of the run, in the order they first appear."""
     names = (

@@ -31,7 +31,7 @@ from suite.errors import ConfigError
 from suite.executors import execute
 from suite.handover import check_recorded
 from suite.histories import AsHistories, rows_of_entities
-from suite.informative import canaries, settle
+from suite.informative import canaries, settle, unshowable
 from suite.io import new_run_dir, sha256_file, write_text_atomic
 from suite.metadata import Roles, write_metadata
 from suite.plan import Component, Plan
@@ -211,6 +211,8 @@ def run(
             check_recorded(sc.split.record, data, sc.split.model_dump(), where)
         if callable(getattr(plan.generators[i].cls, "preflight", None)):  # inputs a generator reads (a file)
             plan.generators[i].build().preflight(fit_rows(plan.generators[i], data), data.metadata)
+    if warning := unshowable({**plan.defaults, **plan.policy}, canaries(plan.generators, sc.generators)):
+        say(f"[{sc.name}] {warning}")  # before any fit: each gate must prove it can fire (suite.informative)
     if how.power and how.resume is None:
         weak = [p for p in null_release(plan, data) if not p.certifiable]
         if weak:

@@ -16,7 +16,7 @@ from reports.html import render_html
 from reports.markdown import render_markdown
 from reports.text import canary_table
 from suite.cli import main
-from suite.informative import UNSHOWN, settle
+from suite.informative import UNSHOWN, settle, unshowable
 from tests.conftest import write_scenario
 
 GENERATORS = [
@@ -132,3 +132,13 @@ def test_every_report_shows_the_matrix_and_the_uninformative_marker(run):
     assert "uninformative" in case.find("system-out").text
     verdict = next(c for c in holdout if c.get("name") == "verdict")
     assert UNSHOWN in verdict.find("failure").get("message")
+
+
+def test_before_any_fit_a_run_without_canaries_is_warned_that_its_attacks_cannot_release():
+    from suite.policy import PRESETS
+
+    warning = unshowable(PRESETS["default"], {})
+    assert warning and all(k in warning for k in ("membership", "singling_out", "linkability", "inference"))
+    assert unshowable(PRESETS["default"], {"identity": "everyone"}) is None
+    distance_only = {k: t for k, t in PRESETS["default"].items() if k.startswith(("dcr.", "collisions."))}
+    assert unshowable(distance_only, {}) is None  # the quickstart's distance checks are not an attack kind
