@@ -200,6 +200,7 @@ class MembershipAttack:
             "membership",
             "training people found beyond the share of unseen people accused (0 = chance)",
             bounds=(-1, 1),
+            worst_case=True,  # a low false-positive rate: the few most exposed people
         ),
         privacy(
             "membership.*.epsilon_lower",
@@ -207,6 +208,7 @@ class MembershipAttack:
             "membership",
             "empirical differential-privacy epsilon lower bound the attack shows (0 = nothing shown)",
             bounds=(0, float("inf")),
+            worst_case=True,
         ),
     )
     measures: ClassVar[tuple[str, ...]] = names(declares)

@@ -193,6 +193,8 @@ class ReconstructionAttack:
             "reconstruction",
             "secrets reconstructed from quasi-identifiers: the worst secret and attacker's excess",
             bounds=(-1, 1),
+            attack="inference",  # secrets reconstructed from quasi-identifiers: attribute inference
+            worst_case=True,  # exact tuples: the people a release exposes, not an average guess
         ),
         privacy(
             "reconstruction.*.excess",
@@ -200,6 +202,8 @@ class ReconstructionAttack:
             "reconstruction",
             "training people whose exact quasi-identifiers carry their true secret, minus unseen people's",
             bounds=(-1, 1),
+            attack="inference",
+            worst_case=True,
         ),
         privacy(
             "reconstruction.*.ml_excess",
@@ -207,6 +211,8 @@ class ReconstructionAttack:
             "reconstruction",
             "a model trained on the release predicts training people's secret better than unseen people's",
             bounds=(-1, 1),
+            attack="inference",
+            worst_case=True,
         ),
     )
     measures: ClassVar[tuple[str, ...]] = names(declares)

@@ -114,6 +114,7 @@ class ShadowAttack:
             "shadow-model attack on the most exposed isolated person: TPR - FPR of telling their presence",
             bounds=(-1, 1),
             refits=True,
+            worst_case=True,
         ),
         utility(
             "shadow.predictions",

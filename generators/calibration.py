@@ -32,6 +32,8 @@ class IdentityGenerator:
 
     copies_rows: ClassVar[bool] = True  # a canary: the contract kit does not hold copying against it
     calibration: ClassVar[bool] = True  # a yardstick, never chosen as the generator to release
+    #: A leak canary (`suite.informative`): "everyone" leaks every training person, "few" only some.
+    canary: ClassVar[str | None] = "everyone"
     name: ClassVar[str] = "identity"
     #: Which part of the split the runner fits this generator on.
     fit_on: ClassVar[str] = "train"
@@ -58,6 +60,7 @@ class HoldoutGenerator(IdentityGenerator):
 
     name: ClassVar[str] = "holdout"
     fit_on: ClassVar[str] = "reference"
+    canary: ClassVar[str | None] = None  # real unseen rows leak nobody
 
 
 @generators.register("uniform")
@@ -123,6 +126,7 @@ class NoisyCopyGenerator:
 
     copies_rows: ClassVar[bool] = True  # a canary: the contract kit does not hold copying against it
     calibration: ClassVar[bool] = True
+    canary: ClassVar[str | None] = "everyone"
     name: ClassVar[str] = "noisy_copy"
 
     def __init__(self, *, noise: float = 0.05) -> None:
@@ -158,6 +162,7 @@ class VerbatimCopyGenerator:
 
     copies_rows: ClassVar[bool] = True
     calibration: ClassVar[bool] = True
+    canary: ClassVar[str | None] = "few"
     name: ClassVar[str] = "verbatim_copy"
 
     def __init__(self, *, fraction: float = 0.05, base: str = "marginals") -> None:
@@ -251,6 +256,7 @@ class OutlierCopyGenerator:
 
     copies_rows: ClassVar[bool] = True
     calibration: ClassVar[bool] = True
+    canary: ClassVar[str | None] = "few"
     name: ClassVar[str] = "outlier_copy"
 
     def __init__(
@@ -305,6 +311,7 @@ class PartialCopyGenerator:
 
     copies_rows: ClassVar[bool] = True
     calibration: ClassVar[bool] = True
+    canary: ClassVar[str | None] = "few"
     name: ClassVar[str] = "partial_copy"
 
     def __init__(self, *, fraction: float = 0.10, base: str = "sdv.gaussian_copula") -> None:

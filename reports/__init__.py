@@ -5,7 +5,7 @@ from pathlib import Path
 from reports.json_report import read_json, write_json
 from reports.junit import render_junit, write_junit
 from reports.markdown import render_markdown, write_markdown
-from reports.text import gate_table, verdict_table
+from reports.text import canary_table, gate_table, verdict_table
 
 __all__ = [
     "read_json",
@@ -16,6 +16,7 @@ __all__ = [
     "write_junit",
     "verdict_table",
     "gate_table",
+    "canary_table",
     "write_reports",
 ]
 

@@ -28,8 +28,10 @@ import yaml
 
 from reports import plots
 from reports.markdown import membership_exposure
+from reports.text import matrix
 from suite import policy
 from suite.declarations import FAMILIES, family_order, is_privacy, spec_of
+from suite.informative import UNSHOWN
 from suite.io import write_text_atomic
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard
 
@@ -176,6 +178,7 @@ def _gate_row(m: MeasurementRecord, repeats: bool) -> dict[str, Any]:
         "reason": m.reason if m.status.blocks or m.status.value == "not applicable" else "",
         "error": m.error or "",
         "goal": "lower is better" if m.goal == "minimize" else "higher is better",
+        "uninformative": m.informative is False,
     }
 
 
@@ -198,7 +201,8 @@ def _verdicts(sc: Scorecard, repeats: bool) -> list[dict[str, Any]]:
                 "reasons": [
                     {"status": m.status.value, "text": prefix(m) + m.reason + (f". {m.advice}" if m.advice else "")}
                     for m in blocking
-                ],
+                ]
+                + [{"status": "not shown safe", "text": r} for r in g.reasons if r.startswith(UNSHOWN)],
                 "passed": sum(m.status.value == "pass" for m in g.measurements),
                 "gated": sum(m.status.value not in ("ungated", "not applicable") for m in g.measurements),
             }
@@ -713,6 +717,7 @@ def render_html(scorecard: Scorecard, *, min_count: int = 10, allow_records: boo
         "min_count": min_count,
         "verdicts": _verdicts(sc, repeats > 1),
         "gates": _gates(sc, repeats > 1),
+        "canaries": dict(zip(("header", "rows"), matrix(sc))) | {"any": bool(sc.canaries)},
         "privacy": _privacy(sc),
         "exposure": [(g.name, text) for g in sc.generators if (text := membership_exposure(g))],
         "utility": _utility(sc, min_count),

@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
+from reports.text import UNINFORMATIVE, status_of
 from suite.declarations import spec_of
 from suite.io import write_text_atomic
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard
@@ -44,7 +45,11 @@ def _gate_case(suite: ET.Element, classname: str, m: MeasurementRecord, repeats:
     ET.SubElement(properties, "property", name="kind", value=spec.kind)
     if spec.kind == "privacy":
         ET.SubElement(properties, "property", name="attack", value=_text(spec.family or "other"))
+    if m.informative is not None:  # did the gate catch a leak canary of this run (suite.informative)?
+        ET.SubElement(properties, "property", name="informative", value=str(m.informative).lower())
     detail = f"value {_value(m)}; threshold {m.threshold}; {m.meaning}"
+    if m.informative is False:
+        detail += f"; {UNINFORMATIVE}: the gate caught no leak canary of this run, so its pass is not evidence"
     if m.status.value in ("risk shown", "not shown safe"):
         detail += f"; {m.advice}" if m.advice else ""
         ET.SubElement(case, "failure", message=_text(m.reason), type=m.status.value).text = _text(detail)
@@ -73,7 +78,7 @@ def _generator_suite(root: ET.Element, scenario: str, g: GeneratorRecord, repeat
     verdict = ET.SubElement(suite, "testcase", classname=classname, name="verdict")
     verdict.set("time", f"{sum(g.seconds.values()):.3f}")
     summary = f"verdict {g.verdict}, expected {g.expected}"
-    gates = "\n".join(f"{m.status.value:14} {_case_name(m, repeats)}: {_value(m)} ({m.threshold})" for m in gated)
+    gates = "\n".join(f"{status_of(m):14} {_case_name(m, repeats)}: {_value(m)} ({m.threshold})" for m in gated)
     if not g.as_expected:
         message = f"{g.name}: {summary}" + ("; " + "; ".join(g.reasons) if g.reasons else "")
         ET.SubElement(verdict, "failure", message=_text(message), type="verdict").text = _text(gates)

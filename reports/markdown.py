@@ -13,6 +13,7 @@ import html
 import math
 from pathlib import Path
 
+from reports.text import UNINFORMATIVE, matrix
 from suite.declarations import spec_of
 from suite.io import write_text_atomic
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard
@@ -63,7 +64,7 @@ def _row(m: MeasurementRecord, with_repeat: bool) -> str:
         ci,
         _number(m.baseline),
         _cell(threshold),
-        _MARK[m.status.value],
+        _MARK[m.status.value] + (f" ({UNINFORMATIVE})" if m.informative is False else ""),
         _cell(m.meaning or m.reason),
     ]
     return "| " + " | ".join(cells) + " |"
@@ -100,6 +101,29 @@ def membership_exposure(g: GeneratorRecord) -> str | None:
     return "Membership: " + "; ".join(parts) + "."
 
 
+def canary_section(scorecard: Scorecard) -> list[str]:
+    """Which gate caught which leak canary (`suite.informative`), as Markdown lines; none without a privacy gate."""
+    if not scorecard.gates:
+        return []
+    header, rows = matrix(scorecard)
+    mark = {"caught": "caught", "passed": "passed", "error": "error", UNINFORMATIVE: f"**{UNINFORMATIVE}**"}
+    lines = [
+        "",
+        "## Which gate caught which leak canary",
+        "",
+        "A gate that catches no leak canary of this run is **uninformative**: its pass is not evidence. A worst-case "
+        "gate counts only a canary that leaks a few people. A release needs one informative gate per attack kind.",
+        "",
+    ]
+    if not scorecard.canaries:
+        lines += ["This scenario runs no leak canary (`expect: block`), so no gate can show it fires.", ""]
+    lines += ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += [
+        "| " + " | ".join([_cell(r[0]), _cell(r[1]), *(mark.get(c, _cell(c)) for c in r[2:])]) + " |" for r in rows
+    ]
+    return lines
+
+
 def render_markdown(scorecard: Scorecard) -> str:
     sc = scorecard
     repeats = sc.scenario["spec"].get("repeats", 1) > 1
@@ -123,6 +147,7 @@ def render_markdown(scorecard: Scorecard) -> str:
     if sc.selection is not None:
         chosen = f"**{_cell(sc.selection.chosen)}**" if sc.selection.chosen else "none"
         lines += ["", f"Selected by {_code(sc.selection.by)}: {chosen} ({_cell(sc.selection.reason)})."]
+    lines += canary_section(sc)
     for g in sc.generators:
         lines += ["", f"## {_cell(g.name)}: {g.verdict}", ""]
         if g.reasons:

@@ -4,6 +4,38 @@ from __future__ import annotations
 
 from suite.scorecard import MeasurementRecord, Scorecard
 
+UNINFORMATIVE = "uninformative"  # a gate that fails no leak canary of its run: its pass is not evidence
+
+
+def status_of(m: MeasurementRecord) -> str:
+    """A measurement's status, marked when the gate caught no leak canary (`pass (uninformative)`)."""
+    return f"{m.status.value} ({UNINFORMATIVE})" if m.informative is False else m.status.value
+
+
+def matrix(scorecard: Scorecard) -> tuple[list[str], list[list[str]]]:
+    """Which gate caught which leak canary: the header and one row per gated privacy measurement (the
+    gate, its attack kind, one cell per canary, then `informative` or `uninformative`)."""
+    header = ["gate", "attack", *scorecard.canaries, "informative"]
+    rows = []
+    for g in scorecard.gates:
+        attack = (g.attack or "distance") + (", worst case" if g.worst_case else "")
+        cells = [g.canaries.get(c, "error") for c in scorecard.canaries]
+        rows.append([g.measurement, attack, *cells, "yes" if g.informative else UNINFORMATIVE])
+    return header, rows
+
+
+def canary_table(scorecard: Scorecard) -> str:
+    """The matrix as aligned text, with the canaries' leak class; empty when nothing is gated on privacy."""
+    if not scorecard.gates:
+        return ""
+    header, rows = matrix(scorecard)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    leaks = (
+        ", ".join(f"{c} (leaks {leak})" for c, leak in scorecard.canaries.items()) or "none: no gate can show it fires"
+    )
+    return f"which gate caught which leak canary ({leaks}):\n" + "\n".join("  " + line for line in lines)
+
 
 def verdict_table(scorecard: Scorecard) -> str:
     """One line per generator: verdict, expectation, and the first reasons it was blocked."""
@@ -27,7 +59,7 @@ def _line(m: MeasurementRecord, width: int) -> str:
     value = "n/a" if m.value is None else f"{m.value:.3f}"
     ci = "" if m.ci is None else f"[{m.ci[0]:.3f}, {m.ci[1]:.3f}]"
     repeat = f" (repeat {m.repeat + 1})" if m.repeat else ""
-    line = f"  {m.status.value:<14} {m.name:<{width}} {value:>8} {ci:<17} {m.threshold or ''}{repeat}"
+    line = f"  {status_of(m):<14} {m.name:<{width}} {value:>8} {ci:<17} {m.threshold or ''}{repeat}"
     return line + (f"\n  {'':<14} advice: {m.advice}" if m.advice else "")
 
 

@@ -214,7 +214,7 @@ def _run_all(args: argparse.Namespace) -> int:
 
 
 def _run(path: Path, *, out: Path | None, quiet: bool, execution: Any = None, keep_cache: bool = False) -> int:
-    from reports import gate_table, verdict_table, write_reports
+    from reports import canary_table, gate_table, verdict_table, write_reports
     from suite.runner import Progress, run
 
     try:
@@ -235,6 +235,8 @@ def _run(path: Path, *, out: Path | None, quiet: bool, execution: Any = None, ke
         clear(result.run_dir)
     print(gate_table(result.scorecard))
     print()
+    if matrix := canary_table(result.scorecard):
+        print(matrix, end="\n\n")
     print(verdict_table(result.scorecard))
     print(f"run folder: {Path(result.run_dir).resolve()}")
     return OK if result.scorecard.summary.all_as_expected else GATE_FAILED

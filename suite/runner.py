@@ -31,6 +31,7 @@ from suite.errors import ConfigError
 from suite.executors import execute
 from suite.handover import check_recorded
 from suite.histories import AsHistories, rows_of_entities
+from suite.informative import canaries, settle, unshowable
 from suite.io import new_run_dir, sha256_file, write_text_atomic
 from suite.metadata import Roles, write_metadata
 from suite.plan import Component, Plan
@@ -211,6 +212,8 @@ def run(
         if callable(getattr(plan.generators[i].cls, "preflight", None)):  # inputs a generator reads (a file)
             component = plan.generators[i]
             component.build().preflight(fit_rows(component, data), fit_metadata(component, data))
+    if warning := unshowable({**plan.defaults, **plan.policy}, canaries(plan.generators, sc.generators)):
+        say(f"[{sc.name}] {warning}")  # before any fit: each gate must prove it can fire (suite.informative)
     if how.power and how.resume is None:
         weak = [p for p in null_release(plan, data) if not p.certifiable]
         if weak:
@@ -260,6 +263,8 @@ def run(
             extra = Rare.of([seen.train, seen.control, seen.reference], seen.metadata.discrete, rare.min_count)
             outputs = {k: _scrubbed(o, extra) if k[0] == i else o for k, o in outputs.items()}
     records = [_record(plan, i, [outputs[(i, r)] for r in range(sc.repeats)], say) for i in range(len(plan.generators))]
+    leaks = canaries(plan.generators, sc.generators)  # each gate proves it can fire (suite.informative)
+    records, gates = settle(records, leaks, lambda message: say(f"[{sc.name}] {message}"))
     while True:  # a chosen candidate whose table cannot be written blocks, and the next best is chosen
         selection = select(plan, records)
         released, unreleasable = write_released(
@@ -301,6 +306,8 @@ def run(
         },
         selection=selection,
         release=released,
+        canaries=leaks,
+        gates=gates,
     )
     return RunResult(scorecard=scorecard, run_dir=run_dir)
 

@@ -14,8 +14,8 @@ from suite.policy import BLOCKING, Judgement, Status, Threshold, certify_advice
 from suite.release import ReleasedTable
 from suite.types import Measurement
 
-SCHEMA_VERSION = "1.4"  # 1.1: `disclosure`; 1.2: `selection`; 1.3: `fail` split in two, `why`, `advice`, `release`
-# 1.4: status `not applicable`
+SCHEMA_VERSION = "1.4"  # 1.1: `disclosure`; 1.2: `selection`; 1.3: `fail` split in two, `why`, `advice`, `release`;
+# 1.4: status `not applicable`; `gates` (which leak canary each privacy gate caught), `canaries`, `informative`
 
 
 class _Model(BaseModel):
@@ -37,6 +37,7 @@ class MeasurementRecord(_Model):
     error: str | None = None
     details: dict[str, Any] = {}
     advice: str | None = None  # for a `not shown safe` gate of a generator blocked by nothing else
+    informative: bool | None = None  # a gated privacy measurement: did it fail a leak canary of this run?
 
     @field_validator("status", mode="before")
     @classmethod
@@ -103,6 +104,17 @@ def explain(records: list[MeasurementRecord]) -> tuple[list[str], list[Measureme
     return why, out
 
 
+class GateRecord(_Model):
+    """One gated privacy measurement of the scenario and the leak canaries it failed (`suite.informative`)."""
+
+    measurement: str
+    attack: str | None  # the attack kind it counts for (membership, singling_out, ...); None for a distance check
+    worst_case: bool  # informative only by failing a canary that leaks a few people
+    canaries: dict[str, Literal["caught", "passed", "error"]]  # canary -> what the gate did on it
+    informative: bool
+    reason: str
+
+
 class Summary(_Model):
     all_as_expected: bool
     released: list[str]
@@ -134,3 +146,5 @@ class Scorecard(_Model):
     disclosure: dict[str, Any] = {"min_count": 10, "allow_records": False}
     selection: Selection | None = None
     release: list[ReleasedTable] = []  # the judged tables written to the run's release/ folder (docs/releasing.md)
+    canaries: dict[str, str] = {}  # the scenario's leak canaries (`expect: block`): name -> "everyone" or "few"
+    gates: list[GateRecord] = []  # each gated privacy measurement and the canaries it caught

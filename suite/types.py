@@ -62,6 +62,10 @@ class Measurement:
 
 Kind = Literal["privacy", "utility"]
 
+#: The attack kinds a release needs at least one informative passing gate of (../shared/VERDICTS.md).
+#: Distance checks (family `copying`: dcr, collisions) are gates too, but not an attack kind.
+ATTACK_KINDS = ("membership", "singling_out", "linkability", "inference")
+
 
 @dataclass(frozen=True)
 class MeasurementSpec:
@@ -73,7 +77,11 @@ class MeasurementSpec:
     `scored`: False for a utility measurement that is not a property of the generator (the score
     of a model trained on real rows), left out of the report's utility summary. `refits`: making it
     refits the generator (shadow models, a DP audit), which a table made elsewhere (`file`) cannot be:
-    there it is `not applicable` (a check whose every measurement refits is not run at all).
+    there it is `not applicable` (a check whose every measurement refits is not run at all). `attack`: the attack
+    kind (`ATTACK_KINDS`) a gate on it counts for, when it is not the family itself (reconstruction is
+    attribute inference). `worst_case`: the gate looks at the few most exposed people (a low false-positive
+    rate, exact reconstruction), so it proves it can fire only on a canary that leaks a few people
+    (`suite.informative`).
     """
 
     name: str
@@ -84,9 +92,19 @@ class MeasurementSpec:
     bounds: tuple[float, float] | None = None
     scored: bool = True
     refits: bool = False
+    attack: str | None = None
+    worst_case: bool = False
 
     def matches(self, measurement: str) -> bool:
         return fnmatch.fnmatchcase(measurement, self.name)
+
+    @property
+    def attack_kind(self) -> str | None:
+        """The attack kind a release needs an informative gate of (None: a distance check, a utility score)."""
+        if self.kind != "privacy":
+            return None
+        kind = self.attack or self.family
+        return kind if kind in ATTACK_KINDS else None
 
 
 @dataclass(frozen=True)

@@ -195,7 +195,7 @@ def test_a_plugin_check_appears_in_every_report_like_a_builtin(acme_plugin, tmp_
     junit = ET.parse(run_dir / "junit.xml").getroot()
     cases = {c.get("name"): c for c in junit.iter("testcase") if c.get("classname").endswith(".holdout")}
     props = {p.get("name"): p.get("value") for p in cases["acme.unique_match.excess"].iter("property")}
-    assert props == {"kind": "privacy", "attack": "reidentification"}
+    assert props == {"kind": "privacy", "attack": "reidentification", "informative": "true"}  # it caught identity
     assert {p.get("name"): p.get("value") for p in cases["oldstyle.row_ratio"].iter("property")} == {"kind": "utility"}
 
 
