@@ -145,6 +145,8 @@ class Context:
     preset's): details name no category level rarer than that and show no real value beyond
     the `min_count`-th smallest or largest (`suite.disclosure`). `rules` are the constraints the
     scenario declares for the generator under test (`suite.scenario.Constraint`), empty when none.
+    `neighbours` holds the task's nearest-neighbour searches so that each is done once
+    (`suite.neighbors.cached_nearest`); None searches every time.
     """
 
     train: pd.DataFrame
@@ -160,6 +162,14 @@ class Context:
     fit_generator: Callable[[pd.DataFrame], Generator] | None = None
     min_count: int = 10
     rules: tuple[Any, ...] = ()
+    #: the task's neighbour searches, each done once (`suite.neighbors.NeighbourCache`)
+    neighbours: Any = field(default_factory=lambda: _neighbour_cache(), repr=False, compare=False)
+
+
+def _neighbour_cache() -> Any:
+    from suite.neighbors import NeighbourCache  # lazily: keeps this module free of the engine
+
+    return NeighbourCache()
 
 
 @runtime_checkable
