@@ -36,7 +36,7 @@ from attacks._membership_features import (
     split_epsilon,
 )
 from suite.encoding import as_float
-from suite.neighbors import GowerEncoder, nearest
+from suite.neighbors import GowerEncoder, cached_nearest
 from suite.registry import checks
 from suite.seeding import derive_seed
 from suite.stats import N_BOOTSTRAP
@@ -354,7 +354,9 @@ class MembershipAttack:
     # ------------------------------------------------------------------ attackers
     def _distance_scores(self, ctx: Context, cands: Candidates, details: dict) -> np.ndarray:
         encoder = self._gower(ctx)
-        dist = nearest(encoder.transform(cands.rows), encoder.transform(ctx.synthetic), memory_mb=self.memory_mb)[0]
+        dist = cached_nearest(
+            ctx.neighbours, encoder.transform(cands.rows), encoder.transform(ctx.synthetic), memory_mb=self.memory_mb
+        )[0]
         details["synthetic_records"] = int(len(ctx.synthetic))
         return -dist[:, 0]
 
@@ -365,7 +367,9 @@ class MembershipAttack:
         holds no training row and so no source of a copy: the score means the same on both sides."""
         encoder = self._gower(ctx)
         query = encoder.transform(cands.rows)
-        d_syn = nearest(query, encoder.transform(ctx.synthetic), memory_mb=self.memory_mb)[0][:, 0]
+        d_syn = cached_nearest(ctx.neighbours, query, encoder.transform(ctx.synthetic), memory_mb=self.memory_mb)[0][
+            :, 0
+        ]
         parts = [(ctx.holdout, ctx.holdout_entities, "c")]
         if ctx.reference is not None:
             parts.append((ctx.reference, ctx.reference_entities, "r"))
@@ -379,7 +383,7 @@ class MembershipAttack:
         codes = pd.factorize(np.concatenate([cands.keys, pool_keys]), use_na_sentinel=False)[0]
         own, pool_codes = codes[: len(cands.keys)], codes[len(cands.keys) :]
         k = int(min(len(pool), np.bincount(pool_codes).max() + 1, 64))
-        dist, idx = nearest(query, encoder.transform(pool), k=k, memory_mb=self.memory_mb)
+        dist, idx = cached_nearest(ctx.neighbours, query, encoder.transform(pool), k=k, memory_mb=self.memory_mb)
         other = pool_codes[idx] != own[:, None]
         first = np.argmax(other, axis=1)  # the nearest record of someone else (k exceeds any person's rows)
         d_real = np.where(other.any(axis=1), dist[np.arange(len(dist)), first], dist[:, -1])

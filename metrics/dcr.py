@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 
 from metrics.collisions import row_keys
-from suite.neighbors import GowerEncoder, nearest
+from suite.neighbors import GowerEncoder, cached_nearest
 from suite.registry import checks
 from suite.stats import cluster_bootstrap_ci, cluster_codes
 from suite.types import Context, Goal, Measurement, MeasurementSpec, names, privacy
@@ -110,9 +110,11 @@ class DCRMetric:
         query, train_enc, control_enc = (encoder.transform(f) for f in (synthetic, train, control))
         # as many training neighbours, relative to the sizes, as control ones: tie counts then saturate alike
         k_train = min(int(np.ceil(_K * len(train) / max(len(control), 1))), _K_TRAIN_MAX, len(train))
-        d_train = nearest(query, train_enc, k=max(k_train, 1), memory_mb=self.memory_mb)[0]
-        d_control, i_control = nearest(query, control_enc, k=min(_K, len(control)), memory_mb=self.memory_mb)
-        d_unseen = nearest(control_enc, train_enc, memory_mb=self.memory_mb)[0][:, 0]
+        d_train = cached_nearest(ctx.neighbours, query, train_enc, k=max(k_train, 1), memory_mb=self.memory_mb)[0]
+        d_control, i_control = cached_nearest(
+            ctx.neighbours, query, control_enc, k=min(_K, len(control)), memory_mb=self.memory_mb
+        )
+        d_unseen = cached_nearest(ctx.neighbours, control_enc, train_enc, memory_mb=self.memory_mb)[0][:, 0]
         prior = len(train) / (len(train) + len(control))
         closer = train_credit(d_train, d_control, np.ones_like(d_control), prior)
         raw = float(closer.mean())

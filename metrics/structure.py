@@ -26,7 +26,7 @@ from metrics._tabular import (
 from suite.disclosure import coded_range
 from suite.encoding import as_float
 from suite.metadata import Metadata
-from suite.neighbors import GowerEncoder, nearest
+from suite.neighbors import GowerEncoder, NeighbourCache, cached_nearest
 from suite.registry import checks
 from suite.types import Context, Goal, Measurement, MeasurementSpec, names, utility
 
@@ -50,8 +50,10 @@ def distances_to_train(
     metadata: Metadata,
     *,
     memory_mb: float = 256.0,
+    cache: NeighbourCache | None = None,
 ) -> list[np.ndarray]:
-    """Gower distance from every row of each query table to its nearest training row.
+    """Gower distance from every row of each query table to its nearest training row (searched through
+    `cache`, the task's `Context.neighbours`, when given).
 
     Uses the suite's engine (`suite.neighbors`): numbers and dates range-scaled, everything
     else compared as categories; ranges and levels are fitted on the real rows (train and holdout).
@@ -62,7 +64,9 @@ def distances_to_train(
         categorical=[c for c in columns if not is_numeric(metadata, c)],
     ).fit(train, holdout)
     reference = encoder.transform(train)
-    return [nearest(encoder.transform(q[columns]), reference, memory_mb=memory_mb)[0][:, 0] for q in queries]
+    return [
+        cached_nearest(cache, encoder.transform(q[columns]), reference, memory_mb=memory_mb)[0][:, 0] for q in queries
+    ]
 
 
 def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
@@ -375,7 +379,7 @@ class StructureMetric:
         if ctx.reference is not None and len(ctx.reference):
             queries.append(subsample(ctx.reference, self.max_rows, rng))
         d_synth, d_holdout, *d_reference = distances_to_train(
-            ctx.train, ctx.holdout, queries, ctx.metadata, memory_mb=self.memory_mb
+            ctx.train, ctx.holdout, queries, ctx.metadata, memory_mb=self.memory_mb, cache=ctx.neighbours
         )
         baseline = ks_statistic(d_reference[0], d_holdout) if d_reference else None
         top = float(max(d_synth.max(initial=0.0), d_holdout.max(initial=0.0), 1e-12))

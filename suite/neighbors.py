@@ -47,6 +47,12 @@ those of the float64 computation, which :func:`distance_matrix` does; tiles with
 candidates (heavily tied data) are redone in float64.  ``backend="torch"`` computes the float64
 tiles with torch instead (CPU, or CUDA when available); torch is imported only then.
 
+Speed (numba backend, the default when numba imports): :mod:`suite._neighbors_numba` compiles the
+same float64 arithmetic in the same order (so the same values bit for bit, the same neighbours and
+ties) with threads over blocks of query rows and the reference in cache-sized column blocks;
+identical query rows are searched once (and identical reference rows, for k=1), then expanded.
+``SUITE_NEIGHBORS_BACKEND=numpy`` (or ``backend="numpy"``) forces the numpy reference path.
+
 Memory: :func:`nearest` never materialises the n x m distance matrix.  It works on tiles of
 ``rows x cols`` pairs whose working arrays (about 20-30 bytes per pair, summed over the worker
 threads) stay under ``memory_mb``; only inputs, outputs and O(n + m) helper arrays come on top.
@@ -54,7 +60,12 @@ threads) stay under ``memory_mb``; only inputs, outputs and O(n + m) helper arra
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib
+import logging
 import os
+import threading
 from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -65,7 +76,17 @@ import pandas as pd
 
 from suite.encoding import as_float
 
-__all__ = ["METRICS", "BACKENDS", "Encoded", "GowerEncoder", "distance_matrix", "gower_matrix", "nearest"]
+__all__ = [
+    "METRICS",
+    "BACKENDS",
+    "Encoded",
+    "GowerEncoder",
+    "NeighbourCache",
+    "cached_nearest",
+    "distance_matrix",
+    "gower_matrix",
+    "nearest",
+]
 
 # Tuning constants (measured on a 2-core AMD EPYC, numpy 1.26).
 _TARGET_TILE_PAIRS = 1 << 19  # pairs per tile: large enough to amortise Python overhead
@@ -78,8 +99,12 @@ _FALLBACK_SHARE = 16  # a tile with more than 1 in this many pairs as candidates
 
 #: distances nearest() and distance_matrix() know
 METRICS = ("gower", "euclidean")
-#: array libraries nearest() can compute the tiles with
-BACKENDS = ("numpy", "torch")
+#: engines nearest() can run: "numba" (compiled, the default when numba imports), "numpy" (the reference), "torch"
+BACKENDS = ("numba", "numpy", "torch")
+#: environment variable that forces a backend for backend="auto" (e.g. SUITE_NEIGHBORS_BACKEND=numpy)
+BACKEND_ENV = "SUITE_NEIGHBORS_BACKEND"
+
+_log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- encoding
@@ -742,7 +767,7 @@ def nearest(
     memory_mb: float = 256.0,
     exclude_self: bool = False,
     metric: str = "gower",
-    backend: str = "numpy",
+    backend: str = "auto",
     device: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """k nearest reference rows of every query row under Gower (default) or encoded Euclidean distance.
@@ -758,12 +783,15 @@ def nearest(
     ``metric="euclidean"``: see the module docstring (range-scaled numbers, one-hot categories,
     median + indicator for missing numbers).  ``backend="torch"`` computes the tiles with torch in
     float64 (on ``device``: ``"cuda"`` when ``torch.cuda.is_available()``, else ``"cpu"``, unless
-    given); same results as numpy to about 1e-12.  numpy is the default: it is faster on CPU.
+    given); same results as numpy to about 1e-12.  ``backend="numba"`` runs the compiled kernel
+    (:mod:`suite._neighbors_numba`: the same float64 values bit for bit, the same neighbours, ties
+    included; identical query rows are searched once, and for k=1 identical reference rows too).
+    ``"auto"`` (default) is numba when it imports, else numpy (said once in a log line); the
+    environment variable ``SUITE_NEIGHBORS_BACKEND`` forces one (``numpy`` = the reference path).
     """
     _check_pair(query, reference)
     _check_metric(metric)
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    backend = _resolve_backend(backend)
     k = int(k)
     n, m = len(query), len(reference)
     _check_search(n, m, k, memory_mb, exclude_self)
@@ -775,6 +803,8 @@ def nearest(
     kernel = _Kernel(query, reference, metric)
     if backend == "torch":
         _torch_nearest(kernel, n, m, k, memory_mb, exclude_self, device, out_d, out_i)
+    elif backend == "numba":
+        _numba_nearest(kernel, k, exclude_self, out_d, out_i)
     else:
         _numpy_nearest(kernel, n, m, k, memory_mb, exclude_self, out_d, out_i)
     if kernel.euclidean:
@@ -822,6 +852,94 @@ def _numpy_nearest(
                 future.result()
 
 
+def _resolve_backend(backend: str) -> str:
+    if backend == "auto":
+        forced = os.environ.get(BACKEND_ENV, "").strip().lower()
+        if forced and forced != "auto":
+            if forced not in BACKENDS:
+                raise ValueError(f"environment variable {BACKEND_ENV}={forced!r}: use one of {BACKENDS}")
+            backend = forced
+        else:
+            return "numba" if _numba_module() is not None else "numpy"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or 'auto', got {backend!r}")
+    if backend == "numba" and _numba_module() is None:
+        raise ImportError(f"backend='numba' needs numba, which failed to import: {_numba_error[0]}")
+    return backend
+
+
+_numba_error: list[str] = [""]
+
+
+@functools.cache
+def _numba_module() -> Any:
+    """The compiled kernel's module, or None (with one log line) when numba cannot be imported."""
+    try:
+        return importlib.import_module("suite._neighbors_numba")
+    except Exception as exc:  # noqa: BLE001  (any import failure: fall back to the reference path)
+        _numba_error[0] = f"{type(exc).__name__}: {exc}"
+        _log.warning("suite.neighbors: numba unavailable (%s); using the numpy reference path", _numba_error[0])
+        return None
+
+
+def _row_groups(*parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first row of every distinct row, ascending; each row's group) over the byte content of ``parts``."""
+    n = len(parts[0])
+    views = [np.ascontiguousarray(a).reshape(n, -1).view(np.uint8) for a in parts if a.size]
+    mat = np.hstack(views) if views else np.empty((n, 0), np.uint8)
+    if mat.shape[1] == 0:
+        return np.zeros(min(n, 1), dtype=np.int64), np.zeros(n, dtype=np.int64)
+    keys = np.ascontiguousarray(mat).view(np.dtype((np.void, mat.shape[1]))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # groups numbered by their first row
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return first[order].astype(np.int64), rank[inverse.reshape(-1)].astype(np.int64)
+
+
+_DEDUP_SHARE = 0.9  # search distinct rows only when they are at most this share of the rows
+
+
+def _numba_nearest(kernel: _Kernel, k: int, exclude_self: bool, out_d: np.ndarray, out_i: np.ndarray) -> None:
+    """The compiled kernel, on distinct query rows (and, for k=1, distinct reference rows), expanded.
+
+    ``exclude_self``: the k+1 nearest of each distinct row, then each row drops its own index (or,
+    when absent, the last): the same set as the k nearest of the other rows, in the same order.
+    """
+    nb = _numba_module()
+    f64 = kernel.f64
+    kk = k + 1 if exclude_self else k
+    q_parts = (f64.q_num, kernel.q_nan, kernel.q_cat, kernel.q_ind)
+    first, group = _row_groups(*q_parts)
+    q_dedup = len(first) <= _DEDUP_SHARE * len(group)
+    if q_dedup:
+        q_parts = tuple(np.ascontiguousarray(a[first]) for a in q_parts)
+    r_parts = (f64.r_num, kernel.r_nan, kernel.r_cat, kernel.r_ind)
+    r_first = None
+    if kk == 1:
+        r_first, _ = _row_groups(*(np.ascontiguousarray(a.T) for a in r_parts))
+        if len(r_first) <= _DEDUP_SHARE * len(kernel.r_miss):
+            r_parts = tuple(np.ascontiguousarray(a[:, r_first]) for a in r_parts)
+        else:
+            r_first = None
+    r_miss = kernel.r_miss if r_first is None else np.ascontiguousarray(kernel.r_miss[r_first])
+    r_col_nan = r_parts[1].any(axis=1)
+    nq = len(q_parts[0])
+    d = np.empty((nq, kk), dtype=np.float64)
+    i = np.empty((nq, kk), dtype=np.int64)
+    nb.topk(*q_parts, *r_parts, r_col_nan, r_miss, kernel.euclidean, kk, d, i)
+    if r_first is not None:
+        i = r_first[i]
+    if q_dedup:
+        d, i = d[group], i[group]
+    if exclude_self:
+        own = i == np.arange(len(i))[:, None]
+        keep = np.argsort(own, axis=1, kind="stable")[:, :k]  # own index last, the others in order
+        d, i = np.take_along_axis(d, keep, axis=1), np.take_along_axis(i, keep, axis=1)
+    out_d[:] = d
+    out_i[:] = i
+
+
 def distance_matrix(query: Encoded, reference: Encoded, *, metric: str = "gower") -> np.ndarray:
     """Full distance matrix, for small tables and tests only (same rule and values as nearest)."""
     _check_pair(query, reference)
@@ -844,6 +962,84 @@ def distance_matrix(query: Encoded, reference: Encoded, *, metric: str = "gower"
 def gower_matrix(query: Encoded, reference: Encoded) -> np.ndarray:
     """Full Gower distance matrix, for small tables and tests only (same rule as nearest)."""
     return distance_matrix(query, reference, metric="gower")
+
+
+# --------------------------------------------------------------------------- one search per task
+
+
+def fingerprint(encoded: Encoded) -> str:
+    """A digest of an encoded table's content (numbers, codes, shapes, medians): equal tables, equal digests."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in (encoded.numerical, encoded.categorical, encoded.medians):
+        if a is None:
+            h.update(b"none")
+            continue
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
+
+
+class NeighbourCache:
+    """The neighbour searches of one task, each done once: every check that asks again reads the result.
+
+    Keyed by the content of the encoded query and reference (:func:`fingerprint`), the metric and
+    ``exclude_self``; a search with a larger k answers a smaller k (its first k columns: the order
+    is total, ties by index).  Callers get copies.  ``searches`` and ``hits`` count what it did.
+    Kept small: past ``max_mb`` of results the oldest are dropped.  Not shared between processes
+    (pickling gives an empty cache).
+    """
+
+    def __init__(self, max_mb: float = 512.0) -> None:
+        self.max_mb = max_mb
+        self.searches = 0
+        self.hits = 0
+        self._store: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"max_mb": self.max_mb}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["max_mb"])  # type: ignore[misc]
+
+    def nearest(
+        self,
+        query: Encoded,
+        reference: Encoded,
+        *,
+        k: int = 1,
+        exclude_self: bool = False,
+        metric: str = "gower",
+        **options: Any,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`nearest` (same arguments and answer), searched at most once per key."""
+        _check_pair(query, reference)
+        key = (fingerprint(query), fingerprint(reference), _check_metric(metric), bool(exclude_self))
+        with self._lock:
+            found = self._store.get(key)
+        if found is not None and found[0].shape[1] >= k:
+            self.hits += 1
+            return found[0][:, :k].copy(), found[1][:, :k].copy()
+        dist, idx = nearest(query, reference, k=k, exclude_self=exclude_self, metric=metric, **options)
+        with self._lock:
+            self.searches += 1
+            self._store.pop(key, None)
+            self._store[key] = (dist.copy(), idx.copy())
+            while len(self._store) > 1 and self._mb() > self.max_mb:
+                del self._store[next(iter(self._store))]
+        return dist, idx
+
+    def _mb(self) -> float:
+        return sum(d.nbytes + i.nbytes for d, i in self._store.values()) / 2**20
+
+
+def cached_nearest(
+    cache: NeighbourCache | None, query: Encoded, reference: Encoded, **kwargs: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """``cache.nearest(...)`` when there is a cache (``Context.neighbours``), else :func:`nearest`."""
+    if cache is None:
+        return nearest(query, reference, **kwargs)
+    return cache.nearest(query, reference, **kwargs)
 
 
 # --------------------------------------------------------------------------- torch backend

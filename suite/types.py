@@ -224,6 +224,8 @@ class Context:
     the `min_count`-th smallest or largest (`suite.disclosure`). `rules` are the constraints the
     scenario declares for the generator under test (`suite.scenario.Constraint`), empty when none.
     `privacy_claim` is the generator's declared differential-privacy claim (`claim_of`), None when none.
+    `neighbours` holds the task's nearest-neighbour searches so that each is done once
+    (`suite.neighbors.cached_nearest`); None searches every time.
     """
 
     train: pd.DataFrame
@@ -240,6 +242,14 @@ class Context:
     min_count: int = 10
     rules: tuple[Any, ...] = ()
     privacy_claim: PrivacyClaim | None = None
+    #: the task's neighbour searches, each done once (`suite.neighbors.NeighbourCache`)
+    neighbours: Any = field(default_factory=lambda: _neighbour_cache(), repr=False, compare=False)
+
+
+def _neighbour_cache() -> Any:
+    from suite.neighbors import NeighbourCache  # lazily: keeps this module free of the engine
+
+    return NeighbourCache()
 
 
 @runtime_checkable

@@ -143,7 +143,7 @@ def test_all_missing_pair_is_at_distance_one() -> None:
     assert ours[0, 0] == 1.0  # a only in x, b only in y: nothing comparable
     assert ours[2, 0] == 1.0  # x row entirely missing
     assert ours[0, 1] == pytest.approx(1 / 3)  # only a is comparable: |1 - 2| / 3
-    dist, idx = nearest(enc.transform(x), enc.transform(y), k=3, memory_mb=0.001)
+    dist, idx = nearest(enc.transform(x), enc.transform(y), k=3, backend="numpy", memory_mb=0.001)
     np.testing.assert_array_equal(dist, np.sort(ours, axis=1))
     assert (dist[2] == 1.0).all() and list(idx[2]) == [0, 1, 2]
     # missing values on one side only (the query rows are complete), either way round
@@ -187,7 +187,7 @@ def test_nearest_equals_full_matrix_at_any_memory_budget(covid: pd.DataFrame, k:
     results = {}
     # 0.001 MB: tiles of 1 query row x ~30 reference rows; 0.01 MB: 1 x ~300; default: 1 tile
     for memory_mb in (0.001, 0.01, 256.0):
-        dist, idx = nearest(qx, ry, k=k, memory_mb=memory_mb)
+        dist, idx = nearest(qx, ry, k=k, backend="numpy", memory_mb=memory_mb)
         assert dist.shape == idx.shape == (250, k)
         assert dist.dtype == np.float64 and idx.dtype == np.int64
         np.testing.assert_array_equal(idx, exp_i)
@@ -205,7 +205,7 @@ def test_ties_prefer_the_lower_index(covid: pd.DataFrame) -> None:
     enc = _encoder().fit(twice)
     q, r = enc.transform(y), enc.transform(twice)
     for memory_mb in (0.001, 256.0):
-        dist, idx = nearest(q, r, k=2, memory_mb=memory_mb)
+        dist, idx = nearest(q, r, k=2, backend="numpy", memory_mb=memory_mb)
         assert (dist == 0.0).all()
         first, second = idx[:, 0], idx[:, 1]
         # the record itself, or an identical one of lower index, then the next copy
@@ -215,7 +215,7 @@ def test_ties_prefer_the_lower_index(covid: pd.DataFrame) -> None:
     # many ties at every rank: the order must still be (distance, index), across tiles
     exp_d, exp_i = _expected_topk(gower_matrix(q, r), 20)
     for memory_mb in (0.001, 0.01, 256.0):
-        dist, idx = nearest(q, r, k=20, memory_mb=memory_mb)
+        dist, idx = nearest(q, r, k=20, backend="numpy", memory_mb=memory_mb)
         np.testing.assert_array_equal(idx, exp_i)
         np.testing.assert_array_equal(dist, exp_d)
 
@@ -232,12 +232,12 @@ def test_exclude_self(covid: pd.DataFrame) -> None:
     np.testing.assert_array_equal(two_i[:, 0], rows)  # with itself included, itself first
     four_d, four_i = nearest(t, t, k=4)
     for memory_mb in (0.001, 256.0):
-        dist, idx = nearest(t, t, k=1, exclude_self=True, memory_mb=memory_mb)
+        dist, idx = nearest(t, t, k=1, exclude_self=True, backend="numpy", memory_mb=memory_mb)
         assert (idx[:, 0] != rows).all()
         np.testing.assert_array_equal(idx[:, 0], two_i[:, 1])
         np.testing.assert_array_equal(dist[:, 0], two_d[:, 1])
         np.testing.assert_array_equal(idx[:, 0], matrix.argmin(axis=1))
-        dist3, idx3 = nearest(t, t, k=3, exclude_self=True, memory_mb=memory_mb)
+        dist3, idx3 = nearest(t, t, k=3, exclude_self=True, backend="numpy", memory_mb=memory_mb)
         assert (idx3 != rows[:, None]).all()
         np.testing.assert_array_equal(idx3, four_i[:, 1:])
         np.testing.assert_array_equal(dist3, four_d[:, 1:])
@@ -292,7 +292,7 @@ def test_inputs_are_not_mutated(covid: pd.DataFrame) -> None:
     before = fingerprint(x), fingerprint(y)
     enc = GowerEncoder(numerical=NUMERICAL + ["when"], categorical=CATEGORICAL).fit(x, y)
     q, r = enc.transform(x), enc.transform(y)
-    nearest(q, r, k=2, memory_mb=0.01)
+    nearest(q, r, k=2, backend="numpy", memory_mb=0.01)
     gower_matrix(q, r)
     after = fingerprint(x), fingerprint(y)
     for (h0, c0, d0), (h1, c1, d1) in zip(before, after):
@@ -419,7 +419,7 @@ def test_float32_screening_gives_the_float64_results(
     assert kernel.can_screen and kernel.any_nan == (not complete)
     exp_d, exp_i = _expected_topk(gower_matrix(qx, ry), k)
     for memory_mb in (0.001, 0.01, 256.0):
-        dist, idx = nearest(qx, ry, k=k, memory_mb=memory_mb)
+        dist, idx = nearest(qx, ry, k=k, backend="numpy", memory_mb=memory_mb)
         np.testing.assert_array_equal(idx, exp_i)
         np.testing.assert_array_equal(dist, exp_d)  # bit for bit: candidates get float64 values
         slow_d, slow_i = _exact(monkeypatch, qx, ry, k=k, memory_mb=memory_mb)
@@ -427,7 +427,7 @@ def test_float32_screening_gives_the_float64_results(
         np.testing.assert_array_equal(dist, slow_d)
     table = enc.transform(y)
     for memory_mb in (0.001, 256.0):
-        dist, idx = nearest(table, table, k=k, exclude_self=True, memory_mb=memory_mb)
+        dist, idx = nearest(table, table, k=k, exclude_self=True, backend="numpy", memory_mb=memory_mb)
         slow_d, slow_i = _exact(monkeypatch, table, table, k=k, exclude_self=True, memory_mb=memory_mb)
         np.testing.assert_array_equal(idx, slow_i)
         np.testing.assert_array_equal(dist, slow_d)
@@ -465,7 +465,7 @@ def test_heavily_tied_tiles_fall_back_to_float64(monkeypatch: pytest.MonkeyPatch
             screens.append(self)
 
     monkeypatch.setattr(neighbors, "_Screen", Spy)
-    dist, idx = nearest(q, r, k=2, memory_mb=0.5)
+    dist, idx = nearest(q, r, k=2, backend="numpy", memory_mb=0.5)
     assert screens and all(s.fallbacks > 0 for s in screens)
     assert not any(s.on for s in screens if s.tiles >= 4)  # the thread stopped screening
     exp_d, exp_i = _expected_topk(gower_matrix(q, r), 2)
@@ -534,7 +534,7 @@ def test_euclidean_matches_cdist_on_the_encoded_matrix(
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-6)
     exp_d, exp_i = _expected_topk(ours, k)
     for memory_mb in (0.001, 256.0):
-        dist, idx = nearest(qx, ry, k=k, metric="euclidean", memory_mb=memory_mb)
+        dist, idx = nearest(qx, ry, k=k, metric="euclidean", backend="numpy", memory_mb=memory_mb)
         np.testing.assert_allclose(dist, np.sort(expected, axis=1)[:, :k], rtol=0, atol=1e-6)
         np.testing.assert_array_equal(idx, exp_i)
         np.testing.assert_array_equal(dist, exp_d)
@@ -598,3 +598,102 @@ def test_torch_backend_gives_the_numpy_results(covid: pd.DataFrame, metric: str)
     exp_d, exp_i = nearest(ry, ry, k=2, exclude_self=True, metric=metric)
     np.testing.assert_allclose(dist, exp_d, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(idx, exp_i)
+
+
+# --------------------------------------------------------------------------- compiled (numba) backend
+
+
+def _pbcseq() -> tuple[pd.DataFrame, list[str], list[str]]:
+    """pbcseq: visits of the same patients (repeated values), missing numbers on both sides."""
+    frame = pd.read_parquet(DATA.parent / "pbcseq.parquet")
+    numerical = ["age", "bili", "chol", "albumin", "alk.phos", "ast", "platelet", "protime", "day"]
+    categorical = ["sex", "ascites", "hepato", "spiders", "edema", "stage", "status"]
+    return frame[numerical + categorical], numerical, categorical
+
+
+def _assert_same(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, np.ndarray]) -> None:
+    np.testing.assert_allclose(got[0], want[0], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("metric", ["gower", "euclidean"])
+def test_numba_backend_gives_the_numpy_results(covid: pd.DataFrame, metric: str) -> None:
+    pytest.importorskip("numba")
+    # equal sizes, missing numbers and categories, and repeated rows (searched once, then expanded)
+    x = _sample(covid, 600, seed=40)
+    x = pd.concat([x, x.iloc[:150]], ignore_index=True)
+    y = _sample(covid, 750, seed=41).copy()
+    y.loc[np.random.default_rng(42).random(len(y)) < 0.1, "age"] = np.nan
+    y = pd.concat([y.iloc[:200], y], ignore_index=True).iloc[:750]  # reference duplicates, in both orders
+    enc = _encoder().fit(y)
+    qx, ry = enc.transform(x), enc.transform(y)
+    assert len(qx) == len(ry)
+    for k in (1, 10):
+        _assert_same(
+            nearest(qx, ry, k=k, metric=metric, backend="numba"), nearest(qx, ry, k=k, metric=metric, backend="numpy")
+        )
+        _assert_same(
+            nearest(ry, ry, k=k, exclude_self=True, metric=metric, backend="numba"),
+            nearest(ry, ry, k=k, exclude_self=True, metric=metric, backend="numpy"),
+        )
+    # the distances are Gower's, to the full matrix
+    dist, idx = nearest(qx, ry, k=10, metric=metric, backend="numba")
+    full = distance_matrix(qx, ry, metric=metric)
+    np.testing.assert_allclose(dist, np.sort(full, axis=1)[:, :10], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.take_along_axis(full, idx, axis=1), dist, rtol=0, atol=1e-12)
+
+
+def test_numba_backend_on_a_table_with_missing_numbers_everywhere() -> None:
+    pytest.importorskip("numba")
+    frame, numerical, categorical = _pbcseq()
+    half = len(frame) // 2
+    x, y = frame.iloc[:half].reset_index(drop=True), frame.iloc[half : 2 * half].reset_index(drop=True)
+    assert x[numerical].isna().any().any() and y[numerical].isna().any().any()
+    for num, cat in ((numerical, categorical), (numerical, []), ([], categorical)):
+        enc = GowerEncoder(numerical=num, categorical=cat).fit(x, y)
+        qx, ry = enc.transform(x), enc.transform(y)
+        for k in (1, 10):
+            _assert_same(nearest(qx, ry, k=k, backend="numba"), nearest(qx, ry, k=k, backend="numpy"))
+    # rows whose numbers are all missing: no usable column, distance 1.0 (as the numpy path says)
+    z = pd.DataFrame({"a": [np.nan, 1.0, np.nan, 3.0], "b": [np.nan, np.nan, 2.0, 4.0]})
+    ez = GowerEncoder(numerical=["a", "b"]).fit(z).transform(z)
+    _assert_same(nearest(ez, ez, k=2, backend="numba"), nearest(ez, ez, k=2, backend="numpy"))
+    none = Encoded(numerical=np.empty((3, 0)), categorical=np.empty((3, 0), np.int32))
+    _assert_same(nearest(none, none, k=2, backend="numba"), nearest(none, none, k=2, backend="numpy"))
+
+
+def test_backend_auto_falls_back_to_numpy_and_the_environment_forces_it(
+    covid: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    enc = _encoder().fit(covid.iloc[:300])
+    e = enc.transform(covid.iloc[:300])
+    want = nearest(e, e, k=3, backend="numpy")
+    used: list[str] = []
+    real_numba, real_numpy = neighbors._numba_nearest, neighbors._numpy_nearest
+    monkeypatch.setattr(neighbors, "_numba_nearest", lambda *a: (used.append("numba"), real_numba(*a))[1])
+    monkeypatch.setattr(neighbors, "_numpy_nearest", lambda *a: (used.append("numpy"), real_numpy(*a))[1])
+    monkeypatch.setenv(neighbors.BACKEND_ENV, "numpy")
+    _assert_same(nearest(e, e, k=3), want)
+    assert used == ["numpy"]
+    monkeypatch.setenv(neighbors.BACKEND_ENV, "cuda")
+    with pytest.raises(ValueError, match=neighbors.BACKEND_ENV):
+        nearest(e, e)
+    monkeypatch.delenv(neighbors.BACKEND_ENV)
+    if neighbors._numba_module() is not None:
+        used.clear()
+        _assert_same(nearest(e, e, k=3), want)
+        assert used == ["numba"]
+    # numba failing to import: one log line, the numpy path, the same answer
+    neighbors._numba_module.cache_clear()
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba -> ImportError
+    monkeypatch.delitem(sys.modules, "suite._neighbors_numba", raising=False)
+    try:
+        used.clear()
+        with caplog.at_level("WARNING", logger="suite.neighbors"):
+            _assert_same(nearest(e, e, k=3), want)
+        assert used == ["numpy"]
+        assert "numba unavailable" in caplog.text and "numpy reference path" in caplog.text
+        with pytest.raises(ImportError, match="numba"):
+            nearest(e, e, backend="numba")
+    finally:
+        neighbors._numba_module.cache_clear()

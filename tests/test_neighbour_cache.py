@@ -1,0 +1,66 @@
+"""One neighbour search per task: the checks share `Context.neighbours` and their results do not change."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import suite.neighbors as neighbors
+from attacks.membership import MembershipAttack
+from metrics.dcr import DCRMetric
+from metrics.structure import StructureMetric
+from suite.neighbors import GowerEncoder, NeighbourCache
+from suite.testing import context_for
+
+
+def _same(a, b) -> bool:
+    return a.name == b.name and (a.value == b.value or (math.isnan(a.value) and math.isnan(b.value))) and a.ci == b.ci
+
+
+def test_cache_answers_smaller_k_and_equal_content(covid) -> None:
+    frame = covid.iloc[:400]
+    enc = GowerEncoder(numerical=["age", "pan_day"], categorical=["gender", "result", "clinic_name"]).fit(frame)
+    q, r = enc.transform(frame.iloc[:150]), enc.transform(frame.iloc[150:])
+    cache = NeighbourCache()
+    d5, i5 = cache.nearest(q, r, k=5)
+    d1, i1 = cache.nearest(enc.transform(frame.iloc[:150]), r, k=1)  # another object, the same content
+    assert (cache.searches, cache.hits) == (1, 1)
+    want = neighbors.nearest(q, r, k=1)
+    np.testing.assert_array_equal(d1, want[0])
+    np.testing.assert_array_equal(i1, want[1])
+    d1[:] = -1  # callers get copies: the cache is not changed through them
+    np.testing.assert_array_equal(cache.nearest(q, r, k=5)[0], d5)
+    cache.nearest(q, r, k=5, exclude_self=False, metric="euclidean")  # another metric: another search
+    cache.nearest(q, r, k=8)  # a larger k: searched again, then answers the smaller ones
+    assert cache.searches == 3
+    np.testing.assert_array_equal(cache.nearest(q, r, k=5)[1], i5)
+    assert pickle.loads(pickle.dumps(cache)).searches == 0  # another process starts empty
+
+
+@pytest.mark.parametrize("generator", ["noisy_copy"])
+def test_checks_share_searches_and_give_the_same_results(small_data, monkeypatch, generator: str) -> None:
+    ctx = context_for(small_data, generator)
+    calls: list[tuple[int, int, int]] = []
+    real = neighbors.nearest
+
+    def counted(query, reference, **kwargs):
+        calls.append((len(query), len(reference), kwargs.get("k", 1)))
+        return real(query, reference, **kwargs)
+
+    monkeypatch.setattr(neighbors, "nearest", counted)
+    checks = [DCRMetric(), MembershipAttack(attackers=("distance", "local")), StructureMetric()]
+
+    def run(context):
+        calls.clear()
+        return [m for check in checks for m in check.evaluate(context)], len(calls)
+
+    alone, n_alone = run(replace(ctx, neighbours=None))  # every check searches on its own
+    shared, n_shared = run(replace(ctx, neighbours=NeighbourCache()))
+    assert len(alone) == len(shared) and all(_same(a, b) for a, b in zip(alone, shared, strict=True))
+    # 9 searches -> 6: membership's distance and local attackers search candidates -> synthetic once;
+    # structure's synthetic -> train (k=1) and holdout -> train are dcr's (k >= 1) searches
+    assert n_alone - n_shared >= 3, (n_alone, n_shared)
