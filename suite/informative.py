@@ -65,6 +65,7 @@ def _gated(records: Iterable[GeneratorRecord]) -> list[str]:
         for m in r.measurements
         if m.threshold is not None
         and m.threshold.gates
+        and m.status is not Status.NOT_APPLICABLE
         and spec_of(m.name).kind == "privacy"
         and spec_of(m.name).family not in SELF_AUDITED
     )
@@ -156,7 +157,10 @@ def settle(
             say(f"warning: {g.reason}: its pass is not evidence (uninformative)")
     out = []
     for r in records:
-        measurements = [m.model_copy(update={"informative": informative.get(m.name)}) for m in r.measurements]
+        measurements = [
+            m if m.status is Status.NOT_APPLICABLE else m.model_copy(update={"informative": informative.get(m.name)})
+            for m in r.measurements
+        ]
         r = r.model_copy(update={"measurements": measurements})
         if r.verdict == "release" and r.name not in leaks and (kinds := _unshown(r, found)):
             r = _blocked(r, kinds, found)

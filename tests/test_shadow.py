@@ -133,7 +133,9 @@ def test_a_run_gates_the_copy_and_releases_the_yardstick_and_says_when_it_skips(
     from suite.cli import main
     from tests.conftest import write_scenario
 
-    generators = [{"name": "holdout", "expect": "release"}, {"name": "identity", "expect": "block"}]
+    # shadow's gate is worst-case: it proves it can fire on a canary that leaks a few people (suite.informative)
+    outliers = {"name": "outlier_copy", "params": {"base": "holdout"}, "expect": "block"}
+    generators = [{"name": "holdout", "expect": "release"}, {"name": "identity", "expect": "block"}, outliers]
     checks = [{"name": "shadow", "params": _QUICK}]
     scenario = write_scenario(tmp_path, small_csv, checks=checks, generators=generators)
     assert main(["run", str(scenario), "--out", str(tmp_path / "out"), "--quiet"]) == 0
@@ -142,6 +144,8 @@ def test_a_run_gates_the_copy_and_releases_the_yardstick_and_says_when_it_skips(
     by_gen = {g.name: {m.name: m for m in g.measurements} for g in card.generators}
     assert by_gen["holdout"]["shadow.worst_excess"].status == "pass"
     assert by_gen["identity"]["shadow.worst_excess"].status == "risk shown"
+    assert by_gen["outlier_copy"]["shadow.worst_excess"].status == "risk shown"
+    assert by_gen["holdout"]["shadow.worst_excess"].informative is True
     assert "shadow.worst_excess" in (run_dir / "report.md").read_text()
     # the same scenario with a budget no refit fits in: measured nowhere, said in shadow.predictions
     skipped = write_scenario(
