@@ -153,7 +153,7 @@ def test_quickstart_report_has_every_section_and_plot(quickstart):
     utility = _section(html, "utility")
     # Per generator: distributions, association heatmaps, PCA, SHAP; once: TSTR against TRTR.
     assert len(_images(utility)) == 4 * n_gen + 1
-    assert len(_images(_section(html, "privacy"))) == 1  # DCR only: the quickstart runs no attack
+    assert len(_images(_section(html, "privacy"))) == 1  # DCR only: the quickstart's utility side runs no attack
     assert len(_images(_section(html, "tradeoff"))) == 1
     assert "Every verdict is as expected" in _section(html, "verdicts")
     for g in scorecard.generators:
