@@ -36,7 +36,7 @@ from attacks._membership_features import (
     split_epsilon,
 )
 from suite.encoding import as_float
-from suite.neighbors import GowerEncoder, cached_nearest
+from suite.neighbors import Encoded, GowerEncoder, cached_nearest
 from suite.registry import checks
 from suite.seeding import derive_seed
 from suite.stats import N_BOOTSTRAP
@@ -250,9 +250,10 @@ class MembershipAttack:
         if min(self.max_members, self.max_non_members) < 1:
             raise ValueError("membership: max_members and max_non_members must be >= 1")
         out: list[Measurement] = []
+        shared: dict = {}  # candidates and the search to the synthetic rows, computed once for all attackers
         for attacker in attackers:
             start = time.perf_counter()
-            out += self._ranking(attacker, ctx, start)
+            out += self._ranking(attacker, ctx, start, shared)
         return out
 
     # ------------------------------------------------------------------ shared pieces
@@ -264,33 +265,38 @@ class MembershipAttack:
         real = [f for f in (ctx.train, ctx.holdout, ctx.reference) if f is not None]
         return GowerEncoder(numerical=md.continuous, categorical=md.discrete).fit(*real)
 
-    def _ranking(self, attacker: str, ctx: Context, start: float) -> list[Measurement]:
+    def _ranking(self, attacker: str, ctx: Context, start: float, shared: dict | None = None) -> list[Measurement]:
+        shared = {} if shared is None else shared
         details: dict = {"attacker": attacker}
         control, control_ent, reference = ctx.holdout, ctx.holdout_entities, ctx.reference
+        halved = attacker == "density" and reference is None
         if attacker == "local":
             details["reference"] = (
                 "the real records nobody trained on (control and reference), the person's own excluded"
             )
-        elif attacker == "density" and reference is None:
+        elif halved:
             reference, control, control_ent = _halve(control, control_ent, self._rng(ctx, "halve"))
             details["reference"] = "half of the control (no reference data given); the other half is scored"
         elif attacker == "density":
             details["reference"] = "the reference half of the holdout"
-        cands = select_candidates(
-            ctx.train,
-            control,
-            self._rng(ctx, "candidates"),
-            ctx.train_entities,
-            control_ent,
-            self.max_members,
-            self.max_non_members,
-        )
+        key = "candidates.halved" if halved else "candidates"
+        if key not in shared:  # the same seed gives every attacker the same candidates: draw them once
+            shared[key] = select_candidates(
+                ctx.train,
+                control,
+                self._rng(ctx, "candidates"),
+                ctx.train_entities,
+                control_ent,
+                self.max_members,
+                self.max_non_members,
+            )
+        cands = shared[key]
         n_non = int(len(cands.labels) - cands.labels.sum())
         fpr = estimable_fpr(n_non, self.fpr)
         if attacker == "distance":
-            rows = self._distance_scores(ctx, cands, details)
+            rows = self._distance_scores(ctx, cands, details, shared)
         elif attacker == "local":
-            rows = self._local_scores(ctx, cands, details)
+            rows = self._local_scores(ctx, cands, details, shared)
         else:
             rows = self._density_scores(ctx, cands, reference, details)
         scores = unit_max(rows, cands.unit, len(cands.labels))
@@ -352,24 +358,31 @@ class MembershipAttack:
         )
 
     # ------------------------------------------------------------------ attackers
-    def _distance_scores(self, ctx: Context, cands: Candidates, details: dict) -> np.ndarray:
-        encoder = self._gower(ctx)
-        dist = cached_nearest(
-            ctx.neighbours, encoder.transform(cands.rows), encoder.transform(ctx.synthetic), memory_mb=self.memory_mb
-        )[0]
-        details["synthetic_records"] = int(len(ctx.synthetic))
-        return -dist[:, 0]
+    def _to_synthetic(self, ctx: Context, cands: Candidates, shared: dict) -> tuple[GowerEncoder, Encoded, np.ndarray]:
+        """The Gower encoder, the candidates' encoding and each candidate record's distance to its nearest
+        synthetic record: one search, shared by the distance and local attackers of one evaluation."""
+        if shared.get("searched_for") is not cands:
+            encoder = self._gower(ctx)
+            query = encoder.transform(cands.rows)
+            d_syn = cached_nearest(ctx.neighbours, query, encoder.transform(ctx.synthetic), memory_mb=self.memory_mb)[
+                0
+            ][:, 0]
+            shared.update(searched_for=cands, encoder=encoder, query=query, d_syn=d_syn)
+        return shared["encoder"], shared["query"], shared["d_syn"]
 
-    def _local_scores(self, ctx: Context, cands: Candidates, details: dict) -> np.ndarray:
+    def _distance_scores(
+        self, ctx: Context, cands: Candidates, details: dict, shared: dict | None = None
+    ) -> np.ndarray:
+        d_syn = self._to_synthetic(ctx, cands, {} if shared is None else shared)[2]
+        details["synthetic_records"] = int(len(ctx.synthetic))
+        return -d_syn
+
+    def _local_scores(self, ctx: Context, cands: Candidates, details: dict, shared: dict | None = None) -> np.ndarray:
         """log(d_real + eps) - log(d_syn + eps) per candidate record: d_syn to the nearest synthetic record,
         d_real to the nearest real record nobody trained on (control and reference rows) that is not the
         person's own. Members and non-members look into the same pool (less one person's rows), which
         holds no training row and so no source of a copy: the score means the same on both sides."""
-        encoder = self._gower(ctx)
-        query = encoder.transform(cands.rows)
-        d_syn = cached_nearest(ctx.neighbours, query, encoder.transform(ctx.synthetic), memory_mb=self.memory_mb)[0][
-            :, 0
-        ]
+        encoder, query, d_syn = self._to_synthetic(ctx, cands, {} if shared is None else shared)
         parts = [(ctx.holdout, ctx.holdout_entities, "c")]
         if ctx.reference is not None:
             parts.append((ctx.reference, ctx.reference_entities, "r"))

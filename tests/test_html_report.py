@@ -154,7 +154,7 @@ def test_quickstart_report_has_every_section_and_plot(quickstart):
     # Per generator: distributions, association and mutual-information heatmaps, PCA, SHAP; once: TSTR.
     assert len(_images(utility)) == 5 * n_gen + 1
     assert "Mutual information between columns" in utility
-    assert len(_images(_section(html, "privacy"))) == 1  # DCR only: the quickstart runs no attack
+    assert len(_images(_section(html, "privacy"))) == 1  # DCR only: the quickstart's utility side runs no attack
     assert len(_images(_section(html, "tradeoff"))) == 1
     assert "Every verdict is as expected" in _section(html, "verdicts")
     for g in scorecard.generators:

@@ -376,3 +376,22 @@ def test_reports_show_exposed_people_and_the_largest_epsilon(tmp_path, small_csv
     identity = membership_exposure(by_name["identity"])
     assert int(identity.split(": ")[1].split()[0]) > 1000  # most of the ~1,700 training people
     assert ": 0 training people" in membership_exposure(by_name["holdout"])
+
+
+def test_distance_and_local_attackers_share_one_search_and_agree_with_separate_runs(small, monkeypatch):
+    """One evaluation draws the candidates and searches the synthetic rows once for both attackers; the
+    numbers are those each attacker gives alone."""
+    ctx = _context(small, "noisy_copy")
+    alone = {
+        **_by_name(MembershipAttack(attackers=("distance",)).evaluate(ctx)),
+        **_by_name(MembershipAttack(attackers=("local",)).evaluate(ctx)),
+    }
+    searches = []
+    real = attacks.membership.nearest
+    monkeypatch.setattr(attacks.membership, "nearest", lambda *a, **k: searches.append(1) or real(*a, **k))
+    together = _by_name(MembershipAttack(attackers=("distance", "local")).evaluate(ctx))
+    assert len(searches) == 2  # candidates -> synthetic (shared), candidates -> real pool (local only)
+    assert set(together) == set(alone)
+    for name, m in together.items():
+        assert (m.value, m.ci) == (alone[name].value, alone[name].ci), name
+    assert together["membership.local.auc"].value > 0.55  # a near copy: the shared search still finds it

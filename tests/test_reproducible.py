@@ -6,7 +6,7 @@ import pytest
 
 from reports import read_json
 from suite.cli import main
-from tests.conftest import QUICKSTART, write_scenario
+from tests.conftest import quickstart_utility, write_scenario
 
 #: Every check but the anonymeter attacks, whose seeding has its own test (tests/test_attacks_anonymeter.py).
 CHECKS = ["collisions", "dcr", "fidelity", "membership"]
@@ -35,4 +35,4 @@ def test_two_runs_with_the_same_seeds_agree(tmp_path, small_csv):
 
 @pytest.mark.slow
 def test_quickstart_is_reproducible_end_to_end(tmp_path, quickstart_run):
-    assert _values(_run(QUICKSTART, tmp_path)) == _values(quickstart_run[2])
+    assert _values(_run(quickstart_utility(tmp_path), tmp_path / "runs")) == _values(quickstart_run[2])
