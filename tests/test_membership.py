@@ -387,8 +387,8 @@ def test_distance_and_local_attackers_share_one_search_and_agree_with_separate_r
         **_by_name(MembershipAttack(attackers=("local",)).evaluate(ctx)),
     }
     searches = []
-    real = attacks.membership.nearest
-    monkeypatch.setattr(attacks.membership, "nearest", lambda *a, **k: searches.append(1) or real(*a, **k))
+    real = attacks.membership.cached_nearest
+    monkeypatch.setattr(attacks.membership, "cached_nearest", lambda *a, **k: searches.append(1) or real(*a, **k))
     together = _by_name(MembershipAttack(attackers=("distance", "local")).evaluate(ctx))
     assert len(searches) == 2  # candidates -> synthetic (shared), candidates -> real pool (local only)
     assert set(together) == set(alone)

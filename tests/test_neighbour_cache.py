@@ -61,6 +61,6 @@ def test_checks_share_searches_and_give_the_same_results(small_data, monkeypatch
     alone, n_alone = run(replace(ctx, neighbours=None))  # every check searches on its own
     shared, n_shared = run(replace(ctx, neighbours=NeighbourCache()))
     assert len(alone) == len(shared) and all(_same(a, b) for a, b in zip(alone, shared, strict=True))
-    # 9 searches -> 6: membership's distance and local attackers search candidates -> synthetic once;
-    # structure's synthetic -> train (k=1) and holdout -> train are dcr's (k >= 1) searches
-    assert n_alone - n_shared >= 3, (n_alone, n_shared)
+    # 8 searches -> 6 (membership's distance and local attackers already share candidates -> synthetic
+    # within the check): structure's synthetic -> train (k=1) and holdout -> train are dcr's (k >= 1) searches
+    assert n_alone - n_shared >= 2, (n_alone, n_shared)
