@@ -7,8 +7,8 @@ Each attacker scores every candidate (higher = "more likely a member"):
 
 * ``distance``: minus the Gower distance to the nearest synthetic record (suite.neighbors).
 * ``local``: local copying, log d_real(x) - log d_syn(x): how much closer the nearest synthetic
-  record is to a candidate than the nearest real record nobody trained on (control and
-  reference, the candidate's own records excluded),
+  record is to a candidate than the nearest control record (real, never trained on, never
+  released by the `holdout` yardstick; the candidate's own records excluded),
   in the spirit of Ward et al.'s Data Plagiarism Index (2024). A near-copy of anyone, isolated or
   not, has a synthetic neighbour far closer than its real ones.
 * ``density``: DOMIAS (van Breugel et al., AISTATS 2023): log p_syn(x) - log p_ref(x), kernel
@@ -272,7 +272,8 @@ class MembershipAttack:
         halved = attacker == "density" and reference is None
         if attacker == "local":
             details["reference"] = (
-                "the real records nobody trained on (control and reference), the person's own excluded"
+                "the control records (real, never trained on, not released by the holdout yardstick), "
+                "the person's own excluded"
             )
         elif halved:
             reference, control, control_ent = _halve(control, control_ent, self._rng(ctx, "halve"))
@@ -379,19 +380,18 @@ class MembershipAttack:
 
     def _local_scores(self, ctx: Context, cands: Candidates, details: dict, shared: dict | None = None) -> np.ndarray:
         """log(d_real + eps) - log(d_syn + eps) per candidate record: d_syn to the nearest synthetic record,
-        d_real to the nearest real record nobody trained on (control and reference rows) that is not the
-        person's own. Members and non-members look into the same pool (less one person's rows), which
-        holds no training row and so no source of a copy: the score means the same on both sides."""
+        d_real to the nearest control record that is not the person's own. Members and non-members look
+        into the same pool (less one person's rows), which holds no training row and so no source of a
+        copy: the score means the same on both sides. The reference rows stay out of the pool: they are
+        what the `holdout` yardstick releases, and a pool holding the release would cap every score at 0
+        for it (its nearest real record is never farther than its nearest synthetic one), so the yardstick
+        would show none of a clean release's spread."""
         encoder, query, d_syn = self._to_synthetic(ctx, cands, {} if shared is None else shared)
-        parts = [(ctx.holdout, ctx.holdout_entities, "c")]
-        if ctx.reference is not None:
-            parts.append((ctx.reference, ctx.reference_entities, "r"))
-        pool = pd.concat([frame for frame, _, _ in parts], ignore_index=True)
-        pool_keys = np.concatenate(
-            [
-                _entity_keys(ents) if ents is not None else np.array([f"{tag}:{i}" for i in range(len(frame))], object)
-                for frame, ents, tag in parts
-            ]
+        pool = ctx.holdout
+        pool_keys = (
+            _entity_keys(ctx.holdout_entities)
+            if ctx.holdout_entities is not None
+            else np.array([f"c:{i}" for i in range(len(pool))], dtype=object)
         )
         codes = pd.factorize(np.concatenate([cands.keys, pool_keys]), use_na_sentinel=False)[0]
         own, pool_codes = codes[: len(cands.keys)], codes[len(cands.keys) :]

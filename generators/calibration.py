@@ -14,6 +14,7 @@ import pandas as pd
 
 from generators._columns import kind, require_fit, restore, with_missing
 from suite.encoding import as_float
+from suite.histories import COUNT
 from suite.metadata import Metadata
 from suite.registry import generators
 
@@ -196,14 +197,27 @@ def _clean_base(base: str, train: pd.DataFrame, metadata: Metadata, who: str) ->
     return generators.get(base)().fit(train, metadata)
 
 
+def _history_structure(columns: list[str]) -> set[str]:
+    """On a longitudinal table's history records (`suite.histories`: one record per patient): the columns
+    that give the history its shape (the number of visits, the first visit time and the follow-up
+    length), which a near-copy of a whole history keeps; empty on any other table."""
+    if COUNT not in columns:
+        return set()
+    spans = [c for c in columns if c.endswith(".span") and f"{c[: -len('.span')]}.first" in columns]
+    return {COUNT, *spans, *(f"{c[: -len('.span')]}.first" for c in spans)}
+
+
 def _nudge(rows: pd.DataFrame, metadata: Metadata, train: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     """`rows` with one value changed each: a number or date (of a column with many values, where the row
     has one) moved by a small step (1% of the column's standard deviation, at least one unit: 1 for
     integers, a day for dates), or, in a row without any number, one category replaced by another
-    level of that column. No row stays an exact copy."""
+    level of that column. No row stays an exact copy. On history records (a longitudinal table: each
+    row is a patient's whole history) the history's shape is kept (`_history_structure`): the copy is
+    that patient's whole history with one measured value moved."""
     out = rows.reset_index(drop=True).copy()
-    numeric = [c for c in out.columns if kind(metadata, c) != "categorical"]
-    categorical = [c for c in out.columns if c not in numeric]
+    structure = _history_structure(list(out.columns))
+    numeric = [c for c in out.columns if kind(metadata, c) != "categorical" and c not in structure]
+    categorical = [c for c in out.columns if kind(metadata, c) == "categorical"]
     steps = {}
     for c in numeric:
         values = as_float(train[c])
@@ -251,7 +265,8 @@ class OutlierCopyGenerator:
     value each nudged (`_nudge`), so no exact-match check sees them. Outliers are the people a
     generator memorises (Stadler et al. 2022; Meeus et al. 2023): a worst-case gate must block this.
     `pick: random` copies rows drawn at random instead (a leak of ordinary people, to show a gate
-    does not only catch outliers).
+    does not only catch outliers). On a longitudinal table the runner fits it on one record per
+    patient (`suite.histories`), so it copies whole histories, their shape (visits, follow-up) intact.
     """
 
     copies_rows: ClassVar[bool] = True
@@ -306,7 +321,8 @@ class PartialCopyGenerator:
     `fraction` of the n rows come from the clean generator `base`, then get the quasi-identifier and
     secret columns (`metadata.roles`) of as many distinct training rows drawn at random; the other
     columns stay synthetic. Someone who knows a person's quasi-identifiers reads their secret off the
-    release: reconstruction must block this even though no whole row is copied.
+    release: reconstruction must block this even though no whole row is copied. On a longitudinal
+    table the rows are patients' history records, so it pastes patients, not visits.
     """
 
     copies_rows: ClassVar[bool] = True

@@ -92,7 +92,7 @@ class Judgement:
 PRESETS: dict[str, dict[str, Threshold]] = {
     "default": {
         "membership.local.auc": Threshold(max=0.6),
-        "membership.local.excess_at_fpr": Threshold(max=0.02),
+        "membership.local.excess_at_fpr": Threshold(max=0.015),
         "collisions.excess": Threshold(max=0.01),
         "dcr.share_closer_to_train": Threshold(max=0.6),
         "fidelity.quality": Threshold(min=0.7),

@@ -16,6 +16,7 @@ from attacks.reconstruction import ReconstructionAttack, exact_hits, tuple_codes
 from suite.dataset import prepare
 from suite.metadata import Roles
 from suite.neighbors import GowerEncoder, nearest
+from suite.policy import PRESETS
 from suite.registry import checks
 from suite.registry import generators as registry
 from suite.testing import check_check, context_for
@@ -193,4 +194,37 @@ def test_local_attacker_blocks_a_gaussian_copula_with_near_copies_of_two_percent
     """The issue's case: the quickstart's Gaussian copula with near-copies of 2% of its training rows."""
     ctx = context_for(full, "outlier_copy", params={"pick": pick})  # base: sdv.gaussian_copula
     m = _by_name(MembershipAttack(attackers=("local",)).evaluate(ctx))["membership.local.excess_at_fpr"]
-    assert m.ci[0] > 0.01, m  # a leak of more than 1% of members shown (the clean copula: 0.005)
+    assert m.ci[0] > 0.01, m  # a leak of more than 1% of members shown (the clean copula: 0.003 at its lower end)
+    assert m.ci[1] > PRESETS["default"]["membership.local.excess_at_fpr"].max, m  # the default preset blocks it
+
+
+# --------------------------------------------------------------------------- longitudinal tables
+
+
+@pytest.fixture(scope="module")
+def pbc():
+    """The shipped PBC follow-up visits: 312 patients, one history record each (156 in train)."""
+    from tests.test_histories import PBC, PBC_METADATA
+
+    return prepare(PBC, metadata_path=PBC_METADATA, roles=Roles(), holdout=0.5, seed=0)
+
+
+def test_canaries_copy_whole_histories_on_a_longitudinal_table(pbc):
+    from suite.histories import COUNT
+
+    train = pbc.train
+    gen = _fitted(pbc, "outlier_copy", fraction=0.1, base="marginals")
+    out = gen.sample(len(train), seed=2)
+    copied = train.iloc[gen.order_[: int(round(0.1 * len(train)))]].reset_index(drop=True)
+    assert len(copied) == 16 and not len(out.merge(train, how="inner"))  # no history survives unchanged
+    shape = [COUNT, "day.first", "day.span"]
+    for _, patient in copied.iterrows():
+        same = (out.astype(object) == patient.astype(object)) | (out.isna() & patient.isna().to_numpy())
+        best = same.sum(axis=1).idxmax()
+        # one synthetic history is this patient's whole history with one measured value moved
+        assert same.loc[best].sum() == len(train.columns) - 1, patient
+        assert same.loc[best, shape].all()
+    # partial copies: the age, sex, status and last stage of a tenth of the training patients
+    cols = ["age", "sex", "status", "stage.last"]
+    pasted = _fitted(pbc, "partial_copy", base="marginals").sample(len(train), seed=1)
+    assert len(pasted[cols].merge(train[cols], how="inner")) >= round(0.1 * len(train))
