@@ -118,6 +118,10 @@ def explain(records: list[MeasurementRecord]) -> tuple[list[str], list[Measureme
     return why, out
 
 
+#: How the reason of a generator blocked for want of an informative gate begins (suite/informative.py).
+UNSHOWN = "not shown safe: no informative"
+
+
 class GateRecord(_Model):
     """One gated privacy measurement of the scenario and the leak canaries it failed (`suite.informative`)."""
 
