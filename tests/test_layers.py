@@ -6,6 +6,7 @@ inside functions too), in either spelling of a family (`metrics.x` or `suite.met
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,13 @@ def test_no_import_runs_up_a_layer() -> None:
 def test_every_listed_module_exists() -> None:
     """A stale list would let a renamed module escape the scan."""
     assert sorted(m for m in CORE | NUMERICS if not (ROOT / "suite" / f"{m}.py").exists()) == []
+
+
+@pytest.mark.parametrize(("row", "modules"), [("core", CORE), ("numerics", NUMERICS)])
+def test_the_docs_list_the_layers_the_scan_uses(row: str, modules: frozenset[str]) -> None:
+    doc = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    (cell,) = re.findall(rf"^\| {row} \| (.*?) \|", doc, re.M)
+    assert set(re.findall(r"`(\w+)`", cell)) == modules
 
 
 def _tree(root: Path, files: dict[str, str]) -> Path:
