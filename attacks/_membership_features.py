@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from suite.encoding import as_float
+from suite.encoding import as_float, fit_codes
 from suite.neighbors import Encoded, nearest
 from suite.stats import bootstrap_weights
 
@@ -266,10 +266,7 @@ class DensityEncoding:
         self.mean_ = np.nan_to_num(np.nanmean(numbers, axis=0)) if numbers.size else np.zeros(numbers.shape[1])
         std = np.nan_to_num(np.nanstd(numbers, axis=0)) if numbers.size else np.ones(numbers.shape[1])
         self.std_ = np.where(std > 0, std, 1.0)
-        self.levels_ = {}
-        for col in self.categorical:
-            counts = real[col].dropna().astype(object).value_counts(sort=True)
-            self.levels_[col] = pd.Index(counts.index[: self.max_levels], dtype=object)
+        self.codes_ = {col: fit_codes(real[col], False, max_levels=self.max_levels) for col in self.categorical}
         raw = self._raw(real)
         center = raw.mean(axis=0)
         centred = raw - center
@@ -298,12 +295,10 @@ class DensityEncoding:
         z[missing] = 0.0
         parts = [z, missing.astype(float)]
         for col in self.categorical:
-            levels = self.levels_[col]
-            values = frame[col].astype(object).to_numpy()
-            codes = levels.get_indexer(values)
-            codes = np.where(pd.isna(values), len(levels), np.where(codes < 0, len(levels) + 1, codes))
-            onehot = np.zeros((len(frame), len(levels) + 2))
-            onehot[np.arange(len(frame)), codes] = 1.0
+            coding = self.codes_[col]
+            onehot = np.zeros((len(frame), coding.n_codes))
+            onehot[np.arange(len(frame)), coding.transform(frame[col])] = 1.0
+            onehot[:, -2:] = onehot[:, [-1, -2]]  # missing before other: the axes stay those it was calibrated on
             parts.append(onehot)
         return np.hstack(parts)
 
