@@ -10,8 +10,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from suite.encoding import as_float
+from suite.encoding import as_float, fit_codes
 from suite.neighbors import Encoded, nearest
+from suite.stats import bootstrap_weights
 
 #: Downsampled ROC curves keep at most this many points (log-spaced at low FPR, then linear).
 ROC_GRID = np.unique(np.concatenate([[0.0], np.logspace(-3, 0, 50), np.linspace(0.0, 1.0, 51)]))
@@ -212,10 +213,12 @@ def roc_summary(
 
     boot = {"auc": np.empty(n_boot), **{a: np.empty(n_boot) for a in alphas}}
     batch = max(1, min(n_boot, _BOOT_CELLS // max(n, 1)))
-    for start in range(0, n_boot, batch):
-        b = min(n_boot, start + batch) - start
-        wp = _resample_weights(pos, n, b, rng)
-        wn = _resample_weights(neg, n, b, rng)
+    for start, (counts_pos, counts_neg) in bootstrap_weights(
+        np.arange(len(pos)), np.arange(len(neg)), rng=rng, n_boot=n_boot, batch=batch
+    ):
+        b = len(counts_pos)
+        wp, wn = np.zeros((b, n)), np.zeros((b, n))
+        wp[:, pos], wn[:, neg] = counts_pos, counts_neg
         f, t = roc_curves(order, ends, wp, wn)
         boot["auc"][start : start + b] = auc(f, t)
         for a in alphas:
@@ -227,16 +230,6 @@ def roc_summary(
         cis[key] = (float(min(low, point[key])), float(max(high, point[key])))
     grid_tpr = [float(tpr_at(fpr, tpr, a)[0]) for a in ROC_GRID]
     return {"point": point, "ci": cis, "roc": {"fpr": ROC_GRID.tolist(), "tpr": grid_tpr}}
-
-
-def _resample_weights(members: np.ndarray, n: int, b: int, rng: np.random.Generator) -> np.ndarray:
-    """(b, n) counts: how often each of `members` (positions among n) is drawn in b resamples."""
-    m = len(members)
-    draws = rng.integers(0, m, size=(b, m)) + (np.arange(b) * m)[:, None]
-    counts = np.bincount(draws.ravel(), minlength=b * m).reshape(b, m)
-    out = np.zeros((b, n))
-    out[:, members] = counts
-    return out
 
 
 # --------------------------------------------------------------------------- DOMIAS encoding
@@ -273,10 +266,7 @@ class DensityEncoding:
         self.mean_ = np.nan_to_num(np.nanmean(numbers, axis=0)) if numbers.size else np.zeros(numbers.shape[1])
         std = np.nan_to_num(np.nanstd(numbers, axis=0)) if numbers.size else np.ones(numbers.shape[1])
         self.std_ = np.where(std > 0, std, 1.0)
-        self.levels_ = {}
-        for col in self.categorical:
-            counts = real[col].dropna().astype(object).value_counts(sort=True)
-            self.levels_[col] = pd.Index(counts.index[: self.max_levels], dtype=object)
+        self.codes_ = {col: fit_codes(real[col], False, max_levels=self.max_levels) for col in self.categorical}
         raw = self._raw(real)
         center = raw.mean(axis=0)
         centred = raw - center
@@ -305,12 +295,10 @@ class DensityEncoding:
         z[missing] = 0.0
         parts = [z, missing.astype(float)]
         for col in self.categorical:
-            levels = self.levels_[col]
-            values = frame[col].astype(object).to_numpy()
-            codes = levels.get_indexer(values)
-            codes = np.where(pd.isna(values), len(levels), np.where(codes < 0, len(levels) + 1, codes))
-            onehot = np.zeros((len(frame), len(levels) + 2))
-            onehot[np.arange(len(frame)), codes] = 1.0
+            coding = self.codes_[col]
+            onehot = np.zeros((len(frame), coding.n_codes))
+            onehot[np.arange(len(frame)), coding.transform(frame[col])] = 1.0
+            onehot[:, -2:] = onehot[:, [-1, -2]]  # missing before other: the axes stay those it was calibrated on
             parts.append(onehot)
         return np.hstack(parts)
 

@@ -13,7 +13,7 @@ from typing import ClassVar
 import pandas as pd
 
 from generators._columns import require_fit
-from suite.handover import read_external
+from suite.coercion import read_external
 from suite.metadata import Metadata
 from suite.registry import generators
 

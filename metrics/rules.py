@@ -10,12 +10,18 @@ import numpy as np
 import pandas as pd
 
 from metrics._tabular import subsample
+from suite.constraints import (
+    ConditionalConstraint,
+    Constraint,
+    FixedCombinationsConstraint,
+    combinations,
+    complies,
+    meets,
+)
 from suite.disclosure import coded_range
 from suite.encoding import as_float
 from suite.metadata import Metadata
-from suite.processing import combinations, complies, meets
 from suite.registry import checks
-from suite.scenario import ConditionalConstraint, Constraint, FixedCombinationsConstraint
 from suite.stats import wilson_ci
 from suite.types import Context, Goal, Measurement, MeasurementSpec, names, utility
 

@@ -14,7 +14,7 @@ from metrics._tabular import ColumnCodes, fit_codes, fit_features, is_numeric, s
 from suite.disclosure import RARE, coded_range
 from suite.encoding import as_float
 from suite.registry import checks
-from suite.stats import N_BOOTSTRAP
+from suite.stats import N_BOOTSTRAP, bootstrap_weights
 from suite.types import Context, Goal, Measurement, MeasurementSpec, Need, names, utility
 
 #: Models the check can train, by name.
@@ -418,12 +418,10 @@ class UtilityMetric:
         n = len(y)
         out_t, out_r = np.empty(N_BOOTSTRAP), np.empty(N_BOOTSTRAP)
         batch = max(1, min(N_BOOTSTRAP, int(2e6 // n)))
-        for start in range(0, N_BOOTSTRAP, batch):
-            b = min(N_BOOTSTRAP, start + batch) - start
-            idx = rng.integers(0, n, size=(b, n)) + n * np.arange(b)[:, None]
-            counts = np.bincount(idx.ravel(), minlength=b * n).reshape(b, n)
+        for start, (counts,) in bootstrap_weights(np.arange(n), rng=rng, batch=batch):
+            b = len(counts)
             # float32 halves the memory traffic of the AUC passes; counts stay exact (< 2**24)
-            weights = counts.astype(np.float32 if task.classification else np.float64)
+            weights = np.ascontiguousarray(counts, dtype=np.float32 if task.classification else np.float64)
             out_t[start : start + b] = task.score(preds["tstr"], y, weights, classes)
             out_r[start : start + b] = task.score(preds["trtr"], y, weights, classes)
         return out_t, out_r

@@ -31,9 +31,8 @@ from reports.markdown import membership_exposure
 from reports.text import matrix
 from suite import policy
 from suite.declarations import FAMILIES, family_order, is_privacy, spec_of
-from suite.informative import UNSHOWN
 from suite.io import write_text_atomic
-from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard
+from suite.scorecard import UNSHOWN, GeneratorRecord, MeasurementRecord, Scorecard
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 _STATUS_ORDER = {

@@ -16,10 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from suite.dataset import PreparedData, _coerce
+from suite.dataset import PreparedData
 from suite.errors import ConfigError
-from suite.io import read_table, write_bytes_atomic, write_text_atomic
-from suite.metadata import Metadata
+from suite.io import write_bytes_atomic, write_text_atomic
 from suite.release import table_bytes
 
 RECORD = "split.json"
@@ -89,21 +88,3 @@ def check_recorded(record_path: Path | None, data: PreparedData, split: dict[str
             f"split.record: {record_path} records split holdout {record.get('holdout')} seed {record.get('seed')}, "
             f"but the scenario splits holdout {split['holdout']} seed {split['seed']}; use the recorded split"
         )
-
-
-def read_external(path: Path, columns: list[str], metadata: Metadata, where: str) -> pd.DataFrame:
-    """A table made elsewhere, checked against the training columns and typed as they are (exit 2 if it cannot be)."""
-    frame = read_table(Path(path))
-    missing = [c for c in columns if c not in frame.columns]
-    extra = [c for c in frame.columns if c not in columns]
-    if missing or extra:
-        raise ConfigError(
-            f"{where}: {path} does not have the training table's columns"
-            + (f"; missing {missing}" if missing else "")
-            + (f"; not in the training table {extra}" if extra else "")
-            + ": it must have exactly the columns of the handed-over train file"
-        )
-    if frame.empty:
-        raise ConfigError(f"{where}: {path} has no rows")
-    typed = [c for c in columns if c in metadata.columns]  # the entity column (visits) keeps its ids as they are
-    return frame[columns].assign(**_coerce(frame[typed], metadata, f"{where}: {path}"))

@@ -21,10 +21,9 @@ from typing import Any
 
 from suite.declarations import spec_of
 from suite.policy import BLOCKING, Status
-from suite.scorecard import GateRecord, GeneratorRecord
+from suite.scorecard import UNSHOWN, GateRecord, GeneratorRecord
 
 CAUGHT, PASSED, ERROR = "caught", "passed", "error"
-UNSHOWN = "not shown safe: no informative"  # how the reason of a generator blocked here begins
 NOT_SHOWN_SAFE = Status.NOT_SHOWN_SAFE.value
 _CAUGHT_BY = (Status.RISK_SHOWN, Status.NOT_SHOWN_SAFE)
 

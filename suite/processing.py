@@ -10,150 +10,20 @@ sees the same processing, and it keeps the Generator contract itself.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from suite.constraints import Constraint, FixedCombinationsConstraint, check_constraints, combinations, complies
 from suite.dataset import PreparedData
 from suite.encoding import as_float
-from suite.errors import ConfigError
 from suite.metadata import Metadata
-from suite.scenario import (
-    ORDERING,
-    ConditionalConstraint,
-    Constraint,
-    FitOnSpec,
-    FixedCombinationsConstraint,
-    InequalityConstraint,
-    RangeConstraint,
-)
+from suite.scenario import FitOnSpec
 
 #: Rejection rounds before the generator is declared unable to meet its constraints.
 MAX_ROUNDS = 20
-
-
-def constraint_columns(constraint: Constraint) -> list[str]:
-    if isinstance(constraint, RangeConstraint):
-        return [constraint.column]
-    if isinstance(constraint, InequalityConstraint):
-        return [constraint.low, constraint.high]
-    if isinstance(constraint, ConditionalConstraint):
-        return list(dict.fromkeys([*constraint.if_, *constraint.then]))
-    return list(constraint.columns)
-
-
-def check_constraints(constraints: Sequence[Constraint], metadata: Metadata, where: str) -> None:
-    """Every column a constraint names exists and has a fitting type; a ConfigError otherwise."""
-    problems = []
-    for i, c in enumerate(constraints):
-        for column in constraint_columns(c):
-            if column not in metadata.columns:
-                problems.append(f"constraints[{i}] ({c.kind}): no column {column!r} reaches the generator")
-            elif isinstance(c, ConditionalConstraint):
-                problems += _conditional_problems(c, column, metadata, f"constraints[{i}] ({c.kind})")
-            elif not isinstance(c, FixedCombinationsConstraint) and column not in metadata.continuous:
-                problems.append(f"constraints[{i}] ({c.kind}): column {column!r} is not a number or a date")
-    if problems:
-        raise ConfigError("; ".join(problems), source=where)
-
-
-def _conditional_problems(rule: ConditionalConstraint, column: str, metadata: Metadata, where: str) -> list[str]:
-    """What is wrong with the conditions a conditional rule puts on `column` (given its sdtype)."""
-    problems = []
-    for part, conditions in (("if", rule.if_), ("then", rule.then)):
-        for op, value in conditions.get(column, {}).items():
-            values = value if op == "in" else [value]
-            if op in ORDERING and column not in metadata.continuous:
-                problems.append(
-                    f"{where}: {part}.{column}.{op}: column {column!r} is a category; gt, ge, lt and le compare "
-                    "numbers and dates (use eq, ne or in)"
-                )
-            elif metadata.sdtype(column) == "datetime" and any(_timestamp(v) is None for v in values):
-                problems.append(
-                    f"{where}: {part}.{column}.{op}: column {column!r} holds dates; write a date (2020-05-01)"
-                )
-            elif column in metadata.continuous and metadata.sdtype(column) != "datetime":
-                if any(isinstance(v, str) and _number(v) is None for v in values):
-                    problems.append(f"{where}: {part}.{column}.{op}: column {column!r} holds numbers; write a number")
-    return problems
-
-
-def _number(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _timestamp(value: Any) -> float | None:
-    """A date as nanoseconds since 1970 (as `as_float` reads a datetime column), or None."""
-    if isinstance(value, bool) or not isinstance(value, str):
-        return None
-    try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        return None
-    if stamp is pd.NaT:
-        return None
-    return float((stamp.tz_convert(None) if stamp.tzinfo else stamp).value)
-
-
-def _condition(series: pd.Series, op: str, value: Any) -> np.ndarray:
-    """Per row, whether the value meets `op value`. A missing value meets no condition; a value the column
-    cannot hold (text in a number column) equals no row."""
-    present = series.notna().to_numpy()
-    if series.dtype.kind in "mM" or isinstance(series.dtype, pd.DatetimeTZDtype):
-        x, read = as_float(series), _timestamp
-    elif series.dtype.kind in "fiub":
-        x, read = as_float(series), _number
-    else:
-        x, read = series.astype(object).map(str).to_numpy(), str
-    targets = [t for v in (value if op == "in" else [value]) if (t := read(v)) is not None]
-    if not targets:
-        return present.copy() if op == "ne" else np.zeros(len(series), dtype=bool)
-    if op == "in":
-        return np.isin(x, np.asarray(targets, dtype=x.dtype)) & present
-    compare = {"gt": np.greater, "ge": np.greater_equal, "lt": np.less, "le": np.less_equal}
-    compare |= {"eq": np.equal, "ne": np.not_equal}
-    with np.errstate(invalid="ignore"):
-        return np.asarray(compare[op](x, targets[0]), dtype=bool) & present
-
-
-def meets(frame: pd.DataFrame, conditions: Mapping[str, Mapping[str, Any]]) -> np.ndarray:
-    """Per row, whether every condition (`{column: {op: value}}`) holds."""
-    ok = np.ones(len(frame), dtype=bool)
-    for column, ops in conditions.items():
-        for op, value in ops.items():
-            ok &= _condition(frame[column], op, value)
-    return ok
-
-
-def combinations(frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple]:
-    """Each row's values of `columns` as a tuple (missing as None), comparable across tables."""
-    part = frame[list(columns)].astype(object)
-    return list(part.where(part.notna(), None).itertuples(index=False, name=None))
-
-
-def complies(frame: pd.DataFrame, constraint: Constraint, allowed: set[tuple] | None = None) -> np.ndarray:
-    """Per row, whether it obeys the constraint (a missing value obeys a range or an inequality)."""
-    if isinstance(constraint, RangeConstraint):
-        values = as_float(frame[constraint.column])
-        ok = np.ones(len(frame), dtype=bool)
-        if constraint.min is not None:
-            ok &= ~(values < constraint.min)
-        if constraint.max is not None:
-            ok &= ~(values > constraint.max)
-        return ok
-    if isinstance(constraint, InequalityConstraint):
-        low, high = as_float(frame[constraint.low]), as_float(frame[constraint.high])
-        broken = low >= high if constraint.strict else low > high
-        return ~broken
-    if isinstance(constraint, ConditionalConstraint):
-        return ~(meets(frame, constraint.if_) & ~meets(frame, constraint.then))
-    keys = combinations(frame, constraint.columns)
-    return np.fromiter((key in allowed for key in keys), dtype=bool, count=len(frame))
 
 
 def impute(train: pd.DataFrame, metadata: Metadata, how: str, seed: int = 0) -> pd.DataFrame:

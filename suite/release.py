@@ -15,31 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 
 from suite.errors import ConfigError
 from suite.io import write_bytes_atomic
+from suite.scorecard import ReleasedTable
 
 RELEASE = "release"
 #: A text cell starting with one of these is read as a formula by spreadsheet programs (CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-class ReleasedTable(BaseModel):
-    """One file of the release folder and what it was judged as."""
-
-    model_config = ConfigDict(extra="forbid")
-    generator: str  # the scenario's key (label or name)
-    file: str  # relative to the run folder
-    format: Literal["parquet", "csv"]
-    sha256: str  # of the file's bytes
-    rows: int
-    columns: list[str]
-    params: dict[str, Any]
-    seed: int
-    repeat: int
-    data_sha256: str  # the input table the gate judged it against
 
 
 def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:

@@ -6,16 +6,15 @@ Validation here checks the shape only (no registry, no data), so `suite validate
 
 from __future__ import annotations
 
-import datetime
 import difflib
-import math
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from suite.constraints import Constraint
 from suite.errors import ECHO_LIMIT, ConfigError, brief
 from suite.policy import Threshold
 
@@ -108,110 +107,6 @@ class Spec(_Model):
     #: Seconds this check (or this generator's fit and sample) may take; past it, it blocks.
     timeout: float | None = _timeout()
     params: dict[str, Any] = {}
-
-
-class RangeConstraint(_Model):
-    """Values of `column` within [min, max] (either end optional)."""
-
-    kind: Literal["range"]
-    column: str
-    min: float | None = Field(None, allow_inf_nan=False)
-    max: float | None = Field(None, allow_inf_nan=False)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> RangeConstraint:
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min {self.min:g} is above max {self.max:g}; swap them")
-        return self
-
-
-class InequalityConstraint(_Model):
-    """`low` <= `high` row by row (< with `strict`); rows missing either value comply."""
-
-    kind: Literal["inequality"]
-    low: str
-    high: str
-    strict: bool = False
-
-
-class FixedCombinationsConstraint(_Model):
-    """Only combinations of `columns` that occur in the training data."""
-
-    kind: Literal["fixed_combinations"]
-    columns: list[str] = Field(min_length=2)
-
-
-#: Comparisons a conditional rule may make: all on numbers and dates, `eq`, `ne` and `in` on categories.
-OPERATORS = ("gt", "ge", "lt", "le", "eq", "ne", "in")
-#: The comparisons that need an order (numbers and dates only).
-ORDERING = frozenset({"gt", "ge", "lt", "le"})
-
-
-def _comparable(value: Any, where: str) -> Any:
-    """A value a condition compares with: text, a finite number, a boolean or a date (kept as ISO text)."""
-    if isinstance(value, (datetime.date, datetime.datetime)):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{where}: {value} is not a value a column holds; give a finite number")
-    if not isinstance(value, (str, int, float, bool)):
-        raise ValueError(f"{where}: expected a number, a date or a category (got {brief(value)})")
-    return value
-
-
-def _conditions(value: Any, part: str) -> dict[str, dict[str, Any]]:
-    """`{column: value}` or `{column: {op: value, ...}}` as `{column: {op: value}}` (a bare value is `eq`)."""
-    if not isinstance(value, dict) or not value:
-        raise ValueError(f"`{part}`: expected a mapping of column names to conditions, like {{income: {{gt: 50000}}}}")
-    out: dict[str, dict[str, Any]] = {}
-    for column, condition in value.items():
-        where = f"column {brief(column)}"
-        if not isinstance(condition, dict):
-            out[str(column)] = {"eq": _comparable(condition, where)}
-            continue
-        unknown = [k for k in condition if k not in OPERATORS]
-        if unknown or not condition:
-            got = f" (got {brief(unknown[0])})" if unknown else ""
-            raise ValueError(f"{where}: conditions are {', '.join(OPERATORS)}{got}")
-        ops: dict[str, Any] = {}
-        for op, v in condition.items():
-            if op == "in":
-                if not isinstance(v, list) or not v:
-                    raise ValueError(f"{where}, in: expected a non-empty list of values")
-                ops[op] = [_comparable(x, f"{where}, in") for x in v]
-            else:
-                ops[op] = _comparable(v, f"{where}, {op}")
-        out[str(column)] = ops
-    return out
-
-
-class ConditionalConstraint(_Model):
-    """If every condition of `if` holds in a row, every condition of `then` must hold too.
-
-    Conditions: `{column: value}` (equal) or `{column: {gt|ge|lt|le|eq|ne|in: value}}`; a missing value
-    meets no condition (a row missing an `if` column is outside the rule; one missing a `then` column breaks it).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
-
-    kind: Literal["conditional"]
-    if_: dict[str, Any] = Field(alias="if")
-    then: dict[str, Any]
-
-    @field_validator("if_", mode="before")
-    @classmethod
-    def _if(cls, value: Any) -> dict[str, dict[str, Any]]:
-        return _conditions(value, "if")
-
-    @field_validator("then", mode="before")
-    @classmethod
-    def _then(cls, value: Any) -> dict[str, dict[str, Any]]:
-        return _conditions(value, "then")
-
-
-Constraint = Annotated[
-    RangeConstraint | InequalityConstraint | FixedCombinationsConstraint | ConditionalConstraint,
-    Field(discriminator="kind"),
-]
 
 
 class FitOnSpec(_Model):

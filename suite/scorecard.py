@@ -11,7 +11,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, field_serializer, field_validator
 
 from suite.policy import BLOCKING, Judgement, Status, Threshold, certify_advice
-from suite.release import ReleasedTable
 from suite.types import Measurement
 
 SCHEMA_VERSION = "1.4"  # 1.1: `disclosure`; 1.2: `selection`; 1.3: `fail` split in two, `why`, `advice`, `release`;
@@ -20,6 +19,21 @@ SCHEMA_VERSION = "1.4"  # 1.1: `disclosure`; 1.2: `selection`; 1.3: `fail` split
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ReleasedTable(_Model):
+    """One file of the release folder and what it was judged as."""
+
+    generator: str  # the scenario's key (label or name)
+    file: str  # relative to the run folder
+    format: Literal["parquet", "csv"]
+    sha256: str  # of the file's bytes
+    rows: int
+    columns: list[str]
+    params: dict[str, Any]
+    seed: int
+    repeat: int
+    data_sha256: str  # the input table the gate judged it against
 
 
 class MeasurementRecord(_Model):
@@ -102,6 +116,10 @@ def explain(records: list[MeasurementRecord]) -> tuple[list[str], list[Measureme
             r = r.model_copy(update={"advice": certify_advice(r.value, r.ci, r.threshold)})
         out.append(r)
     return why, out
+
+
+#: How the reason of a generator blocked for want of an informative gate begins (suite/informative.py).
+UNSHOWN = "not shown safe: no informative"
 
 
 class GateRecord(_Model):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -88,6 +88,30 @@ def cluster_codes(labels: object | None, n: int) -> np.ndarray:
     return codes
 
 
+def bootstrap_weights(
+    *clusters: np.ndarray, rng: np.random.Generator, n_boot: int = N_BOOTSTRAP, batch: int = N_BOOTSTRAP
+) -> Iterator[tuple[int, list[np.ndarray]]]:
+    """A joint cluster bootstrap's resamples, `batch` at a time: (index of the first, one (b, n_s) array per sample).
+
+    For each sample independently (`clusters[s]`: the cluster of each unit, `cluster_codes`), a resample draws as many
+    clusters as the sample holds, with replacement; a unit's weight is the number of draws of its cluster. Every
+    bootstrap of the suite draws its resamples here.
+    """
+    codes = [np.asarray(c, dtype=np.int64) for c in clusters]
+    sizes = [int(c.max()) + 1 if len(c) else 0 for c in codes]
+    for start in range(0, n_boot, batch):
+        b = min(n_boot, start + batch) - start
+        weights = []
+        for c, g in zip(codes, sizes, strict=True):
+            if not g:  # an empty sample: nothing to draw
+                weights.append(np.zeros((b, 0)))
+                continue
+            drawn = rng.integers(0, g, size=(b, g)) + g * np.arange(b)[:, None]
+            counts = np.bincount(drawn.ravel(), minlength=b * g).reshape(b, g)
+            weights.append(counts[:, c].astype(float))
+        yield start, weights
+
+
 def cluster_bootstrap_ci(
     statistic: Callable[..., np.ndarray],
     *clusters: np.ndarray,
@@ -110,17 +134,10 @@ def cluster_bootstrap_ci(
     codes = [np.asarray(c, dtype=np.int64) for c in clusters]
     if not codes or any(len(c) == 0 for c in codes):
         return (float("nan"), float("nan"))
-    sizes = [int(c.max()) + 1 for c in codes]
     values = np.empty(n_boot)
     batch = max(1, min(n_boot, int(4e6 // max(cost * sum(len(c) for c in codes), 1))))
-    for start in range(0, n_boot, batch):
-        b = min(n_boot, start + batch) - start
-        weights = []
-        for c, g in zip(codes, sizes, strict=True):
-            drawn = rng.integers(0, g, size=(b, g)) + g * np.arange(b)[:, None]
-            counts = np.bincount(drawn.ravel(), minlength=b * g).reshape(b, g)
-            weights.append(counts[:, c].astype(float))
-        values[start : start + b] = statistic(*weights)
+    for start, weights in bootstrap_weights(*codes, rng=rng, n_boot=n_boot, batch=batch):
+        values[start : start + len(weights[0])] = statistic(*weights)
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(values, [alpha, 1.0 - alpha])
     return float(low), float(high)

@@ -222,7 +222,7 @@ class Context:
     impossible. `min_count` is the report's disclosure threshold (`report.min_count`, or the
     preset's): details name no category level rarer than that and show no real value beyond
     the `min_count`-th smallest or largest (`suite.disclosure`). `rules` are the constraints the
-    scenario declares for the generator under test (`suite.scenario.Constraint`), empty when none.
+    scenario declares for the generator under test (`suite.constraints.Constraint`), empty when none.
     `privacy_claim` is the generator's declared differential-privacy claim (`claim_of`), None when none.
     `neighbours` holds the task's nearest-neighbour searches so that each is done once
     (`suite.neighbors.cached_nearest`); None searches every time.

@@ -8,9 +8,9 @@ import pytest
 
 from reports import read_json
 from suite.cli import main
+from suite.constraints import FixedCombinationsConstraint, InequalityConstraint, RangeConstraint
 from suite.processing import Processed, impute
 from suite.registry import generators
-from suite.scenario import FixedCombinationsConstraint, InequalityConstraint, RangeConstraint
 from suite.testing import contract_table
 from tests.conftest import write_scenario
 

@@ -13,10 +13,10 @@ from generators.generalize import GeneralizeGenerator
 from metrics.rules import RulesMetric, discover
 from reports import read_json
 from suite.cli import main
+from suite.constraints import ConditionalConstraint, complies
 from suite.disclosure import coded_range
-from suite.processing import Processed, complies
+from suite.processing import Processed
 from suite.registry import generators
-from suite.scenario import ConditionalConstraint
 from suite.testing import check_check
 from suite.types import Context
 from tests.conftest import write_scenario
