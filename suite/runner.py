@@ -34,6 +34,7 @@ from suite.histories import AsHistories, rows_of_entities
 from suite.informative import canaries, settle, unshowable
 from suite.io import new_run_dir, sha256_file, write_text_atomic
 from suite.metadata import Roles, write_metadata
+from suite.neighbors import NeighbourCache
 from suite.plan import Component, Plan
 from suite.policy import MIN_COUNT, Status, judge
 from suite.power import null_release, render
@@ -715,6 +716,7 @@ def make_context(
         min_count=min_count,
         rules=tuple(getattr(getattr(component, "spec", None), "constraints", ())),
         privacy_claim=_claim(component),
+        neighbours=NeighbourCache(),
     )
 
 

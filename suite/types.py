@@ -242,14 +242,8 @@ class Context:
     min_count: int = 10
     rules: tuple[Any, ...] = ()
     privacy_claim: PrivacyClaim | None = None
-    #: the task's neighbour searches, each done once (`suite.neighbors.NeighbourCache`)
-    neighbours: Any = field(default_factory=lambda: _neighbour_cache(), repr=False, compare=False)
-
-
-def _neighbour_cache() -> Any:
-    from suite.neighbors import NeighbourCache  # lazily: keeps this module free of the engine
-
-    return NeighbourCache()
+    #: the task's neighbour searches, each done once (`suite.neighbors.NeighbourCache`; the runner gives one)
+    neighbours: Any = field(default=None, repr=False, compare=False)
 
 
 @runtime_checkable
