@@ -196,3 +196,9 @@ def test_runner_fits_built_ins_with_the_seed_whatever_the_global_state(name, par
     pd.testing.assert_frame_equal(first, same)
     if draws:
         assert not fit_generator(component, data, 4).sample(200, seed=0).equals(first), "the fit's seed must matter"
+
+
+def test_every_built_in_generator_takes_its_seed_in_fit():
+    built_in = [n for n in generators.names() if generators.source(n) == "builtin"]
+    assert "marginals" in built_in and "sdv.gaussian_copula" in built_in
+    assert [n for n in built_in if not fit_takes_seed(generators.get(n))] == []
