@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from suite.metadata import DATETIME, NUMERICAL, Metadata
+from suite.seeding import fit_seed
 
 
 def kind(metadata: Metadata, column: str) -> str:
@@ -103,18 +104,16 @@ def require_fit(generator: object, attribute: str, method: str = "sample") -> No
 ENTROPY = "operating system entropy"
 
 
-def noise_seed(random_state: int | None, private: bool) -> tuple[int, str]:
+def noise_seed(random_state: int | None, private: bool, seed: int | None = None) -> tuple[int, str]:
     """The seed of a fit's randomness and where it came from.
 
     Differentially private noise drawn from a known seed can be regenerated and subtracted, and a
     scenario's seed is public; so a private fit draws its seed from the operating system's entropy
-    unless `random_state` pins it. A fit without privacy follows the run's seed (numpy's global state,
-    which the runner seeds for each repeat), read without advancing it.
+    unless `random_state` pins it. A fit without privacy follows the fit's `seed` (the run's seed for
+    the repeat; `suite.seeding.fit_seed` when None).
     """
     if random_state is not None:
         return int(random_state), "random_state (pinned: whoever holds it can regenerate the noise)"
     if private:
         return secrets.randbits(31), ENTROPY
-    peek = np.random.RandomState()
-    peek.set_state(np.random.get_state())
-    return int(peek.randint(0, 2**31 - 1)), "the run's seed"
+    return fit_seed(seed), "the run's seed"

@@ -193,7 +193,7 @@ class BayesianNetworkGenerator:
     (declared beforehand) or released with their own budget. The noise comes from the operating
     system's entropy: noise drawn from a known seed (the scenario's is public) can be regenerated
     and removed. Pin `random_state` to reproduce a fit (then keep it secret); `fit_info()` says
-    which (`noise_source`). Without privacy (`epsilon: null`) the fit follows the run's seed.
+    which (`noise_source`). Without privacy (`epsilon: null`) the fit follows its `seed`.
     """
 
     name: ClassVar[str] = "bayesian_network"
@@ -227,9 +227,9 @@ class BayesianNetworkGenerator:
         if not 0 < self.beta < 1:
             raise ValueError("bayesian_network: beta must lie strictly between 0 and 1")
 
-    def fit(self, train: pd.DataFrame, metadata: Metadata) -> BayesianNetworkGenerator:
+    def fit(self, train: pd.DataFrame, metadata: Metadata, *, seed: int | None = None) -> BayesianNetworkGenerator:
         self._validate()
-        seed, source = noise_seed(self.random_state, self.epsilon is not None)
+        seed, source = noise_seed(self.random_state, self.epsilon is not None, seed)
         rng = np.random.default_rng(seed)
         self.template_ = train.iloc[:0].copy()
         columns = [str(c) for c in train.columns]

@@ -17,6 +17,7 @@ from suite.encoding import as_float
 from suite.histories import COUNT
 from suite.metadata import Metadata
 from suite.registry import generators
+from suite.seeding import fit_with_seed
 
 
 def _draw_rows(rows: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -42,7 +43,7 @@ class IdentityGenerator:
     def __init__(self) -> None:
         pass
 
-    def fit(self, train: pd.DataFrame, metadata: Metadata) -> IdentityGenerator:
+    def fit(self, train: pd.DataFrame, metadata: Metadata, *, seed: int | None = None) -> IdentityGenerator:
         self.rows_ = train.copy()
         return self
 
@@ -78,7 +79,7 @@ class UniformGenerator:
     def __init__(self) -> None:
         pass
 
-    def fit(self, train: pd.DataFrame, metadata: Metadata) -> UniformGenerator:
+    def fit(self, train: pd.DataFrame, metadata: Metadata, *, seed: int | None = None) -> UniformGenerator:
         self.columns_: dict[str, tuple[str, object, float]] = {}
         self.dtypes_ = train.dtypes.copy()
         self.template_ = train.iloc[:0].copy()
@@ -133,7 +134,7 @@ class NoisyCopyGenerator:
     def __init__(self, *, noise: float = 0.05) -> None:
         self.noise = noise
 
-    def fit(self, train: pd.DataFrame, metadata: Metadata) -> NoisyCopyGenerator:
+    def fit(self, train: pd.DataFrame, metadata: Metadata, *, seed: int | None = None) -> NoisyCopyGenerator:
         self.rows_ = train.copy()
         self.scales_ = {}
         for column in train.columns:
@@ -170,9 +171,9 @@ class VerbatimCopyGenerator:
         self.fraction = _fraction(fraction, self.name)
         self.base = base
 
-    def fit(self, train: pd.DataFrame, metadata: Metadata) -> VerbatimCopyGenerator:
+    def fit(self, train: pd.DataFrame, metadata: Metadata, *, seed: int | None = None) -> VerbatimCopyGenerator:
         self.rows_ = train.copy()
-        self.base_ = _clean_base(self.base, train, metadata, self.name)
+        self.base_ = _clean_base(self.base, train, metadata, self.name, seed)
         return self
 
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:
@@ -190,11 +191,12 @@ def _fraction(value: float, who: str) -> float:
     return value
 
 
-def _clean_base(base: str, train: pd.DataFrame, metadata: Metadata, who: str) -> object:
-    """The clean generator a leak canary builds on, fitted on the same rows with default parameters."""
+def _clean_base(base: str, train: pd.DataFrame, metadata: Metadata, who: str, seed: int | None) -> object:
+    """The clean generator a leak canary builds on, fitted on the same rows with default parameters and the
+    canary's fit seed (the other canaries' fits draw nothing at random: `seed` is accepted and unused)."""
     if base in (who, "verbatim_copy", "outlier_copy", "partial_copy"):
         raise ValueError(f"{who}: base must name a clean generator, not a canary ({base!r})")
-    return generators.get(base)().fit(train, metadata)
+    return fit_with_seed(generators.get(base)(), train, metadata, seed)
 
 
 def _history_structure(columns: list[str]) -> set[str]:
@@ -287,10 +289,10 @@ class OutlierCopyGenerator:
         self.k = int(k)
         self.pick = pick
 
-    def fit(self, train: pd.DataFrame, metadata: Metadata) -> OutlierCopyGenerator:
+    def fit(self, train: pd.DataFrame, metadata: Metadata, *, seed: int | None = None) -> OutlierCopyGenerator:
         from suite.neighbors import GowerEncoder, nearest
 
-        self.base_ = _clean_base(self.base, train, metadata, self.name)
+        self.base_ = _clean_base(self.base, train, metadata, self.name, seed)
         self.metadata_ = metadata
         self.train_ = train.reset_index(drop=True)
         cols = list(train.columns)
@@ -335,7 +337,7 @@ class PartialCopyGenerator:
         self.fraction = fraction
         self.base = base
 
-    def fit(self, train: pd.DataFrame, metadata: Metadata) -> PartialCopyGenerator:
+    def fit(self, train: pd.DataFrame, metadata: Metadata, *, seed: int | None = None) -> PartialCopyGenerator:
         roles = metadata.roles
         qi = [c for c in roles.quasi_identifiers if c in train.columns]
         secrets = [c for c in roles.secrets if c in train.columns and c not in qi]
@@ -347,7 +349,7 @@ class PartialCopyGenerator:
             )
         self.columns_ = qi + secrets
         self.train_ = train.reset_index(drop=True)
-        self.base_ = _clean_base(self.base, train, metadata, self.name)
+        self.base_ = _clean_base(self.base, train, metadata, self.name, seed)
         return self
 
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from generators._columns import kind, precision, require_fit, restore, round_to
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.registry import generators
+from suite.seeding import fit_seed
 
 #: A value holding more than this share of a column's present values is drawn without smoothing
 #: (synthpop's rule: a spike, such as a test's "not detected" value, stays a spike).
@@ -106,7 +107,7 @@ class _LeafSampler:
         tree = None
         if X is not None and X.shape[1] and len(np.unique(y)) > 1:
             model = DecisionTreeClassifier if classify else DecisionTreeRegressor
-            tree = model(random_state=0, **params).fit(X, y)
+            tree = model(**params).fit(X, y)
             leaves = tree.apply(X)
             size = tree.tree_.node_count
         else:
@@ -209,10 +210,15 @@ class CARTGenerator:
         default = sorted(levels, key=lambda c: -levels[c]) + [c for c in columns if c not in levels]
         return listed + [c for c in default if c not in listed]
 
-    def fit(self, train: pd.DataFrame, metadata: Metadata) -> CARTGenerator:
+    def fit(self, train: pd.DataFrame, metadata: Metadata, *, seed: int | None = None) -> CARTGenerator:
+        """`seed` breaks the trees' ties between equally good splits."""
         if self.min_samples_leaf < 1:
             raise ValueError("cart: min_samples_leaf must be at least 1")
-        params = {"min_samples_leaf": self.min_samples_leaf, "max_depth": self.max_depth}
+        params = {
+            "min_samples_leaf": self.min_samples_leaf,
+            "max_depth": self.max_depth,
+            "random_state": fit_seed(seed) % 2**32,
+        }
         self.template_ = train.iloc[:0].copy()
         self.order_ = self._visit_order(train, metadata)
         self.steps_: list[dict[str, Any]] = []

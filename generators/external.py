@@ -33,7 +33,8 @@ class FileGenerator:
         """Read and check the file before the run makes any output: a wrong column is bad input (exit 2)."""
         read_external(Path(self.path), list(train.columns), metadata, "generator `file`")
 
-    def fit(self, train: pd.DataFrame, metadata: Metadata) -> FileGenerator:
+    def fit(self, train: pd.DataFrame, metadata: Metadata, *, seed: int | None = None) -> FileGenerator:
+        """The fit draws nothing at random: `seed` is accepted for the one idiom and unused."""
         self.rows_ = read_external(Path(self.path), list(train.columns), metadata, "generator `file`")
         return self
 

@@ -259,7 +259,8 @@ class GeneralizeGenerator:
         ]
         return few, f"inferred: categorical columns with <= {self.auto_qi_max_levels} levels"
 
-    def fit(self, train: pd.DataFrame, metadata: Metadata) -> GeneralizeGenerator:
+    def fit(self, train: pd.DataFrame, metadata: Metadata, *, seed: int | None = None) -> GeneralizeGenerator:
+        """The fit draws nothing at random: `seed` is accepted for the one idiom and unused."""
         if self.k < 1:
             raise ValueError("generalize: k must be at least 1")
         if len(train) < self.k:

@@ -66,7 +66,8 @@ class MarginalsGenerator:
 
     # -- fitting -----------------------------------------------------------------------------------
 
-    def fit(self, train: pd.DataFrame, metadata: Metadata) -> MarginalsGenerator:
+    def fit(self, train: pd.DataFrame, metadata: Metadata, *, seed: int | None = None) -> MarginalsGenerator:
+        """The fit draws nothing at random: `seed` is accepted for the one idiom and unused."""
         if self.model is not None:
             source = str(self.model)
             model = _validate(_read(Path(self.model)), source)

@@ -11,13 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
-import numpy as np
 import pandas as pd
 
 from generators._columns import require_fit
 from suite.metadata import Metadata
 from suite.registry import generators
-from suite.seeding import seeded
+from suite.seeding import fit_seed, seeded
 
 
 def _sdv_metadata(metadata: Metadata) -> Any:
@@ -29,11 +28,11 @@ def _sdv_metadata(metadata: Metadata) -> Any:
 
 
 @contextmanager
-def _torch_for_fit() -> Iterator[None]:
-    """Torch seeded from the (seeded) global numpy generator and held to one thread for the fit.
+def _torch_for_fit(seed: int) -> Iterator[None]:
+    """Torch seeded with `seed` and held to one thread for the fit.
 
-    The runner seeds torch around `fit` only if torch was already imported, and SDV imports it
-    inside the first fit; multi-threaded reductions also vary run to run.
+    `seeded` seeds torch only if torch was already imported, and SDV imports it inside the first
+    fit; multi-threaded reductions also vary run to run.
     """
     torch = sys.modules.get("torch")
     if torch is None:
@@ -41,7 +40,7 @@ def _torch_for_fit() -> Iterator[None]:
         return
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    torch.manual_seed(int(np.random.randint(0, 2**31 - 1)))
+    torch.manual_seed(seed)
     try:
         yield
     finally:
@@ -49,15 +48,15 @@ def _torch_for_fit() -> Iterator[None]:
 
 
 @contextmanager
-def _rdt_fit_state() -> Iterator[None]:
+def _rdt_fit_state(seed: int) -> Iterator[None]:
     """RDT's transformers share one class-level RandomState for fitting (`INITIAL_FIT_STATE`), so
     each fit in a process advances it and a second fit under the same seed differs. Reseed it
-    from the (seeded) global generator for this fit, and put it back afterwards."""
+    with `seed` for this fit, and put it back afterwards."""
     from rdt.transformers.base import BaseTransformer
 
     shared = BaseTransformer.INITIAL_FIT_STATE
     saved = shared.get_state()
-    shared.seed(int(np.random.randint(0, 2**31 - 1)))
+    shared.seed(seed % 2**32)
     try:
         yield
     finally:
@@ -95,16 +94,18 @@ class _SDVGenerator:
     def _params(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def fit(self, train: pd.DataFrame, metadata: Metadata) -> _SDVGenerator:
+    def fit(self, train: pd.DataFrame, metadata: Metadata, *, seed: int | None = None) -> _SDVGenerator:
+        """SDV reads global random state: the fit runs inside a local `seeded(seed)` block."""
         import sdv.single_table
 
         cls = getattr(sdv.single_table, self.synthesizer)
-        with warnings.catch_warnings():
+        seed = fit_seed(seed)
+        with warnings.catch_warnings(), seeded(seed):
             warnings.simplefilter("ignore")
             self.model_ = cls(_sdv_metadata(metadata), **self._params())
             if getattr(self, "_constraints", None):
                 self.model_.add_constraints(_sdv_constraints(self._constraints))
-            with _rdt_fit_state(), _torch_for_fit():
+            with _rdt_fit_state(seed), _torch_for_fit(seed):
                 self.model_.fit({"table": train})
         self.dtypes_ = train.dtypes.copy()
         return self

@@ -19,7 +19,7 @@ from generators.sdv_models import _rdt_fit_state, _torch_for_fit
 from suite.histories import HistorySchema
 from suite.metadata import ID, Metadata
 from suite.registry import generators
-from suite.seeding import seeded
+from suite.seeding import fit_seed, seeded
 
 
 @generators.register("sdv.par")
@@ -52,7 +52,8 @@ class PARGenerator:
         self.enforce_min_max_values = enforce_min_max_values
         self.enforce_rounding = enforce_rounding
 
-    def fit(self, train: pd.DataFrame, metadata: Metadata) -> PARGenerator:
+    def fit(self, train: pd.DataFrame, metadata: Metadata, *, seed: int | None = None) -> PARGenerator:
+        """SDV reads global random state: the fit runs inside a local `seeded(seed)` block."""
         from sdv.metadata import Metadata as SDVMetadata
         from sdv.sequential import PARSynthesizer
 
@@ -75,7 +76,8 @@ class PARGenerator:
         table.pop("primary_key", None)
         table["sequence_key"] = entity
         table["sequence_index"] = index
-        with warnings.catch_warnings():
+        seed = fit_seed(seed)
+        with warnings.catch_warnings(), seeded(seed):
             warnings.simplefilter("ignore")
             sdv_metadata = SDVMetadata.load_from_dict(
                 {"tables": {"table": table}, "relationships": [], "METADATA_SPEC_VERSION": "V1"}
@@ -91,7 +93,7 @@ class PARGenerator:
                 cuda=False,
                 verbose=False,
             )
-            with _rdt_fit_state(), _torch_for_fit():
+            with _rdt_fit_state(seed), _torch_for_fit(seed):
                 self.model_.fit({"table": train})
         self.entity_ = entity
         self.context_ = context
@@ -102,7 +104,7 @@ class PARGenerator:
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:
         """The visits of `n` new entities, the entity column holding `synthetic-<k>` ids."""
         require_fit(self, "model_")
-        with warnings.catch_warnings(), seeded(seed), _torch_for_fit():
+        with warnings.catch_warnings(), seeded(seed), _torch_for_fit(seed):
             warnings.simplefilter("ignore")
             for model in (self.model_, getattr(self.model_, "_context_synthesizer", None)):
                 if hasattr(model, "reset_sampling"):

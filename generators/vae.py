@@ -342,9 +342,9 @@ class VAEGenerator:
     about a minute on one thread, against seconds without DP; fewer epochs (20 to 30) also need
     less noise per step.
 
-    Randomness: without `dp`, `fit` draws its seed from numpy's global generator without advancing
-    it (the runner fits under `suite.seeding.seeded`, so a run's seed fixes the fit; two fits in a
-    row with nothing drawing in between give the same model) and trains inside `seeded`. With `dp`
+    Randomness: without `dp`, `fit(..., seed=)` fixes the fit (the runner passes the run's seed; left
+    None, one is read from numpy's global generator without advancing it) and trains inside a local
+    `seeded` block (torch reads global state). With `dp`
     the seed (and so the DP-SGD noise) comes from the operating system's entropy, since noise from
     the public scenario seed could be regenerated and subtracted; `random_state` pins it (keep it
     secret), and `fit_info()["noise_source"]` says which; `sample`
@@ -390,15 +390,15 @@ class VAEGenerator:
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, train: pd.DataFrame, metadata: Metadata) -> VAEGenerator:
+    def fit(self, train: pd.DataFrame, metadata: Metadata, *, seed: int | None = None) -> VAEGenerator:
         import torch
 
         if len(train) < 2:
             raise ValueError(f"vae: needs at least 2 training rows, got {len(train)}")
         if self.dp and not self.epsilon > 0:
             raise ValueError(f"vae: epsilon must be positive, got {self.epsilon}")
-        # the run's seed (read without advancing numpy's global state), or the OS's entropy for a private fit
-        seed, self.noise_source_ = noise_seed(self.random_state, self.dp)
+        # the fit's seed, or the OS's entropy for a private fit
+        seed, self.noise_source_ = noise_seed(self.random_state, self.dp, seed)
         self.template_ = train.iloc[:0].copy()
         self.encoding_ = _fit_encoding(train, metadata, max(1, self.max_levels), seed)
         x, weight = _encode(self.encoding_, train)

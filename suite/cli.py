@@ -302,7 +302,6 @@ def _export_marginals(path: Path, out: Path, params_json: str) -> int:
     from generators.marginals import MarginalsGenerator
     from suite.plan import validate_params
     from suite.runner import prepare_data
-    from suite.seeding import seeded
 
     if path.suffix.lower() not in (".yaml", ".yml"):
         raise ConfigError(
@@ -319,8 +318,7 @@ def _export_marginals(path: Path, out: Path, params_json: str) -> int:
     listed.pop("model", None)
     params = validate_params(MarginalsGenerator, {**listed, **extra}, where="--params for marginals")
     data = prepare_data(plan)
-    with seeded(sc.seed):
-        generator = MarginalsGenerator(**params).fit(data.train, data.metadata)
+    generator = MarginalsGenerator(**params).fit(data.train, data.metadata, seed=sc.seed)
     generator.save(out)
     chosen = ", ".join(f"{c}: {f}" for c, f in generator.fit_info().items())
     print(f"{out}: marginals model of {len(data.train)} training rows ({chosen})")

@@ -21,6 +21,7 @@ from suite.dataset import PreparedData
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.scenario import FitOnSpec
+from suite.seeding import fit_with_seed
 
 #: Rejection rounds before the generator is declared unable to meet its constraints.
 MAX_ROUNDS = 20
@@ -90,7 +91,8 @@ class Processed:
         self.impute = impute
         self.constraints = list(constraints)
 
-    def fit(self, train: pd.DataFrame, metadata: Metadata) -> Processed:
+    def fit(self, train: pd.DataFrame, metadata: Metadata, *, seed: int | None = None) -> Processed:
+        """Impute and check the rules, then fit the inner generator with `seed` (`fit_with_seed`)."""
         check_constraints(self.constraints, metadata, where=f"generator {getattr(self.inner, 'name', '?')}")
         rows = train if self.impute == "none" else impute(train, metadata, self.impute)
         self.imputed_ = int(train.isna().sum().sum() - rows.isna().sum().sum())
@@ -122,7 +124,7 @@ class Processed:
         ]
         if native:
             self.inner.use_constraints([c for c, how in zip(self.constraints, self.enforced_by_) if how == "sdv"])
-        self.inner.fit(rows, metadata)
+        fit_with_seed(self.inner, rows, metadata, seed)
         self.compliance_: dict[str, Any] = {}
         return self
 

@@ -44,7 +44,7 @@ from suite.registry import checks as check_registry
 from suite.registry import generators as generator_registry
 from suite.release import write_released
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard, Summary, explain
-from suite.seeding import seeded
+from suite.seeding import fit_with_seed
 from suite.selection import CANDIDATE, candidate_confidence, candidates, select
 from suite.types import Context, Goal, Measurement, PrivacyClaim, claim_of
 
@@ -655,8 +655,7 @@ def fit_generator(component: Component, data: PreparedData, seed: int, rows: pd.
     spec = component.spec
     if getattr(spec, "impute", "none") != "none" or getattr(spec, "constraints", None):
         generator = Processed(generator, impute=spec.impute, constraints=spec.constraints)
-    with seeded(seed):
-        return generator.fit(chosen.copy(), data.metadata)
+    return fit_with_seed(generator, chosen.copy(), data.metadata, seed)
 
 
 def _fit_sequential(component: Component, data: PreparedData, seed: int, rows: pd.DataFrame | None) -> AsHistories:
@@ -676,8 +675,7 @@ def _fit_sequential(component: Component, data: PreparedData, seed: int, rows: p
             [everyone.iloc[by_entity[e]].assign(**{long.entity: f"shadow-{k}"}) for k, e in enumerate(wanted)],
             ignore_index=True,
         )
-    with seeded(seed):
-        fitted = component.build().fit(visits, long.metadata)
+    fitted = fit_with_seed(component.build(), visits, long.metadata, seed)
     return AsHistories(fitted, long.schema, long.entity, exact=not is_external(component))
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import random
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
+from typing import Any
 
 import numpy as np
 
@@ -40,3 +43,40 @@ def derive_seed(*parts: object) -> int:
 
     digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:4], "little")
+
+
+def fit_seed(seed: int | None) -> int:
+    """The seed a fit draws from: `seed`, or when None (a direct call) one read from numpy's global
+    generator without advancing it, so a caller's `seeded` block still fixes the fit (scikit-learn's
+    `random_state=None` convention)."""
+    if seed is not None:
+        return int(seed)
+    peek = np.random.RandomState()
+    peek.set_state(np.random.get_state())
+    return int(peek.randint(0, 2**31 - 1))
+
+
+@cache
+def _fit_takes_seed(cls: type) -> bool:
+    try:
+        params = inspect.signature(cls.fit).parameters
+    except (TypeError, ValueError):  # a builtin or C-level fit: no seed
+        return False
+    seed = params.get("seed")
+    return seed is not None and seed.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def fit_takes_seed(generator: object) -> bool:
+    """Whether `generator.fit` takes `seed=` (today's idiom) rather than reading global random state."""
+    return _fit_takes_seed(generator if isinstance(generator, type) else type(generator))
+
+
+def fit_with_seed(generator: Any, train: Any, metadata: Any, seed: int | None) -> Any:
+    """`generator.fit(train, metadata, seed=seed)`; a plugin whose `fit(train, metadata)` takes no seed is
+    fitted under `seeded(seed)` instead (global random state), so it keeps working unchanged."""
+    if fit_takes_seed(generator):
+        return generator.fit(train, metadata, seed=seed)
+    if seed is None:
+        return generator.fit(train, metadata)
+    with seeded(seed):
+        return generator.fit(train, metadata)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,7 +109,10 @@ def generator_contract(
 ) -> list[ContractResult]:
     """Run every clause of the generator contract and report each (the `check-generator` command).
 
-    Fitting happens under `seeded(0)`, as the runner fits under the scenario seed. The copy clause
+    Every fit gets seed 0 as the runner gives the scenario's seed: `fit(..., seed=0)`, or for a `fit`
+    without `seed` (today's third-party plugins) under `seeded(0)` (`suite.seeding.fit_with_seed`). A
+    generator whose `fit` takes `seed` must not read global random state: refitted with the same seed
+    under another global state, it samples the same rows. The copy clause
     fits on one half of `train` and asks that the sample match rows of that half no more often than
     rows of the other half (natural duplicates count on both sides), unless the class declares
     `copies_rows = True` (the calibration canaries and the de-identification baseline).
@@ -116,7 +120,7 @@ def generator_contract(
     (`sequence_table`): n counts entities, and copies are whole histories.
     """
     from generators._columns import ENTROPY
-    from suite.seeding import seeded
+    from suite.seeding import fit_takes_seed, fit_with_seed, seeded
 
     params = dict(params or {})
     rows = _rows_for(cls, train, metadata)
@@ -137,11 +141,17 @@ def generator_contract(
         clause("refuses to sample before fit", False, f"{name}.sample worked before fit")
     except Exception as exc:  # noqa: BLE001 - any clear error will do
         clause("refuses to sample before fit", "fit" in str(exc).lower(), f"unclear error: {type(exc).__name__}: {exc}")
+
+    def fit(table: pd.DataFrame, world: int = 101) -> Any:
+        """A fresh generator fitted with seed 0, the global random state set to `world` around the call."""
+        with seeded(world):
+            return fit_with_seed(cls(**params), table, metadata, 0)
+
     before = sha256_frame(train)
     try:
-        with seeded(0):
-            generator = cls(**params)
-            fitted = generator.fit(train, metadata)
+        generator = cls(**params)
+        with seeded(101):
+            fitted = fit_with_seed(generator, train, metadata, 0)
         first = generator.sample(n, seed=7)
     except Exception as exc:  # noqa: BLE001
         clause("fits and samples", False, f"{type(exc).__name__}: {exc}")
@@ -184,13 +194,14 @@ def generator_contract(
         # private noise from the OS's entropy differs between refits by design (random_state pins it)
         clause("same seed, same rows (refitted; private noise from entropy: not expected)", True)
     else:
-        try:
-            with seeded(0):
-                again = cls(**params).fit(train, metadata).sample(n, seed=7)
-            pd.testing.assert_frame_equal(first, again)
-            clause("same seed, same rows (refitted)", True)
-        except AssertionError as exc:
-            clause("same seed, same rows (refitted)", False, str(exc).splitlines()[0])
+        _same_rows(clause, "same seed, same rows (refitted)", first, lambda: fit(train).sample(n, seed=7))
+        if fit_takes_seed(cls):
+            _same_rows(
+                clause,
+                "fit(seed=) ignores global random state (refitted under another)",
+                first,
+                lambda: fit(train, world=202).sample(n, seed=7),
+            )
     other = generator.sample(n, seed=8)
     clause(
         "another seed, other rows",
@@ -198,8 +209,7 @@ def generator_contract(
         f"{name}.sample ignores its seed",
     )
     try:
-        with seeded(0):
-            tiny = cls(**params).fit(rows.head(train, 20), metadata).sample(30, seed=1)
+        tiny = fit(rows.head(train, 20)).sample(30, seed=1)
         fits = 0 < rows.count(tiny) <= 30 if at_most else rows.count(tiny) == 30
         clause(f"fits a 20-{unit[:-1]} table", fits, f"sample(30) returned {rows.count(tiny)} {unit}")
     except Exception as exc:  # noqa: BLE001
@@ -208,8 +218,7 @@ def generator_contract(
         clause("copies no training row wholesale (exempt: copies_rows = True)", True)
     else:
         seen_half, unseen_half = rows.halves(train)
-        with seeded(0):
-            sample = cls(**params).fit(seen_half.reset_index(drop=True), metadata).sample(max(n, 500), seed=3)
+        sample = fit(seen_half.reset_index(drop=True)).sample(max(n, 500), seed=3)
         sample, seen_half, unseen_half = (rows.records(f) for f in (sample, seen_half, unseen_half))
         own, other_rate = _copy_rate(sample, seen_half), _copy_rate(sample, unseen_half)
         clause(
@@ -218,6 +227,17 @@ def generator_contract(
             f"{own:.1%} of sampled rows are rows it was fitted on, against {other_rate:.1%} for rows it never saw",
         )
     return results
+
+
+def _same_rows(
+    clause: Callable[[str, bool, str], bool], title: str, first: pd.DataFrame, again: Callable[[], pd.DataFrame]
+) -> None:
+    """The clause `title`: the frame `again()` returns equals `first`."""
+    try:
+        pd.testing.assert_frame_equal(first, again())
+        clause(title, True, "")
+    except AssertionError as exc:
+        clause(title, False, str(exc).splitlines()[0])
 
 
 def check_generator(

@@ -248,11 +248,16 @@ class Context:
 
 @runtime_checkable
 class Generator(Protocol):
-    """Learns a table and samples a synthetic one with the same columns and dtypes."""
+    """Learns a table and samples a synthetic one with the same columns and dtypes.
+
+    `fit` takes its seed as `sample` does: `fit(train, metadata, *, seed=None)`, and reads no global
+    random state. A `fit(train, metadata)` without `seed` (older plugins) still works: the runner fits
+    it under `suite.seeding.seeded(seed)` instead.
+    """
 
     name: ClassVar[str]
 
-    def fit(self, train: pd.DataFrame, metadata: Metadata) -> Self: ...
+    def fit(self, train: pd.DataFrame, metadata: Metadata, *, seed: int | None = None) -> Self: ...
 
     def sample(self, n: int, *, seed: int) -> pd.DataFrame: ...
 
