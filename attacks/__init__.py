@@ -1,3 +1,3 @@
 """Built-in privacy attacks. Importing this package registers them in `suite.registry.checks`."""
 
-from attacks import inference, linkability, membership, reconstruction, singling_out  # noqa: F401
+from suite.attacks import inference, linkability, membership, reconstruction, singling_out  # noqa: F401

@@ -27,8 +27,7 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-
-from attacks._membership_features import (
+from suite.attacks._membership_features import (
     FPR_CANDIDATES,
     MIN_ABOVE_THRESHOLD,
     DensityEncoding,
@@ -39,6 +38,7 @@ from attacks._membership_features import (
     roc_summary,
     split_epsilon,
 )
+
 from suite.encoding import as_float
 from suite.neighbors import Encoded, GowerEncoder, nearest
 from suite.registry import checks

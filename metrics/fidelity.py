@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from suite.metrics._tabular import fit_codes, is_numeric, repeat_design_effect, subsample, variance_inflation
 
-from metrics._tabular import fit_codes, is_numeric, repeat_design_effect, subsample, variance_inflation
 from suite.disclosure import coded_range
 from suite.encoding import as_float
 from suite.metadata import Metadata

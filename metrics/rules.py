@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from suite.metrics._tabular import subsample
 
-from metrics._tabular import subsample
 from suite.disclosure import coded_range
 from suite.encoding import as_float
 from suite.metadata import Metadata

@@ -9,8 +9,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+from suite.metrics._tabular import ColumnCodes, fit_codes, fit_features, is_numeric, subsample
 
-from metrics._tabular import ColumnCodes, fit_codes, fit_features, is_numeric, subsample
 from suite.disclosure import RARE, coded_range
 from suite.encoding import as_float
 from suite.registry import checks

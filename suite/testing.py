@@ -118,7 +118,7 @@ def generator_contract(
     A sequential generator (`sequential = True`) is given visits with the entity column
     (`sequence_table`): n counts entities, and copies are whole histories.
     """
-    from generators._columns import ENTROPY
+    from suite.generators._columns import ENTROPY
     from suite.seeding import seeded
 
     params = dict(params or {})

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from suite.reports.compare import RENAMES, caveats, compare, load_scorecard, renamed, render_changes
 
-from reports.compare import RENAMES, caveats, compare, load_scorecard, renamed, render_changes
 from suite.cli import main
 
 

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from markupsafe import escape
+from suite.reports import plots
+from suite.reports.html import CSP, privacy_risk, render_html, write_html
 
-from reports import plots
-from reports.html import CSP, privacy_risk, render_html, write_html
 from suite.scorecard import Scorecard
 from tests.conftest import METADATA, ROLES, ROOT, write_scenario
 
@@ -36,7 +36,8 @@ VERY_RARE = "ZZRAREWARD"  # 3 rows: the check itself never lets it into the scor
 
 
 def _run(scenario: Path, out: Path) -> Scorecard:
-    from reports import read_json
+    from suite.reports import read_json
+
     from suite.cli import main
 
     code = main(["run", str(scenario), "--out", str(out), "--quiet"])
@@ -367,7 +368,7 @@ def test_readers_guide_links_the_docs_and_embeds_the_screenshot():
 
 
 def test_allow_records_is_noted():
-    from reports.html import _provenance
+    from suite.reports.html import _provenance
 
     scorecard = Scorecard.model_construct(
         scenario={"name": "x", "spec": {}},

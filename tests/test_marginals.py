@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from suite.generators.marginals import MarginalsGenerator
+from suite.metrics.collisions import CollisionsMetric
+from suite.metrics.dcr import DCRMetric
+from suite.metrics.dependence import DependenceMetric
 
-from generators.marginals import MarginalsGenerator
-from metrics.collisions import CollisionsMetric
-from metrics.dcr import DCRMetric
-from metrics.dependence import DependenceMetric
 from suite.cli import main
 from suite.errors import ConfigError
 from suite.metadata import Metadata

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from suite.metrics.missingness import MissingnessMetric
 
-from metrics.missingness import MissingnessMetric
 from suite.dataset import prepare
 from suite.metadata import Metadata, Roles
 from suite.testing import check_check, context_for

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from suite.reports import read_json
 
-from reports import read_json
 from suite.cli import main
 from suite.processing import Processed, impute
 from suite.registry import generators

@@ -6,9 +6,9 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from suite.reports import read_json, render_junit
+from suite.reports.compare import compare
 
-from reports import read_json, render_junit
-from reports.compare import compare
 from suite.cli import main
 from suite.policy import Status
 from tests.conftest import write_scenario

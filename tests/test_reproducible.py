@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from suite.reports import read_json
 
-from reports import read_json
 from suite.cli import main
 from tests.conftest import QUICKSTART, write_scenario
 

@@ -8,10 +8,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from suite.generators.generalize import GeneralizeGenerator
+from suite.metrics.rules import RulesMetric, discover
+from suite.reports import read_json
 
-from generators.generalize import GeneralizeGenerator
-from metrics.rules import RulesMetric, discover
-from reports import read_json
 from suite.cli import main
 from suite.disclosure import coded_range
 from suite.processing import Processed, complies

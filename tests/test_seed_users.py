@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from suite.reports import read_json
 
-from reports import read_json
 from suite.cli import main
 from tests.conftest import write_scenario
 

@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-
-from metrics._tabular import discretize
-from metrics.structure import (
+from suite.metrics._tabular import discretize
+from suite.metrics.structure import (
     StructureMetric,
     chi2_homogeneity,
     cross_tabulations,
@@ -20,6 +19,7 @@ from metrics.structure import (
     histogram_overlap,
     ks_statistic,
 )
+
 from suite.dataset import prepare
 from suite.metadata import Metadata, Roles
 from suite.testing import check_check, context_for

@@ -13,8 +13,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from suite.metrics.utility import UtilityMetric, weighted_auc, weighted_r2
 
-from metrics.utility import UtilityMetric, weighted_auc, weighted_r2
 from suite.dataset import prepare
 from suite.metadata import Metadata, Roles
 from suite.testing import check_check, context_for
