@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from suite.attacks._anonymeter import attack_data, check_columns
 
+from suite.attacks._anonymeter import attack_data, check_columns
 from suite.metadata import Metadata
 from suite.neighbors import GowerEncoder, nearest
 from suite.registry import checks

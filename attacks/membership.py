@@ -27,6 +27,7 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+
 from suite.attacks._membership_features import (
     FPR_CANDIDATES,
     MIN_ABOVE_THRESHOLD,
@@ -38,7 +39,6 @@ from suite.attacks._membership_features import (
     roc_summary,
     split_epsilon,
 )
-
 from suite.encoding import as_float
 from suite.neighbors import Encoded, GowerEncoder, nearest
 from suite.registry import checks

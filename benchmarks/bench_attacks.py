@@ -186,6 +186,7 @@ def load_context(path: str) -> Context:
     import polars  # noqa: F401
     import sklearn.ensemble  # noqa: F401
     import sklearn.neighbors  # noqa: F401
+
     import suite.attacks  # noqa: F401  (registers the attacks)
     import suite.metrics  # noqa: F401  (registers the metrics)
 
@@ -221,6 +222,7 @@ def case_jit(context: str) -> tuple[float, list[dict[str, Any]]]:
     """anonymeter's neighbour search on a few rows, twice per input type: the first call compiles it (numba)."""
     ctx = load_context(context)  # first: it imports anonymeter.evaluators, which mixed_types_kneighbors needs
     from anonymeter.neighbors import mixed_types_kneighbors as mtk
+
     from suite.attacks._anonymeter import attack_data
 
     data = attack_data(ctx)

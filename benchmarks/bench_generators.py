@@ -19,9 +19,9 @@ import time
 import warnings
 from collections.abc import Sequence
 
-import suite.generators  # noqa: F401 - registers the built-in generators
 from harness import emit, log, machine, secs, table
 
+import suite.generators  # noqa: F401 - registers the built-in generators
 from suite.registry import generators as registry
 from suite.seeding import seeded
 from suite.testing import contract_table, sequence_table

@@ -207,9 +207,8 @@ def subsample(frame: pd.DataFrame, rows: int, rng: np.random.Generator) -> pd.Da
 
 def dcr_context(rows: int) -> Context:
     """Train subsampled to ``rows``, control in the quickstart's proportion, marginals output of ``rows``."""
-    from suite.generators.marginals import MarginalsGenerator
-
     from suite.dataset import prepare
+    from suite.generators.marginals import MarginalsGenerator
     from suite.metadata import Roles
 
     roles = Roles(identifiers=("subject_id", "fake_first_name", "fake_last_name"), entity="subject_id")

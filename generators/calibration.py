@@ -11,9 +11,9 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from suite.generators._columns import kind, require_fit, restore, with_missing
 
 from suite.encoding import as_float
+from suite.generators._columns import kind, require_fit, restore, with_missing
 from suite.metadata import Metadata
 from suite.registry import generators
 

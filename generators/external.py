@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import ClassVar
 
 import pandas as pd
-from suite.generators._columns import require_fit
 
+from suite.generators._columns import require_fit
 from suite.handover import read_external
 from suite.metadata import Metadata
 from suite.registry import generators

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from suite.generators._columns import require_fit
 
+from suite.generators._columns import require_fit
 from suite.metadata import Metadata
 from suite.registry import generators
 from suite.seeding import seeded

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from suite.metrics.collisions import row_keys
 
+from suite.metrics.collisions import row_keys
 from suite.neighbors import GowerEncoder, nearest
 from suite.registry import checks
 from suite.stats import cluster_bootstrap_ci, cluster_codes

@@ -6,9 +6,9 @@ import warnings
 from typing import ClassVar
 
 import numpy as np
+
 from suite.metrics._tabular import subsample
 from suite.metrics.fidelity import sdv_metadata
-
 from suite.registry import checks
 from suite.types import Context, Goal, Measurement, MeasurementSpec, names, utility
 

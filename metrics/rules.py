@@ -8,11 +8,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from suite.metrics._tabular import subsample
 
 from suite.disclosure import coded_range
 from suite.encoding import as_float
 from suite.metadata import Metadata
+from suite.metrics._tabular import subsample
 from suite.processing import combinations, complies, meets
 from suite.registry import checks
 from suite.scenario import ConditionalConstraint, Constraint, FixedCombinationsConstraint

@@ -13,6 +13,10 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+
+from suite.disclosure import coded_range
+from suite.encoding import as_float
+from suite.metadata import Metadata
 from suite.metrics._tabular import (
     ColumnCodes,
     discretize,
@@ -22,10 +26,6 @@ from suite.metrics._tabular import (
     subsample,
     variance_inflation,
 )
-
-from suite.disclosure import coded_range
-from suite.encoding import as_float
-from suite.metadata import Metadata
 from suite.neighbors import GowerEncoder, nearest
 from suite.registry import checks
 from suite.types import Context, Goal, Measurement, MeasurementSpec, names, utility

@@ -25,12 +25,12 @@ from typing import Any
 
 import jinja2
 import yaml
-from suite.reports import plots
-from suite.reports.markdown import membership_exposure
 
 from suite import policy
 from suite.declarations import FAMILIES, family_order, is_privacy, spec_of
 from suite.io import write_text_atomic
+from suite.reports import plots
+from suite.reports.markdown import membership_exposure
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"

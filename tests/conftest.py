@@ -95,9 +95,8 @@ def write_scenario(folder: Path, data: Path, **overrides: object) -> Path:
 @pytest.fixture(scope="session")
 def quickstart_run(tmp_path_factory: pytest.TempPathFactory):
     """The shipped quickstart scenario, run once through the CLI entry point."""
-    from suite.reports import read_json
-
     from suite.cli import main
+    from suite.reports import read_json
 
     out = tmp_path_factory.mktemp("quickstart")
     code = main(["run", str(QUICKSTART), "--out", str(out), "--quiet"])

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from suite.reports import read_json
 
 from suite.cli import main
+from suite.reports import read_json
 from tests.conftest import ROOT
 
 SCENARIO = ROOT / "scenarios" / "covid_attacks.yaml"

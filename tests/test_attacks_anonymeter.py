@@ -11,6 +11,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 import pytest
+
 import suite.attacks.inference
 import suite.attacks.linkability
 import suite.attacks.singling_out  # noqa: F401  (registers the three checks)
@@ -25,7 +26,6 @@ from suite.attacks._anonymeter import (
 from suite.attacks.inference import InferenceAttack, correct_guesses, nearest_secrets, tolerance_for
 from suite.attacks.linkability import LinkabilityAttack, default_aux_cols
 from suite.attacks.singling_out import SinglingOutAttack, _matches, _unique, chance_singled_out
-
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.neighbors import GowerEncoder

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+
 from suite.generators.bayesian_network import BayesianNetworkGenerator, mi_sensitivity, mutual_information
 from suite.metrics.collisions import CollisionsMetric
 from suite.metrics.dcr import DCRMetric
 from suite.metrics.dependence import DependenceMetric
-
 from suite.testing import check_generator, context_for
 from tests.conftest import mixed_table
 

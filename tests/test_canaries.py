@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from suite.metrics.collisions import row_keys
 
+from suite.metrics.collisions import row_keys
 from suite.registry import generators
 from suite.runner import interval_level, make_context
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from suite.metrics.collisions import CollisionsMetric, row_keys
 
 from suite.metadata import Metadata
+from suite.metrics.collisions import CollisionsMetric, row_keys
 from suite.types import Context
 
 #: columns of the quickstart table that many patients share
@@ -58,6 +58,7 @@ def test_row_keys_make_numbers_canonical():
 
 def test_found_is_the_hypergeometric_chance_of_holding_a_copy():
     from scipy import stats
+
     from suite.metrics.collisions import found
 
     copies = np.array([0, 1, 3, 20, 998])

@@ -201,7 +201,6 @@ def test_a_plugin_check_appears_in_every_report_like_a_builtin(acme_plugin, tmp_
 
 def test_an_old_style_plugins_maximised_measurement_is_not_averaged_into_utility(acme_plugin):
     from suite.reports.html import utility_score
-
     from suite.scorecard import GeneratorRecord
 
     def record(name: str, value: float) -> dict:

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+
 from suite.metrics._tabular import repeat_design_effect
 from suite.metrics.diagnostic import DiagnosticMetric
 from suite.metrics.fidelity import FidelityMetric, categorical_test, numeric_test
-
 from suite.registry import checks
 from suite.testing import check_check, context_for
 

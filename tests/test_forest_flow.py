@@ -9,11 +9,10 @@ import pytest
 pytest.importorskip("xgboost")
 
 from suite.generators.forest_flow import ForestFlowGenerator  # noqa: E402 - registers "forest_flow"
+from suite.metadata import Metadata  # noqa: E402
 from suite.metrics.collisions import CollisionsMetric  # noqa: E402
 from suite.metrics.dcr import DCRMetric  # noqa: E402
 from suite.metrics.dependence import DependenceMetric  # noqa: E402
-
-from suite.metadata import Metadata  # noqa: E402
 from suite.testing import check_generator, context_for  # noqa: E402
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from suite.reports.compare import load_scorecard
-from suite.reports.text import gate_table, verdict_table
 
 from suite.cli import main
+from suite.reports.compare import load_scorecard
+from suite.reports.text import gate_table, verdict_table
 from tests.test_bad_input import FLCHAIN, Case
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from suite.attacks.singling_out import SinglingOutAttack
 from suite.generators.generalize import GeneralizeGenerator, equivalence_sizes, is_age
+from suite.metadata import Metadata, Roles
 from suite.metrics.collisions import CollisionsMetric, row_keys
 from suite.metrics.dcr import DCRMetric
-
-from suite.metadata import Metadata, Roles
 from suite.testing import check_generator, context_for, generator_contract
 from tests.conftest import ROLES
 

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from markupsafe import escape
+
 from suite.reports import plots
 from suite.reports.html import CSP, privacy_risk, render_html, write_html
-
 from suite.scorecard import Scorecard
 from tests.conftest import METADATA, ROLES, ROOT, write_scenario
 
@@ -36,9 +36,8 @@ VERY_RARE = "ZZRAREWARD"  # 3 rows: the check itself never lets it into the scor
 
 
 def _run(scenario: Path, out: Path) -> Scorecard:
-    from suite.reports import read_json
-
     from suite.cli import main
+    from suite.reports import read_json
 
     code = main(["run", str(scenario), "--out", str(out), "--quiet"])
     assert code in (0, 1), code

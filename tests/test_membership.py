@@ -9,10 +9,10 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+
 import suite.attacks.membership  # noqa: F401  (registers the check until attacks/__init__ imports it)
 from suite.attacks._membership_features import ROC_GRID, epsilon_lower_bound, estimable_fpr, roc_summary, split_epsilon
 from suite.attacks.membership import MembershipAttack, _cluster_ci, excess_measurement, select_candidates, unit_max
-
 from suite.dataset import prepare
 from suite.metadata import Roles
 from suite.registry import checks
@@ -401,11 +401,10 @@ def test_shadow_attack_cannot_reach_the_holdout_baseline(small):
 
 
 def test_reports_show_exposed_people_and_the_largest_epsilon(tmp_path, small_csv):
+    from suite.cli import main
     from suite.reports import read_json
     from suite.reports.html import render_html
     from suite.reports.markdown import membership_exposure
-
-    from suite.cli import main
     from tests.conftest import write_scenario
 
     generators = [{"name": "holdout", "expect": "release"}, {"name": "identity", "expect": "block"}]

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from suite.metrics.missingness import MissingnessMetric
 
 from suite.dataset import prepare
 from suite.metadata import Metadata, Roles
+from suite.metrics.missingness import MissingnessMetric
 from suite.testing import check_check, context_for
 from suite.types import Context
 from tests.conftest import DATA, METADATA, ROLES

@@ -79,7 +79,6 @@ print("ok")
 def test_the_checkout_imports_its_own_folders_under_suite() -> None:
     import suite.generators
     import suite.metrics
-
     from suite.registry import checks, generators
 
     generators.names(), checks.names()

@@ -8,7 +8,6 @@ import os
 import stat
 
 import suite.metrics.dcr
-
 from suite.cli import main
 from tests.conftest import write_scenario
 

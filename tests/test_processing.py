@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from suite.reports import read_json
 
 from suite.cli import main
 from suite.processing import Processed, impute
 from suite.registry import generators
+from suite.reports import read_json
 from suite.scenario import FixedCombinationsConstraint, InequalityConstraint, RangeConstraint
 from suite.testing import contract_table
 from tests.conftest import write_scenario

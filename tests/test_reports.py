@@ -6,11 +6,11 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from suite.reports import read_json, render_junit
-from suite.reports.compare import compare
 
 from suite.cli import main
 from suite.policy import Status
+from suite.reports import read_json, render_junit
+from suite.reports.compare import compare
 from tests.conftest import write_scenario
 
 

@@ -8,14 +8,14 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from suite.generators.generalize import GeneralizeGenerator
-from suite.metrics.rules import RulesMetric, discover
-from suite.reports import read_json
 
 from suite.cli import main
 from suite.disclosure import coded_range
+from suite.generators.generalize import GeneralizeGenerator
+from suite.metrics.rules import RulesMetric, discover
 from suite.processing import Processed, complies
 from suite.registry import generators
+from suite.reports import read_json
 from suite.scenario import ConditionalConstraint
 from suite.testing import check_check
 from suite.types import Context

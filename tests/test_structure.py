@@ -10,6 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+
+from suite.dataset import prepare
+from suite.metadata import Metadata, Roles
 from suite.metrics._tabular import discretize
 from suite.metrics.structure import (
     StructureMetric,
@@ -19,9 +22,6 @@ from suite.metrics.structure import (
     histogram_overlap,
     ks_statistic,
 )
-
-from suite.dataset import prepare
-from suite.metadata import Metadata, Roles
 from suite.testing import check_check, context_for
 from suite.types import Context
 from tests.conftest import DATA, METADATA, ROLES

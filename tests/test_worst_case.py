@@ -8,11 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+
 import suite.attacks  # noqa: F401  (registers the checks)
 import suite.generators  # noqa: F401  (registers the generators)
 from suite.attacks.membership import MembershipAttack
 from suite.attacks.reconstruction import ReconstructionAttack, exact_hits, tuple_codes
-
 from suite.dataset import prepare
 from suite.metadata import Roles
 from suite.neighbors import GowerEncoder, nearest
