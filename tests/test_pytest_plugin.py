@@ -1,0 +1,67 @@
+"""The pytest plugin a generator package uses: one line runs the contract, one line gates a scenario."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, write_scenario
+
+pytest_plugins = ["pytester"]
+
+INNER = '''
+import pandas as pd
+from suite_plugin_example import ShuffledMarginals
+
+
+class Copier:
+    """Returns training rows: it breaks the contract's copy clause."""
+
+    name = "acme.copier"
+
+    def __init__(self) -> None:
+        pass
+
+    def fit(self, train: pd.DataFrame, metadata) -> "Copier":
+        self.train_ = train.copy()
+        return self
+
+    def sample(self, n: int, *, seed: int) -> pd.DataFrame:
+        if not hasattr(self, "train_"):
+            raise RuntimeError("call fit before sample")
+        return self.train_.sample(n, replace=True, random_state=seed).reset_index(drop=True)
+
+
+def test_example_plugin_keeps_the_contract(suite_contract):
+    suite_contract(ShuffledMarginals)
+
+
+def test_copier_breaks_the_contract(suite_contract):
+    suite_contract(Copier)
+
+
+def test_gate_as_expected(suite_gate):
+    card = suite_gate(r"{clean}")
+    assert [g["verdict"] for g in card["generators"]] == ["release", "block"]
+
+
+def test_gate_fails_on_a_leak(suite_gate):
+    suite_gate(r"{leaky}")
+'''
+
+
+def test_the_fixtures_pass_a_clean_generator_and_fail_a_leaking_one(
+    pytester: pytest.Pytester, small_csv: Path, tmp_path: Path
+) -> None:
+    clean = write_scenario(tmp_path, small_csv, name="clean", checks=["collisions"])
+    leaky = write_scenario(tmp_path, small_csv, name="leaky", checks=["collisions"], generators=[{"name": "identity"}])
+    pytester.syspathinsert(ROOT / "tests" / "plugin_example")  # the example third-party package, unchanged
+    pytester.makepyfile(test_acme=INNER.format(clean=clean, leaky=leaky))
+    result = pytester.runpytest("-p", "suite.pytest_plugin", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=2)
+    out = result.stdout.str()
+    assert "test_copier_breaks_the_contract" in out and "copies no training row" in out
+    assert "- identity: block (expected release)" in out
+    failed = {line.split("::")[1].split()[0] for line in result.outlines if line.startswith("FAILED")}
+    assert failed == {"test_copier_breaks_the_contract", "test_gate_fails_on_a_leak"}
