@@ -65,3 +65,43 @@ def test_the_fixtures_pass_a_clean_generator_and_fail_a_leaking_one(
     assert "- identity: block (expected release)" in out
     failed = {line.split("::")[1].split()[0] for line in result.outlines if line.startswith("FAILED")}
     assert failed == {"test_copier_breaks_the_contract", "test_gate_fails_on_a_leak"}
+
+
+def _doc_block(first_line: str) -> str:
+    """The fenced block of docs/plugins.md whose first line is `first_line`."""
+    text = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    return next(b.split("\n", 1)[1] for b in text.split("```")[1::2] if b.split("\n", 1)[1].startswith(first_line))
+
+
+def test_the_documented_ci_scenario_validates_for_a_plugin_generator(tmp_path: Path, monkeypatch) -> None:
+    import shutil
+    from importlib.resources import files
+
+    from suite.cli import main
+    from suite.registry import generators
+
+    scenario = _doc_block("# tests/gate.yaml")
+    scenario = scenario.replace("acme.bootstrap, params: {smoothing: 0.2}", "example.shuffled_marginals")
+    for name in ("covid_testing.parquet", "covid_testing.metadata.json"):  # as the documented workflow copies them
+        shutil.copy(files("suite.data") / name, tmp_path)
+    (tmp_path / "gate.yaml").write_text(scenario)
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "plugin_example"))
+    generators.refresh()
+    try:
+        assert main(["validate", str(tmp_path / "gate.yaml")]) == 0
+    finally:
+        monkeypatch.undo()
+        generators.refresh()
+
+
+def test_every_public_name_is_documented_and_reexported() -> None:
+    import importlib
+
+    import suite.api
+
+    doc = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8").split("## The public API")[1].split("\n## ")[0]
+    for name in suite.api.__all__:
+        assert f"`{name}`" in doc, f"suite.api.{name} is not in docs/plugins.md's API table"
+        row = next(line for line in doc.splitlines() if f"`{name}`" in line and line.startswith("|"))
+        home = row.split("|")[2].strip().strip("`")
+        assert getattr(importlib.import_module(home), name) is getattr(suite.api, name)
