@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -29,11 +28,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(src), "-w", str(out)],
-        check=True,
-        capture_output=True,
-    )
+    # Build isolation: the build uses setuptools>=68 as pyproject.toml asks, not whatever the venv holds.
+    pip = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(src), "-w", str(out)]
+    subprocess.run(pip, check=True, capture_output=True)
     (built,) = out.glob("*.whl")
     return built
 
@@ -67,8 +64,9 @@ assert importlib.util.find_spec("attacks") is None and importlib.util.find_spec(
 assert len(contract_table(rows=50)[0]) == 50
 print("ok")
 """
-    # -S: no site-packages .pth hooks (the development venv's editable install); its libraries come on PYTHONPATH.
-    path = os.pathsep.join([str(other), str(site), sysconfig.get_paths()["purelib"]])
+    # -S: no .pth hooks (the development venv's editable install); the libraries come on PYTHONPATH, the checkout not.
+    libraries = [p for p in sys.path if p and Path(p).is_dir() and not Path(p).resolve().is_relative_to(ROOT)]
+    path = os.pathsep.join([str(other), str(site), *libraries])
     env = {**os.environ, "PYTHONPATH": path}
     done = subprocess.run(
         [sys.executable, "-S", "-c", code, str(site)], cwd=tmp_path, env=env, capture_output=True, text=True

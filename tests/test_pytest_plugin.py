@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -52,13 +54,17 @@ def test_gate_fails_on_a_leak(suite_gate):
 
 
 def test_the_fixtures_pass_a_clean_generator_and_fail_a_leaking_one(
-    pytester: pytest.Pytester, small_csv: Path, tmp_path: Path
+    pytester: pytest.Pytester, small_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clean = write_scenario(tmp_path, small_csv, name="clean", checks=["collisions"])
     leaky = write_scenario(tmp_path, small_csv, name="leaky", checks=["collisions"], generators=[{"name": "identity"}])
-    pytester.syspathinsert(ROOT / "tests" / "plugin_example")  # the example third-party package, unchanged
+    # A fresh interpreter, as the plugin package's CI runs it: this checkout's suite and the example package, unchanged.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests" / "plugin_example")]))
     pytester.makepyfile(test_acme=INNER.format(clean=clean, leaky=leaky))
-    result = pytester.runpytest("-p", "suite.pytest_plugin", "-p", "no:cacheprovider")
+    # Installed (pip install -e .), pytest loads the plugin through its pytest11 entry point; from a bare checkout, -p.
+    autoloaded = any(ep.value == "suite.pytest_plugin" for ep in entry_points(group="pytest11"))
+    plugin = [] if autoloaded else ["-p", "suite.pytest_plugin"]
+    result = pytester.runpytest_subprocess(*plugin, "-p", "no:cacheprovider", timeout=600)
     result.assert_outcomes(passed=2, failed=2)
     out = result.stdout.str()
     assert "test_copier_breaks_the_contract" in out and "copies no training row" in out
