@@ -14,7 +14,6 @@ pytest_plugins = ["pytester"]
 
 INNER = '''
 import pandas as pd
-from suite_plugin_example import ShuffledMarginals
 
 
 class Copier:
@@ -36,7 +35,7 @@ class Copier:
 
 
 def test_example_plugin_keeps_the_contract(suite_contract):
-    suite_contract(ShuffledMarginals)
+    suite_contract("example.shuffled_marginals", params=dict(jitter=0.1))  # found through its entry point
 
 
 def test_copier_breaks_the_contract(suite_contract):
