@@ -5,7 +5,7 @@ the training rows plus m canary records, each put in with probability 1/2 (repla
 random training row when the claim's neighbours are "replace", so n stays fixed), one large sample,
 and an attacker that guesses which canaries were in: the one-run audit of Steinke, Nasr and
 Jagielski (NeurIPS 2023). Its correct guesses give an empirical epsilon lower bound
-(`attacks._membership_features.one_run_epsilon`); the claim is violated when that bound exceeds
+(`suite.attacks._membership_features.one_run_epsilon`); the claim is violated when that bound exceeds
 the claimed epsilon. A generator without a claim is not audited: no measurement, neither pass nor block.
 """
 
@@ -18,8 +18,8 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from attacks._membership_features import one_run_epsilon
-from attacks.membership import LOCAL_EPS
+from suite.attacks._membership_features import one_run_epsilon
+from suite.attacks.membership import LOCAL_EPS
 from suite.neighbors import GowerEncoder, nearest
 from suite.registry import checks
 from suite.seeding import derive_seed

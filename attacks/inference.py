@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from attacks._anonymeter import attack_data, check_columns
+from suite.attacks._anonymeter import attack_data, check_columns
 from suite.metadata import Metadata
 from suite.neighbors import GowerEncoder, nearest
 from suite.registry import checks

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from attacks._anonymeter import attack_data, attack_measurements, captured_notes, check_columns, pinned_randomness
+from suite.attacks._anonymeter import attack_data, attack_measurements, captured_notes, check_columns, pinned_randomness
 from suite.metadata import Metadata
 from suite.registry import checks
 from suite.seeding import derive_seed

@@ -26,7 +26,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from attacks._membership_features import (
+from suite.attacks._membership_features import (
     FPR_CANDIDATES,
     MIN_ABOVE_THRESHOLD,
     DensityEncoding,

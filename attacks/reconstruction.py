@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from attacks._anonymeter import attack_data, check_columns
-from attacks.inference import correct_guesses, tolerance_for
+from suite.attacks._anonymeter import attack_data, check_columns
+from suite.attacks.inference import correct_guesses, tolerance_for
 from suite.metadata import Metadata
 from suite.registry import checks
 from suite.seeding import derive_seed

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from attacks._membership_features import ShadowFeatures, clopper_pearson, frequent_codes
+from suite.attacks._membership_features import ShadowFeatures, clopper_pearson, frequent_codes
 from suite.neighbors import Encoded, GowerEncoder, nearest
 from suite.registry import checks
 from suite.seeding import derive_seed

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from attacks._anonymeter import attack_data, attack_measurements, captured_notes, pinned_randomness
+from suite.attacks._anonymeter import attack_data, attack_measurements, captured_notes, pinned_randomness
 from suite.registry import checks
 from suite.seeding import derive_seed
 from suite.types import Context, Goal, Measurement, MeasurementSpec, privacy

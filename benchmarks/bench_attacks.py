@@ -187,8 +187,8 @@ def load_context(path: str) -> Context:
     import sklearn.ensemble  # noqa: F401
     import sklearn.neighbors  # noqa: F401
 
-    import attacks  # noqa: F401  (registers the attacks)
-    import metrics  # noqa: F401  (registers the metrics)
+    import suite.attacks  # noqa: F401  (registers the attacks)
+    import suite.metrics  # noqa: F401  (registers the metrics)
 
     return pickle.loads(Path(path).read_bytes())
 
@@ -223,7 +223,7 @@ def case_jit(context: str) -> tuple[float, list[dict[str, Any]]]:
     ctx = load_context(context)  # first: it imports anonymeter.evaluators, which mixed_types_kneighbors needs
     from anonymeter.neighbors import mixed_types_kneighbors as mtk
 
-    from attacks._anonymeter import attack_data
+    from suite.attacks._anonymeter import attack_data
 
     data = attack_data(ctx)
     qis = list(QUASI_IDENTIFIERS)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from harness import emit, log, machine, secs, table
 
-import generators  # noqa: F401 - registers the built-in generators
+import suite.generators  # noqa: F401 - registers the built-in generators
 from suite.registry import generators as registry
 from suite.seeding import seeded
 from suite.testing import contract_table, sequence_table

@@ -10,7 +10,7 @@ Markdown tables go to stdout, progress to stderr. Three parts, all in the same r
 1. Top-1 nearest neighbour under Gower's distance on the shipped COVID table:
    ``suite.neighbors.nearest`` against ``gower.gower_matrix`` + argmin per row (seconds, ratio,
    peak memory, and the largest difference between the two top-1 distances).
-2. The ``dcr`` check (``metrics.dcr.DCRMetric``) against sdmetrics' ``DCRBaselineProtection``.
+2. The ``dcr`` check (``suite.metrics.dcr.DCRMetric``) against sdmetrics' ``DCRBaselineProtection``.
 3. The quickstart scenario end to end, with the per-generator seconds from its scorecard.
 
 Every timed case runs in a fresh ``spawn`` child, so its peak RSS (``ru_maxrss``) is its own;
@@ -207,8 +207,8 @@ def subsample(frame: pd.DataFrame, rows: int, rng: np.random.Generator) -> pd.Da
 
 def dcr_context(rows: int) -> Context:
     """Train subsampled to ``rows``, control in the quickstart's proportion, marginals output of ``rows``."""
-    from generators.marginals import MarginalsGenerator
     from suite.dataset import prepare
+    from suite.generators.marginals import MarginalsGenerator
     from suite.metadata import Roles
 
     roles = Roles(identifiers=("subject_id", "fake_first_name", "fake_last_name"), entity="subject_id")
@@ -222,7 +222,7 @@ def dcr_context(rows: int) -> Context:
 
 
 def case_dcr_suite(rows: int) -> tuple[float, dict[str, float]]:
-    from metrics.dcr import DCRMetric
+    from suite.metrics.dcr import DCRMetric
 
     ctx = dcr_context(rows)
     seconds, measurements = timed(lambda: DCRMetric().evaluate(ctx))
@@ -276,7 +276,7 @@ def dcr_section(sizes: Sequence[int]) -> None:
         "the holdout control in the same proportion; synthetic = `marginals` fitted on that train."
     )
     emit(
-        "- suite: `metrics.dcr.DCRMetric().evaluate(ctx)`: three searches (synthetic->train, synthetic->control, "
+        "- suite: `suite.metrics.dcr.DCRMetric().evaluate(ctx)`: three searches (synthetic->train, synthetic->control, "
         "control->train) plus bootstrap intervals. sdmetrics: `DCRBaselineProtection.compute_breakdown(train, "
         "synthetic, metadata.to_sdv_dict())`: two searches (synthetic->train, random->train)."
     )

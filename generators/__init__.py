@@ -1,6 +1,6 @@
 """Built-in generators. Importing this package registers them in `suite.registry.generators`."""
 
-from generators import (  # noqa: F401
+from suite.generators import (  # noqa: F401
     bayesian_network,
     calibration,
     cart,

@@ -12,8 +12,8 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from generators._columns import kind, require_fit, restore, with_missing
 from suite.encoding import as_float
+from suite.generators._columns import kind, require_fit, restore, with_missing
 from suite.histories import COUNT
 from suite.metadata import Metadata
 from suite.registry import generators

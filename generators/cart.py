@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from generators._columns import kind, precision, require_fit, restore, round_to
 from suite.encoding import as_float
+from suite.generators._columns import kind, precision, require_fit, restore, round_to
 from suite.metadata import Metadata
 from suite.registry import generators
 from suite.seeding import fit_seed

@@ -12,8 +12,8 @@ from typing import ClassVar
 
 import pandas as pd
 
-from generators._columns import require_fit
 from suite.coercion import read_external
+from suite.generators._columns import require_fit
 from suite.metadata import Metadata
 from suite.registry import generators
 

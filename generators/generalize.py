@@ -15,8 +15,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from generators._columns import kind, require_fit, restore
 from suite.encoding import as_float
+from suite.generators._columns import kind, require_fit, restore
 from suite.metadata import Metadata
 from suite.registry import generators
 

@@ -14,10 +14,10 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from generators._columns import decimals, kind, require_fit, restore, with_missing
-from generators._families import FAMILIES, FINEST_GRID, ColumnData, candidates, choose, share
 from suite.encoding import as_float
 from suite.errors import ConfigError
+from suite.generators._columns import decimals, kind, require_fit, restore, with_missing
+from suite.generators._families import FAMILIES, FINEST_GRID, ColumnData, candidates, choose, share
 from suite.metadata import Metadata
 from suite.registry import generators
 

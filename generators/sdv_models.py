@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from generators._columns import require_fit
+from suite.generators._columns import require_fit
 from suite.metadata import Metadata
 from suite.registry import generators
 from suite.seeding import fit_seed, seeded

@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from generators._columns import require_fit
-from generators.sdv_models import _rdt_fit_state, _torch_for_fit
+from suite.generators._columns import require_fit
+from suite.generators.sdv_models import _rdt_fit_state, _torch_for_fit
 from suite.histories import HistorySchema
 from suite.metadata import ID, Metadata
 from suite.registry import generators

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from generators._columns import date_step, decimals, kind, noise_seed, require_fit, restore
 from suite.encoding import as_float
+from suite.generators._columns import date_step, decimals, kind, noise_seed, require_fit, restore
 from suite.metadata import Metadata
 from suite.registry import generators
 from suite.seeding import seeded

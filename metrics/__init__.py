@@ -1,6 +1,6 @@
 """Built-in metrics. Importing this package registers them in `suite.registry.checks`."""
 
-from metrics import (  # noqa: F401
+from suite.metrics import (  # noqa: F401
     collisions,
     dcr,
     dependence,

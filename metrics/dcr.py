@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from metrics.collisions import row_keys
+from suite.metrics.collisions import row_keys
 from suite.neighbors import GowerEncoder, cached_nearest
 from suite.registry import checks
 from suite.stats import cluster_bootstrap_ci, cluster_codes

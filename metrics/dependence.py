@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from metrics._tabular import ColumnCodes, discretize, is_numeric, subsample
 from suite.encoding import as_float
+from suite.metrics._tabular import ColumnCodes, discretize, is_numeric, subsample
 from suite.registry import checks
 from suite.types import Context, Goal, Measurement, MeasurementSpec, names, utility
 

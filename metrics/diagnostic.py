@@ -7,8 +7,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from metrics._tabular import subsample
-from metrics.fidelity import sdv_metadata
+from suite.metrics._tabular import subsample
+from suite.metrics.fidelity import sdv_metadata
 from suite.registry import checks
 from suite.types import Context, Goal, Measurement, MeasurementSpec, names, utility
 

@@ -17,10 +17,10 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from metrics._tabular import fit_codes, is_numeric, repeat_design_effect, subsample, variance_inflation
 from suite.disclosure import coded_range
 from suite.encoding import as_float
 from suite.metadata import Metadata
+from suite.metrics._tabular import fit_codes, is_numeric, repeat_design_effect, subsample, variance_inflation
 from suite.registry import checks
 from suite.types import Context, Goal, Measurement, MeasurementSpec, names, utility
 

@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from metrics._tabular import subsample
+from suite.metrics._tabular import subsample
 from suite.registry import checks
 from suite.types import Context, Goal, Measurement, MeasurementSpec, names, utility
 

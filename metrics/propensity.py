@@ -21,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from metrics._tabular import fit_features, subsample
+from suite.metrics._tabular import fit_features, subsample
 from suite.registry import checks
 from suite.stats import cluster_bootstrap_ci, cluster_codes
 from suite.types import Context, Goal, Measurement, MeasurementSpec, names, utility

@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from metrics._tabular import subsample
 from suite.constraints import (
     ConditionalConstraint,
     Constraint,
@@ -21,6 +20,7 @@ from suite.constraints import (
 from suite.disclosure import coded_range
 from suite.encoding import as_float
 from suite.metadata import Metadata
+from suite.metrics._tabular import subsample
 from suite.registry import checks
 from suite.stats import wilson_ci
 from suite.types import Context, Goal, Measurement, MeasurementSpec, names, utility

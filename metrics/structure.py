@@ -14,7 +14,10 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from metrics._tabular import (
+from suite.disclosure import coded_range
+from suite.encoding import as_float
+from suite.metadata import Metadata
+from suite.metrics._tabular import (
     ColumnCodes,
     discretize,
     fit_codes,
@@ -23,9 +26,6 @@ from metrics._tabular import (
     subsample,
     variance_inflation,
 )
-from suite.disclosure import coded_range
-from suite.encoding import as_float
-from suite.metadata import Metadata
 from suite.neighbors import GowerEncoder, NeighbourCache, cached_nearest
 from suite.registry import checks
 from suite.types import Context, Goal, Measurement, MeasurementSpec, names, utility
@@ -109,7 +109,7 @@ class Axes:
 
     Numbers are standardised with the real mean and standard deviation (missing values take
     the real median, and a 0/1 missing-indicator feature is added when the real column has any
-    missing); categories are one-hot over the codes of `metrics._tabular.fit_codes` (the real
+    missing); categories are one-hot over the codes of `suite.metrics._tabular.fit_codes` (the real
     data's top levels, `other`, `missing`) that occur in the real data.
     """
 
@@ -302,7 +302,7 @@ class StructureMetric:
       percentile box (points outside count in the border cells): 1 = identical. Baseline: the
       same between training and holdout rows.
     * Voas-Williamson: for every pair of columns (numbers in `bins` quantile bins, categories
-      as codes; `metrics._tabular.discretize`), the 2 x K table of real and synthetic counts
+      as codes; `suite.metrics._tabular.discretize`), the 2 x K table of real and synthetic counts
       over the K observed cells of the pair's cross-tabulation, and Pearson's chi-squared
       homogeneity statistic with K - 1 degrees of freedom. Following Voas & Williamson (2001,
       "Evaluating goodness-of-fit measures for synthetic microdata"), a table fits when the
@@ -317,7 +317,7 @@ class StructureMetric:
       same size as the values. A synthetic table that repeats whole rows more often than real
       data does (a resampler such as the `holdout` calibration generator) is the smaller sample
       it effectively is: every chi2 is divided by the variance inflation its repeat design effect
-      causes (Rao-Scott first-order correction, `metrics._tabular.variance_inflation`) before
+      causes (Rao-Scott first-order correction, `suite.metrics._tabular.variance_inflation`) before
       it is judged.
 
     Every table is first cut to at most `max_rows` rows (seeded). Details carry aggregates

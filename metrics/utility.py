@@ -10,9 +10,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from metrics._tabular import ColumnCodes, fit_codes, fit_features, is_numeric, subsample
 from suite.disclosure import RARE, coded_range
 from suite.encoding import as_float
+from suite.metrics._tabular import ColumnCodes, fit_codes, fit_features, is_numeric, subsample
 from suite.registry import checks
 from suite.stats import N_BOOTSTRAP, bootstrap_weights
 from suite.types import Context, Goal, Measurement, MeasurementSpec, Need, names, utility

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from reports.json_report import read_json, write_json
-from reports.junit import render_junit, write_junit
-from reports.markdown import render_markdown, write_markdown
-from reports.text import canary_table, gate_table, verdict_table
+from suite.reports.json_report import read_json, write_json
+from suite.reports.junit import render_junit, write_junit
+from suite.reports.markdown import render_markdown, write_markdown
+from suite.reports.text import canary_table, gate_table, verdict_table
 
 __all__ = [
     "read_json",
@@ -24,7 +24,7 @@ __all__ = [
 def write_reports(scorecard, run_dir: Path) -> list[Path]:  # noqa: ANN001
     """Every report of a run: scorecard.json first (the canonical result), then report.md,
     junit.xml and report.html. Each file is written atomically."""
-    from reports.html import write_html
+    from suite.reports.html import write_html
 
     run_dir = Path(run_dir)
     paths = [write_json(scorecard, run_dir), write_markdown(scorecard, run_dir), write_junit(scorecard, run_dir)]

@@ -26,12 +26,12 @@ from typing import Any
 import jinja2
 import yaml
 
-from reports import plots
-from reports.markdown import membership_exposure
-from reports.text import matrix
 from suite import policy
 from suite.declarations import FAMILIES, family_order, is_privacy, spec_of
 from suite.io import write_text_atomic
+from suite.reports import plots
+from suite.reports.markdown import membership_exposure
+from suite.reports.text import matrix
 from suite.scorecard import UNSHOWN, GeneratorRecord, MeasurementRecord, Scorecard
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"

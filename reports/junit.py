@@ -15,9 +15,9 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
-from reports.text import UNINFORMATIVE, status_of
 from suite.declarations import spec_of
 from suite.io import write_text_atomic
+from suite.reports.text import UNINFORMATIVE, status_of
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard
 
 #: Characters XML 1.0 cannot hold at all; replaced so a stray control character cannot break the file.

@@ -13,9 +13,9 @@ import html
 import math
 from pathlib import Path
 
-from reports.text import UNINFORMATIVE, matrix
 from suite.declarations import spec_of
 from suite.io import write_text_atomic
+from suite.reports.text import UNINFORMATIVE, matrix
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard
 
 _MARK = {

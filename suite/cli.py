@@ -214,7 +214,7 @@ def _run_all(args: argparse.Namespace) -> int:
 
 
 def _run(path: Path, *, out: Path | None, quiet: bool, execution: Any = None, keep_cache: bool = False) -> int:
-    from reports import canary_table, gate_table, verdict_table, write_reports
+    from suite.reports import canary_table, gate_table, verdict_table, write_reports
     from suite.runner import Progress, run
 
     try:
@@ -243,7 +243,7 @@ def _run(path: Path, *, out: Path | None, quiet: bool, execution: Any = None, ke
 
 
 def _compare(old: Path, new: Path, *, abs_tol: float | None, rel_tol: float | None) -> int:
-    from reports.compare import ABS_TOL, REL_TOL, caveats, compare, load_scorecard, render_changes
+    from suite.reports.compare import ABS_TOL, REL_TOL, caveats, compare, load_scorecard, render_changes
 
     before, after = load_scorecard(old), load_scorecard(new)
     tolerances = {
@@ -299,7 +299,7 @@ def _export_marginals(path: Path, out: Path, params_json: str) -> int:
     """Fit `marginals` on the scenario's training rows (prepared as a run prepares them) and write
     its model; the scenario's own `marginals` parameters apply, `--params` overrides them."""
 
-    from generators.marginals import MarginalsGenerator
+    from suite.generators.marginals import MarginalsGenerator
     from suite.plan import validate_params
     from suite.runner import prepare_data
 
@@ -327,7 +327,7 @@ def _export_marginals(path: Path, out: Path, params_json: str) -> int:
 
 def _sample(model: Path, rows: int, out: Path, seed: int) -> int:
     """Rows drawn from a marginals model file alone; the table is not gated (a scenario gates it)."""
-    from generators.marginals import MarginalsGenerator
+    from suite.generators.marginals import MarginalsGenerator
     from suite.io import write_bytes_atomic
     from suite.release import table_bytes
     from suite.scenario import MAX_SEED

@@ -141,6 +141,8 @@ class Registry(Generic[T]):
 
 
 generators: Registry[type] = Registry(
-    "generator", "suite.generators", builtin=("generators",), methods=("fit", "sample")
+    "generator", "suite.generators", builtin=("suite.generators",), methods=("fit", "sample")
 )
-checks: Registry[type] = Registry("check", "suite.checks", builtin=("metrics", "attacks"), methods=("evaluate",))
+checks: Registry[type] = Registry(
+    "check", "suite.checks", builtin=("suite.metrics", "suite.attacks"), methods=("evaluate",)
+)

@@ -10,7 +10,10 @@ import fnmatch
 import inspect
 import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from importlib.resources import as_file, files
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -119,7 +122,7 @@ def generator_contract(
     A sequential generator (`sequential = True`) is given visits with the entity column
     (`sequence_table`): n counts entities, and copies are whole histories.
     """
-    from generators._columns import ENTROPY
+    from suite.generators._columns import ENTROPY
     from suite.seeding import fit_takes_seed, fit_with_seed, seeded
 
     params = dict(params or {})
@@ -293,17 +296,19 @@ def context_for(
     return make_context(component, data, synthetic[list(data.train.columns)].reset_index(drop=True), seed=seed)
 
 
+def shipped(name: str) -> AbstractContextManager[Path]:
+    """A table shipped with the package (`suite.data`: data/ in a checkout, inside the wheel when installed)."""
+    return as_file(files("suite.data") / name)
+
+
 def contract_table(rows: int = 1_500, seed: int = 0) -> tuple[pd.DataFrame, Metadata]:
     """The shipped data the contract runs on: real COVID-19 test rows (numbers, categories,
     missing values) with a date column derived from the pandemic day, so dates are exercised too.
     Identifiers are dropped as a run drops them."""
-    from pathlib import Path
-
     from suite.metadata import read_metadata
 
-    root = Path(__file__).resolve().parent.parent / "data"
-    frame = pd.read_parquet(root / "covid_testing.parquet")
-    metadata = read_metadata(root / "covid_testing.metadata.json")
+    with shipped("covid_testing.parquet") as table, shipped("covid_testing.metadata.json") as meta:
+        frame, metadata = pd.read_parquet(table), read_metadata(meta)
     dropped = ["subject_id", "fake_first_name", "fake_last_name"]
     frame = frame.drop(columns=dropped).sample(n=min(rows, len(frame)), random_state=seed).reset_index(drop=True)
     frame["test_date"] = pd.Timestamp("2020-03-01") + pd.to_timedelta(frame["pan_day"].astype("float64"), unit="D")
@@ -315,13 +320,10 @@ def contract_table(rows: int = 1_500, seed: int = 0) -> tuple[pd.DataFrame, Meta
 def sequence_table(patients: int | None = None, seed: int = 0) -> tuple[pd.DataFrame, Metadata]:
     """The shipped longitudinal data a sequential generator's contract runs on: the PBC follow-up
     visits (entity `id`, sequence index `day`), `patients` of them drawn at random (all by default)."""
-    from pathlib import Path
-
     from suite.metadata import read_metadata
 
-    root = Path(__file__).resolve().parent.parent / "data"
-    frame = pd.read_parquet(root / "pbcseq.parquet")
-    metadata = read_metadata(root / "pbcseq.metadata.json")
+    with shipped("pbcseq.parquet") as table, shipped("pbcseq.metadata.json") as meta:
+        frame, metadata = pd.read_parquet(table), read_metadata(meta)
     if patients is not None:
         ids = frame["id"].drop_duplicates().sample(n=min(patients, frame["id"].nunique()), random_state=seed)
         frame = frame[frame["id"].isin(ids)].reset_index(drop=True)

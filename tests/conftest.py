@@ -118,8 +118,8 @@ def quickstart_utility(folder: Path) -> Path:
 @pytest.fixture(scope="session")
 def quickstart_run(tmp_path_factory: pytest.TempPathFactory):
     """The quickstart's utility side (`quickstart_utility`), run once through the CLI entry point."""
-    from reports import read_json
     from suite.cli import main
+    from suite.reports import read_json
 
     out = tmp_path_factory.mktemp("quickstart")
     code = main(["run", str(quickstart_utility(out)), "--out", str(out / "runs"), "--quiet"])

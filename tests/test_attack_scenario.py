@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reports import read_json
 from suite.cli import main
+from suite.reports import read_json
 from tests.conftest import ROOT
 
 SCENARIO = ROOT / "scenarios" / "covid_attacks.yaml"

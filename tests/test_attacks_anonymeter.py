@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import attacks.inference
-import attacks.linkability
-import attacks.singling_out  # noqa: F401  (registers the three checks)
-from attacks._anonymeter import (
+import suite.attacks.inference
+import suite.attacks.linkability
+import suite.attacks.singling_out  # noqa: F401  (registers the three checks)
+from suite.attacks._anonymeter import (
     MISSING,
     attack_data,
     captured_notes,
@@ -23,9 +23,9 @@ from attacks._anonymeter import (
     pinned_randomness,
     to_anonymeter,
 )
-from attacks.inference import InferenceAttack, correct_guesses, nearest_secrets, tolerance_for
-from attacks.linkability import LinkabilityAttack, default_aux_cols
-from attacks.singling_out import SinglingOutAttack, _matches, _unique, chance_singled_out
+from suite.attacks.inference import InferenceAttack, correct_guesses, nearest_secrets, tolerance_for
+from suite.attacks.linkability import LinkabilityAttack, default_aux_cols
+from suite.attacks.singling_out import SinglingOutAttack, _matches, _unique, chance_singled_out
 from suite.encoding import as_float
 from suite.metadata import Metadata
 from suite.neighbors import GowerEncoder
@@ -408,7 +408,7 @@ def test_chance_singled_out_is_what_random_splits_of_the_real_pool_give(contexts
     """Re-split train + control at random (no generator saw either): the mean training success is the chance sum."""
     data = attack_data(contexts["holdout"])
     queries = []
-    from attacks.singling_out import _keeping_queries
+    from suite.attacks.singling_out import _keeping_queries
 
     with pinned_randomness(0), captured_notes(), _keeping_queries(queries):
         from anonymeter.evaluators import SinglingOutEvaluator

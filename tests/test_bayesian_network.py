@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from generators.bayesian_network import BayesianNetworkGenerator, mi_sensitivity, mutual_information
-from metrics.collisions import CollisionsMetric
-from metrics.dcr import DCRMetric
-from metrics.dependence import DependenceMetric
+from suite.generators.bayesian_network import BayesianNetworkGenerator, mi_sensitivity, mutual_information
+from suite.metrics.collisions import CollisionsMetric
+from suite.metrics.dcr import DCRMetric
+from suite.metrics.dependence import DependenceMetric
 from suite.testing import check_generator, context_for
 from tests.conftest import mixed_table
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics.collisions import row_keys
+from suite.metrics.collisions import row_keys
 from suite.registry import generators
 from suite.runner import interval_level, make_context
 

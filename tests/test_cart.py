@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generators._columns import precision, round_to
-from generators.cart import CARTGenerator, knn_radius, reflect, silverman
-from metrics.collisions import CollisionsMetric
-from metrics.dcr import DCRMetric
-from metrics.dependence import DependenceMetric
-from metrics.missingness import MissingnessMetric
+from suite.generators._columns import precision, round_to
+from suite.generators.cart import CARTGenerator, knn_radius, reflect, silverman
+from suite.metrics.collisions import CollisionsMetric
+from suite.metrics.dcr import DCRMetric
+from suite.metrics.dependence import DependenceMetric
+from suite.metrics.missingness import MissingnessMetric
 from suite.testing import check_generator, context_for
 from tests.conftest import mixed_table
 

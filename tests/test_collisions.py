@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metrics.collisions import CollisionsMetric, row_keys
 from suite.metadata import Metadata
+from suite.metrics.collisions import CollisionsMetric, row_keys
 from suite.types import Context
 
 #: columns of the quickstart table that many patients share
@@ -59,7 +59,7 @@ def test_row_keys_make_numbers_canonical():
 def test_found_is_the_hypergeometric_chance_of_holding_a_copy():
     from scipy import stats
 
-    from metrics.collisions import found
+    from suite.metrics.collisions import found
 
     copies = np.array([0, 1, 3, 20, 998])
     expected = 1.0 - stats.hypergeom.pmf(0, 1000, copies, 250)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reports.compare import RENAMES, caveats, compare, load_scorecard, renamed, render_changes
 from suite.cli import main
+from suite.reports.compare import RENAMES, caveats, compare, load_scorecard, renamed, render_changes
 
 
 def _m(name: str, value: float, status: str = "pass", limit: float | None = 0.05) -> dict:

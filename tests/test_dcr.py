@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generators.calibration import HoldoutGenerator
-from metrics.dcr import DCRMetric, size_corrected_share, train_credit
+from suite.generators.calibration import HoldoutGenerator
+from suite.metrics.dcr import DCRMetric, size_corrected_share, train_credit
 from suite.types import Context
 
 #: columns of the quickstart table that make repeated profiles (many people share every value)

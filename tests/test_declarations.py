@@ -183,8 +183,8 @@ def test_a_plugin_check_appears_in_every_report_like_a_builtin(acme_plugin, tmp_
     assert 'id="attack-copying"' in privacy and "<code>collisions.excess</code>" in privacy
     assert "<code>oldstyle.row_ratio</code>" in utility and "oldstyle.row_ratio" not in privacy
     assert "synthetic rows matching a unique training person" in privacy  # the declared meaning
-    from reports import read_json
-    from reports.html import _risk_names
+    from suite.reports import read_json
+    from suite.reports.html import _risk_names
 
     assert "acme.unique_match.excess" in _risk_names(read_json(run_dir / "scorecard.json"))  # drawn with the risks
 
@@ -200,7 +200,7 @@ def test_a_plugin_check_appears_in_every_report_like_a_builtin(acme_plugin, tmp_
 
 
 def test_an_old_style_plugins_maximised_measurement_is_not_averaged_into_utility(acme_plugin):
-    from reports.html import utility_score
+    from suite.reports.html import utility_score
     from suite.scorecard import GeneratorRecord
 
     def record(name: str, value: float) -> dict:

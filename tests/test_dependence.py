@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metrics._tabular import discretize
-from metrics.dependence import DependenceMetric, association_matrix, cramers_v, encode, nmi_matrix
 from suite.dataset import prepare
 from suite.metadata import Metadata, Roles
+from suite.metrics._tabular import discretize
+from suite.metrics.dependence import DependenceMetric, association_matrix, cramers_v, encode, nmi_matrix
 from suite.testing import check_check, context_for
 from suite.types import Context
 from tests.conftest import DATA, METADATA, ROLES

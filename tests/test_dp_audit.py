@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-import attacks  # noqa: F401 - registers the checks
-from attacks._membership_features import clopper_pearson, one_run_epsilon
-from attacks.dp_audit import DPAudit
-from generators.bayesian_network import BayesianNetworkGenerator
-from generators.vae import VAEGenerator
+import suite.attacks  # noqa: F401 - registers the checks
+from suite.attacks._membership_features import clopper_pearson, one_run_epsilon
+from suite.attacks.dp_audit import DPAudit
+from suite.generators.bayesian_network import BayesianNetworkGenerator
+from suite.generators.vae import VAEGenerator
 from suite.plan import Component
 from suite.policy import PRESETS, Status, judge
 from suite.runner import make_context

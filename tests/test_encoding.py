@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from attacks._membership_features import DensityEncoding
+from suite.attacks._membership_features import DensityEncoding
 from suite.encoding import fit_codes
 from suite.testing import contract_table
 

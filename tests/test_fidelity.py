@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from metrics._tabular import repeat_design_effect
-from metrics.diagnostic import DiagnosticMetric
-from metrics.fidelity import FidelityMetric, categorical_test, histogram_edges, numeric_test
+from suite.metrics._tabular import repeat_design_effect
+from suite.metrics.diagnostic import DiagnosticMetric
+from suite.metrics.fidelity import FidelityMetric, categorical_test, histogram_edges, numeric_test
 from suite.registry import checks
 from suite.testing import check_check, context_for
 

@@ -8,11 +8,11 @@ import pytest
 
 pytest.importorskip("xgboost")
 
-from generators.forest_flow import ForestFlowGenerator  # noqa: E402 - registers "forest_flow"
-from metrics.collisions import CollisionsMetric  # noqa: E402
-from metrics.dcr import DCRMetric  # noqa: E402
-from metrics.dependence import DependenceMetric  # noqa: E402
+from suite.generators.forest_flow import ForestFlowGenerator  # noqa: E402 - registers "forest_flow"
 from suite.metadata import Metadata  # noqa: E402
+from suite.metrics.collisions import CollisionsMetric  # noqa: E402
+from suite.metrics.dcr import DCRMetric  # noqa: E402
+from suite.metrics.dependence import DependenceMetric  # noqa: E402
 from suite.testing import check_generator, context_for  # noqa: E402
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reports.compare import load_scorecard
-from reports.text import gate_table, verdict_table
 from suite.cli import main
+from suite.reports.compare import load_scorecard
+from suite.reports.text import gate_table, verdict_table
 from tests.test_bad_input import FLCHAIN, Case
 
 

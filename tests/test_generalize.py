@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attacks.singling_out import SinglingOutAttack
-from generators.generalize import GeneralizeGenerator, equivalence_sizes, is_age
-from metrics.collisions import CollisionsMetric, row_keys
-from metrics.dcr import DCRMetric
+from suite.attacks.singling_out import SinglingOutAttack
+from suite.generators.generalize import GeneralizeGenerator, equivalence_sizes, is_age
 from suite.metadata import Metadata, Roles
+from suite.metrics.collisions import CollisionsMetric, row_keys
+from suite.metrics.dcr import DCRMetric
 from suite.testing import check_generator, context_for, generator_contract
 from tests.conftest import ROLES
 

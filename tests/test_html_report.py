@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 from markupsafe import escape
 
-from reports import plots
-from reports.html import CSP, privacy_risk, render_html, write_html
+from suite.reports import plots
+from suite.reports.html import CSP, privacy_risk, render_html, write_html
 from suite.scorecard import Scorecard
 from tests.conftest import METADATA, ROLES, ROOT, write_scenario
 
@@ -36,8 +36,8 @@ VERY_RARE = "ZZRAREWARD"  # 3 rows: the check itself never lets it into the scor
 
 
 def _run(scenario: Path, out: Path) -> Scorecard:
-    from reports import read_json
     from suite.cli import main
+    from suite.reports import read_json
 
     code = main(["run", str(scenario), "--out", str(out), "--quiet"])
     assert code in (0, 1), code
@@ -353,8 +353,8 @@ def test_small_cells_are_folded_or_hidden():
 
 def test_dates_and_long_tails_are_drawn_readably():
     """A date column is labelled with dates (not nanoseconds); a long-tailed one gets log-spaced bins."""
-    from metrics.fidelity import numeric_test
     from suite.encoding import as_float
+    from suite.metrics.fidelity import numeric_test
 
     covid = pd.read_parquet(ROOT / "data" / "covid_testing.parquet")
     days = pd.Timestamp("2020-03-01") + pd.to_timedelta(covid["pan_day"], unit="D")
@@ -392,7 +392,7 @@ def test_readers_guide_links_the_docs_and_embeds_the_screenshot():
 
 
 def test_allow_records_is_noted():
-    from reports.html import _provenance
+    from suite.reports.html import _provenance
 
     scorecard = Scorecard.model_construct(
         scenario={"name": "x", "spec": {}},

@@ -11,12 +11,12 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from reports import read_json
-from reports.html import render_html
-from reports.markdown import render_markdown
-from reports.text import canary_table
 from suite.cli import main
 from suite.informative import UNSHOWN, settle, unshowable
+from suite.reports import read_json
+from suite.reports.html import render_html
+from suite.reports.markdown import render_markdown
+from suite.reports.text import canary_table
 from tests.conftest import write_scenario
 
 GENERATORS = [

@@ -117,7 +117,7 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
         ("metrics/rules.py", "import suite.scenario\n", "suite.scenario"),
         ("suite/constraints.py", "from suite.generators.marginals import M\n", "suite.generators.marginals"),
         ("generators/external.py", "from suite.attacks._anonymeter import x\n", "suite.attacks._anonymeter"),
-        ("attacks/x.py", "from metrics._tabular import subsample\n", "metrics._tabular"),
+        ("attacks/x.py", "from suite.metrics._tabular import subsample\n", "suite.metrics._tabular"),
     ],
 )
 def test_an_import_up_a_layer_is_named(tmp_path: Path, name: str, text: str, offender: str) -> None:

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from generators.marginals import MarginalsGenerator
-from metrics.collisions import CollisionsMetric
-from metrics.dcr import DCRMetric
-from metrics.dependence import DependenceMetric
 from suite.cli import main
 from suite.errors import ConfigError
+from suite.generators.marginals import MarginalsGenerator
 from suite.metadata import Metadata
+from suite.metrics.collisions import CollisionsMetric
+from suite.metrics.dcr import DCRMetric
+from suite.metrics.dependence import DependenceMetric
 from suite.testing import check_generator, context_for, contract_table
 from tests.conftest import write_scenario
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import attacks.membership  # noqa: F401  (registers the check until attacks/__init__ imports it)
-from attacks._membership_features import ROC_GRID, epsilon_lower_bound, estimable_fpr, roc_summary, split_epsilon
-from attacks.membership import MembershipAttack, excess_measurement, select_candidates, unit_max
+import suite.attacks.membership  # noqa: F401  (registers the check until attacks/__init__ imports it)
+from suite.attacks._membership_features import ROC_GRID, epsilon_lower_bound, estimable_fpr, roc_summary, split_epsilon
+from suite.attacks.membership import MembershipAttack, excess_measurement, select_candidates, unit_max
 from suite.dataset import prepare
 from suite.metadata import Roles
 from suite.registry import checks
@@ -352,10 +352,10 @@ def test_unknown_attacker_and_the_moved_shadow_attacker_are_clear_errors(small):
 
 
 def test_reports_show_exposed_people_and_the_largest_epsilon(tmp_path, small_csv):
-    from reports import read_json
-    from reports.html import render_html
-    from reports.markdown import membership_exposure
     from suite.cli import main
+    from suite.reports import read_json
+    from suite.reports.html import render_html
+    from suite.reports.markdown import membership_exposure
     from tests.conftest import write_scenario
 
     generators = [{"name": "holdout", "expect": "release"}, {"name": "identity", "expect": "block"}]
@@ -387,8 +387,8 @@ def test_distance_and_local_attackers_share_one_search_and_agree_with_separate_r
         **_by_name(MembershipAttack(attackers=("local",)).evaluate(ctx)),
     }
     searches = []
-    real = attacks.membership.cached_nearest
-    monkeypatch.setattr(attacks.membership, "cached_nearest", lambda *a, **k: searches.append(1) or real(*a, **k))
+    real = suite.attacks.membership.cached_nearest
+    monkeypatch.setattr(suite.attacks.membership, "cached_nearest", lambda *a, **k: searches.append(1) or real(*a, **k))
     together = _by_name(MembershipAttack(attackers=("distance", "local")).evaluate(ctx))
     assert len(searches) == 2  # candidates -> synthetic (shared), candidates -> real pool (local only)
     assert set(together) == set(alone)

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metrics.missingness import MissingnessMetric
 from suite.dataset import prepare
 from suite.metadata import Metadata, Roles
+from suite.metrics.missingness import MissingnessMetric
 from suite.testing import check_check, context_for
 from suite.types import Context
 from tests.conftest import DATA, METADATA, ROLES

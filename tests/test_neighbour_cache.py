@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import suite.neighbors as neighbors
-from attacks.membership import MembershipAttack
-from metrics.dcr import DCRMetric
-from metrics.structure import StructureMetric
+from suite.attacks.membership import MembershipAttack
+from suite.metrics.dcr import DCRMetric
+from suite.metrics.structure import StructureMetric
 from suite.neighbors import GowerEncoder, NeighbourCache
 from suite.testing import context_for
 

@@ -7,7 +7,7 @@ import json
 import os
 import stat
 
-import metrics.dcr
+import suite.metrics.dcr
 from suite.cli import main
 from tests.conftest import write_scenario
 
@@ -53,7 +53,7 @@ def test_a_crash_leaves_earlier_runs_intact_and_no_partial_scorecard(tmp_path, s
     def interrupt(self, ctx):  # noqa: ANN001
         raise KeyboardInterrupt  # Ctrl-C in the middle of the second generator's checks
 
-    monkeypatch.setattr(metrics.dcr.DCRMetric, "evaluate", interrupt)
+    monkeypatch.setattr(suite.metrics.dcr.DCRMetric, "evaluate", interrupt)
     # --no-plan: the null release before the fits would meet the interrupt before any run folder exists
     assert main(["run", str(path), "--out", str(out), "--quiet", "--no-plan"]) == 130
     assert _digest(earlier) == snapshot

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports import read_json
 from suite.cli import main
 from suite.constraints import FixedCombinationsConstraint, InequalityConstraint, RangeConstraint
 from suite.processing import Processed, impute
 from suite.registry import generators
+from suite.reports import read_json
 from suite.testing import contract_table
 from tests.conftest import write_scenario
 

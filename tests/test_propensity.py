@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-import metrics.propensity as propensity
-from metrics.propensity import PropensityMetric, binned_auc, content_groups, grouped_folds, rank_auc
+import suite.metrics.propensity as propensity
 from suite.dataset import prepare
 from suite.metadata import Roles
+from suite.metrics.propensity import PropensityMetric, binned_auc, content_groups, grouped_folds, rank_auc
 from suite.testing import check_check, context_for
 from suite.types import Context
 from tests.conftest import DATA, METADATA, ROLES

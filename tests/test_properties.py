@@ -185,9 +185,9 @@ def test_tables_too_small_for_the_holdout_are_refused_by_name(table, fmt):
 
 from pydantic import ValidationError  # noqa: E402
 
-from reports.compare import compare  # noqa: E402
 from suite.errors import ConfigError  # noqa: E402
 from suite.policy import Status, Threshold, judge  # noqa: E402
+from suite.reports.compare import compare  # noqa: E402
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard, Summary  # noqa: E402
 from suite.types import Goal, Measurement  # noqa: E402
 

@@ -11,8 +11,8 @@ import re
 import pytest
 import yaml
 
-from reports import read_json
 from suite.cli import main
+from suite.reports import read_json
 from tests.conftest import QUICKSTART, ROOT
 
 #: Every attack kind the quickstart runs must carry at least one gated measurement on the released copula.

@@ -126,7 +126,7 @@ def test_a_vendor_table_lists_the_shadow_attack_not_applicable(tmp_path, small_c
     assert 'badge not-applicable">not applicable' in html and "cannot be refitted" in html
     assert "not applicable shadow.worst_excess" in (run_dir / "junit.xml").read_text()
     # gated as a release would be, CI shows it skipped: neither a pass nor a failure
-    from reports.junit import render_junit
+    from suite.reports.junit import render_junit
     from suite.scorecard import Scorecard
 
     scorecard = Scorecard.model_validate(card)

@@ -7,10 +7,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from reports import read_json, render_junit
-from reports.compare import compare
 from suite.cli import main
 from suite.policy import Status
+from suite.reports import read_json, render_junit
+from suite.reports.compare import compare
 from tests.conftest import write_scenario
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reports import read_json
 from suite.cli import main
+from suite.reports import read_json
 from tests.conftest import quickstart_utility, write_scenario
 
 #: Every check but the anonymeter attacks, whose seeding has its own test (tests/test_attacks_anonymeter.py).

@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from generators.generalize import GeneralizeGenerator
-from metrics.rules import RulesMetric, discover
-from reports import read_json
 from suite.cli import main
 from suite.constraints import ConditionalConstraint, complies
 from suite.disclosure import coded_range
+from suite.generators.generalize import GeneralizeGenerator
+from suite.metrics.rules import RulesMetric, discover
 from suite.processing import Processed
 from suite.registry import generators
+from suite.reports import read_json
 from suite.testing import check_check
 from suite.types import Context
 from tests.conftest import write_scenario

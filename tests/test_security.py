@@ -31,7 +31,11 @@ def test_output_cannot_climb_out_of_the_working_folder(tmp_path, small_csv, caps
 
 def test_a_module_path_is_not_a_plugin(tmp_path, small_csv, capsys):
     """Only registered names (built-ins and installed entry points) load; a scenario cannot import code."""
-    for name in ("os:system", "generators.calibration:IdentityGenerator", "generators.calibration.IdentityGenerator"):
+    for name in (
+        "os:system",
+        "suite.generators.calibration:IdentityGenerator",
+        "suite.generators.calibration.IdentityGenerator",
+    ):
         path = write_scenario(tmp_path, small_csv, generators=[{"name": name}])
         assert main(["validate", str(path)]) == 2
         assert f"unknown generator {name!r}" in capsys.readouterr().err

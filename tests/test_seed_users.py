@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reports import read_json
 from suite.cli import main
+from suite.reports import read_json
 from tests.conftest import write_scenario
 
 

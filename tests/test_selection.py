@@ -36,7 +36,7 @@ def test_a_blocked_generator_is_never_chosen_however_useful(tmp_path, small_csv,
     )
     assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 0
     (run_dir,) = (tmp_path / "out").iterdir()
-    from reports import read_json
+    from suite.reports import read_json
 
     card = read_json(run_dir / "scorecard.json")
     quality = {g.name: next(m.value for m in g.measurements if m.name == "fidelity.quality") for g in card.generators}

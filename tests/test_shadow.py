@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-import attacks.shadow  # noqa: F401  (registers the check)
-from attacks._membership_features import clopper_pearson
-from attacks.shadow import ShadowAttack, bonferroni_level, excess_bounds, pick_targets, power
+import suite.attacks.shadow  # noqa: F401  (registers the check)
+from suite.attacks._membership_features import clopper_pearson
+from suite.attacks.shadow import ShadowAttack, bonferroni_level, excess_bounds, pick_targets, power
 from suite.policy import DEFAULT_POLICY, Status, judge
 from suite.testing import context_for
 
@@ -129,8 +129,8 @@ def test_marginals_leak_less_than_the_gate_on_their_most_isolated_people(small_d
 
 
 def test_a_run_gates_the_copy_and_releases_the_yardstick_and_says_when_it_skips(tmp_path, small_csv):
-    from reports import read_json
     from suite.cli import main
+    from suite.reports import read_json
     from tests.conftest import write_scenario
 
     # shadow's gate is worst-case: it proves it can fire on a canary that leaks a few people (suite.informative)

@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from metrics._tabular import discretize
-from metrics.structure import (
+from suite.dataset import prepare
+from suite.metadata import Metadata, Roles
+from suite.metrics._tabular import discretize
+from suite.metrics.structure import (
     StructureMetric,
     chi2_homogeneity,
     cross_tabulations,
@@ -20,8 +22,6 @@ from metrics.structure import (
     histogram_overlap,
     ks_statistic,
 )
-from suite.dataset import prepare
-from suite.metadata import Metadata, Roles
 from suite.testing import check_check, context_for
 from suite.types import Context
 from tests.conftest import DATA, METADATA, ROLES

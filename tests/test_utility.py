@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metrics.utility import UtilityMetric, weighted_auc, weighted_r2
 from suite.dataset import prepare
 from suite.metadata import Metadata, Roles
+from suite.metrics.utility import UtilityMetric, weighted_auc, weighted_r2
 from suite.testing import check_check, context_for
 from suite.types import Context, Goal
 from tests.conftest import DATA, METADATA, ROLES

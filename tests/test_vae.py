@@ -11,13 +11,13 @@ import pytest
 
 pytest.importorskip("torch")
 
-from generators._columns import decimals  # noqa: E402
-from generators.vae import VAEGenerator  # noqa: E402
-from metrics.collisions import CollisionsMetric  # noqa: E402
-from metrics.dcr import DCRMetric  # noqa: E402
-from metrics.dependence import DependenceMetric  # noqa: E402
 from suite.encoding import as_float  # noqa: E402
+from suite.generators._columns import decimals  # noqa: E402
+from suite.generators.vae import VAEGenerator  # noqa: E402
 from suite.metadata import Metadata  # noqa: E402
+from suite.metrics.collisions import CollisionsMetric  # noqa: E402
+from suite.metrics.dcr import DCRMetric  # noqa: E402
+from suite.metrics.dependence import DependenceMetric  # noqa: E402
 from suite.plan import Component  # noqa: E402
 from suite.runner import fit_generator, make_context  # noqa: E402
 from suite.scenario import GeneratorSpec  # noqa: E402

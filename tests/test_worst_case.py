@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import attacks  # noqa: F401  (registers the checks)
-import generators  # noqa: F401  (registers the generators)
-from attacks.membership import MembershipAttack
-from attacks.reconstruction import ReconstructionAttack, exact_hits, tuple_codes
+import suite.attacks  # noqa: F401  (registers the checks)
+import suite.generators  # noqa: F401  (registers the generators)
+from suite.attacks.membership import MembershipAttack
+from suite.attacks.reconstruction import ReconstructionAttack, exact_hits, tuple_codes
 from suite.dataset import prepare
 from suite.metadata import Roles
 from suite.neighbors import GowerEncoder, nearest
