@@ -65,7 +65,12 @@ assert len(contract_table(rows=50)[0]) == 50
 print("ok")
 """
     # -S: no .pth hooks (the development venv's editable install); the libraries come on PYTHONPATH, the checkout not.
-    libraries = [p for p in sys.path if p and Path(p).is_dir() and not Path(p).resolve().is_relative_to(ROOT)]
+    # (A virtual environment inside the checkout, as CI makes, holds libraries: its site-packages are kept.)
+    libraries = [
+        p
+        for p in sys.path
+        if p and Path(p).is_dir() and ("site-packages" in Path(p).parts or not Path(p).resolve().is_relative_to(ROOT))
+    ]
     path = os.pathsep.join([str(other), str(site), *libraries])
     env = {**os.environ, "PYTHONPATH": path}
     done = subprocess.run(
