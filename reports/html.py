@@ -440,42 +440,46 @@ def _utility_for(g: GeneratorRecord, index: int, kinds: set[str], min_count: int
                     "(0 = same shares, 1 = disjoint).",
                 )
             )
-    if "correlations" in kinds:
-        title = "Associations between columns: real, synthetic and their difference"
-        m = get("correlations")
+    heatmaps = {
+        "correlations": (
+            "Associations between columns: real, synthetic and their difference",
+            "pairwise association",
+            plots.correlation_heatmaps,
+            lambda d: (
+                f"Association of each pair of columns: {_method(d).capitalize()} correlation for two numbers, "
+                "Cramér's V for two categories, the correlation ratio eta for a number and a category; grey = "
+                "undefined (a constant column). The right panel "
+                "should be pale: strong colours are associations the generator lost or invented."
+            ),
+        ),
+        "mutual_information": (
+            "Mutual information between columns: real, synthetic and their difference",
+            "pairwise mutual information",
+            plots.mutual_information_heatmaps,
+            lambda d: (
+                "Normalised mutual information of each pair of columns after binning numbers "
+                f"({d.get('bins', '?')} quantile bins): 0 = independent, 1 = one column determines the other. "
+                "Unlike a correlation it sees any dependence, not only a monotone one. The right panel should "
+                "be pale."
+            ),
+        ),
+    }
+    for kind, (title, what, drawing, caption) in heatmaps.items():
+        if kind not in kinds:
+            continue
+        m = get(kind)
         if m is None:
-            out["plots"].append(absent(title, f"dependence.correlation_mae has no details for {g.name}"))
-        else:
-            d = m.details
-            out["plots"].append(
-                draw(
-                    title,
-                    f"Three heatmaps of pairwise association for {g.name}: real, synthetic, synthetic minus real",
-                    lambda d=d: plots.correlation_heatmaps(d["columns"], d["real"], d["synthetic"]),
-                    f"Association of each pair of columns: {_method(d).capitalize()} correlation for two numbers, "
-                    "Cramér's V for two categories, the correlation ratio eta for a number and a category; grey = "
-                    "undefined (a constant column). The right panel "
-                    "should be pale: strong colours are associations the generator lost or invented.",
-                )
+            out["plots"].append(absent(title, f"{_UTILITY_KINDS[kind][0]} has no details for {g.name}"))
+            continue
+        d = m.details
+        out["plots"].append(
+            draw(
+                title,
+                f"Three heatmaps of {what} for {g.name}: real, synthetic, synthetic minus real",
+                lambda d=d, drawing=drawing: drawing(d["columns"], d["real"], d["synthetic"]),
+                caption(d),
             )
-    if "mutual_information" in kinds:
-        title = "Mutual information between columns: real, synthetic and their difference"
-        m = get("mutual_information")
-        if m is None:
-            out["plots"].append(absent(title, f"dependence.mutual_information_mae has no details for {g.name}"))
-        else:
-            d = m.details
-            out["plots"].append(
-                draw(
-                    title,
-                    f"Three heatmaps of pairwise mutual information for {g.name}: real, synthetic, their difference",
-                    lambda d=d: plots.mutual_information_heatmaps(d["columns"], d["real"], d["synthetic"]),
-                    "Normalised mutual information of each pair of columns after binning numbers "
-                    f"({d.get('bins', '?')} quantile bins): 0 = independent, 1 = one column determines the other. "
-                    "Unlike a correlation it sees any dependence, not only a monotone one. The right panel should "
-                    "be pale.",
-                )
-            )
+        )
     if "pca" in kinds:
         title = "Principal components: where the real and the synthetic rows lie"
         m = get("pca")
