@@ -59,8 +59,8 @@ def _line(m: MeasurementRecord, width: int) -> str:
     value = "n/a" if m.value is None else f"{m.value:.3f}"
     ci = "" if m.ci is None else f"[{m.ci[0]:.3f}, {m.ci[1]:.3f}]"
     repeat = f" (repeat {m.repeat + 1})" if m.repeat else ""
-    line = f"  {status_of(m):<14} {m.name:<{width}} {value:>8} {ci:<17} {m.threshold or ''}{repeat}"
-    return line + (f"\n  {'':<14} advice: {m.advice}" if m.advice else "")
+    line = f"  {status_of(m):<20} {m.name:<{width}} {value:>8} {ci:<17} {m.threshold or ''}{repeat}"
+    return line + (f"\n  {'':<20} advice: {m.advice}" if m.advice else "")
 
 
 def gate_table(scorecard: Scorecard) -> str:
