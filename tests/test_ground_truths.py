@@ -10,9 +10,6 @@ import pytest
 from tests.conftest import IDENTIFIERS, METADATA, ROOT
 from tests.regenerate_scorecards import load, structure
 
-#: Every test here reads the one fresh quickstart run: keep them on one xdist worker (`--dist loadgroup`).
-pytestmark = pytest.mark.xdist_group("quickstart")
-
 
 def _generator(scorecard, name):
     return next(g for g in scorecard.generators if g.name == name)
