@@ -27,14 +27,20 @@ def covid() -> pd.DataFrame:
     return pd.read_parquet(DATA)
 
 
-@pytest.fixture(scope="session")
-def small_csv(tmp_path_factory: pytest.TempPathFactory, covid: pd.DataFrame) -> Path:
+def write_small_csv(folder: Path, covid: pd.DataFrame | None = None) -> Path:
     """3,000 real rows of the quickstart table as CSV (whole patients, so entities stay intact)."""
+    covid = pd.read_parquet(DATA) if covid is None else covid
     ids = covid["subject_id"].drop_duplicates().sample(frac=1.0, random_state=0)
     keep = covid[covid["subject_id"].isin(ids.iloc[:2400])].head(3000)
-    path = tmp_path_factory.mktemp("data") / "covid_small.csv"
+    path = folder / "covid_small.csv"
     keep.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def small_csv(tmp_path_factory: pytest.TempPathFactory, covid: pd.DataFrame) -> Path:
+    """3,000 real rows of the quickstart table as CSV (`write_small_csv`)."""
+    return write_small_csv(tmp_path_factory.mktemp("data"), covid)
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from suite.policy import PRESETS
 from suite.registry import checks
 from suite.types import Context, Goal, Measurement, MeasurementSpec
 from tests.conftest import METADATA, ROLES, ROOT, write_scenario
+from tests.regenerate_scorecards import load
 
 BUILTIN = [n for n in checks.names() if checks.source(n) == "builtin"]
 DOC = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
@@ -231,8 +232,11 @@ def test_an_old_style_plugins_maximised_measurement_is_not_averaged_into_utility
     assert utility_score(record) == (0.8, "mean of 1 utility measurement(s)")
 
 
-def test_every_measurement_of_a_real_run_has_its_declared_goal_and_stays_in_bounds(quickstart_run):
-    scorecard = quickstart_run[2]
+@pytest.mark.parametrize("stored", ["quickstart", "privacy"])
+def test_every_measurement_of_a_real_run_has_its_declared_goal_and_stays_in_bounds(stored):
+    """On stored scorecards of real runs (tests/regenerate_scorecards.py), kept current by
+    tests/test_stored_scorecards.py."""
+    scorecard = load(stored)
     seen = 0
     for g in scorecard.generators:
         for m in g.measurements:

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import IDENTIFIERS, METADATA, ROOT
+from tests.regenerate_scorecards import load, structure
 
 
 def _generator(scorecard, name):
@@ -82,11 +83,21 @@ def test_uniform_fails_fidelity_and_holdout_scores_highest(quickstart_run):
     assert _generator(scorecard, "uniform").reasons[0] == uniform.reason
 
 
+def test_stored_quickstart_scorecard_matches_a_fresh_run(quickstart_run):
+    """The report tests render tests/data/scorecards/quickstart.json: a change in the checks, the generators
+    or the verdicts must show up here (regenerate with `python -m tests.regenerate_scorecards quickstart`)."""
+    assert structure(load("quickstart")) == structure(quickstart_run[2])
+
+
 def test_run_folder_holds_scorecard_report_and_metadata(quickstart_run):
+    from suite.reports import render_junit
+
     _, run_dir, scorecard = quickstart_run
     names = sorted(p.name for p in run_dir.iterdir())
     # no cache: a finished run drops its fitted models and samples (identity's are the training rows)
     assert names == ["junit.xml", "metadata.json", "release", "report.html", "report.md", "run.json", "scorecard.json"]
+    # the reports are renderings of the scorecard: the report tests render the stored one instead of a run
+    assert (run_dir / "junit.xml").read_text(encoding="utf-8") == render_junit(scorecard)
     # the judged table of each released, non-calibration generator, and nothing else
     released = {g.name for g in scorecard.generators if g.verdict == "release" and g.name != "holdout"}
     assert {t.generator for t in scorecard.release} == released

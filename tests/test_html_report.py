@@ -1,13 +1,13 @@
 """report.html: every section, self-contained, escaped, no small cells; and a real browser renders it offline.
 
-Scorecards come from real runs of the suite (the quickstart, a small privacy run, a run over hostile
-column names and values), never from files outside the repository.
+Scorecards come from real runs of the suite (the quickstart's utility side, a small privacy run, a run over
+hostile column names and values), stored in tests/data/scorecards/ by tests/regenerate_scorecards.py and kept
+current by tests/test_stored_scorecards.py.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import shutil
@@ -23,82 +23,36 @@ from markupsafe import escape
 from suite.reports import plots
 from suite.reports.html import CSP, privacy_risk, render_html, write_html
 from suite.scorecard import Scorecard
-from tests.conftest import METADATA, ROLES, ROOT, write_scenario
+from tests.conftest import ROOT
+from tests.regenerate_scorecards import HOSTILE_COLUMN, HOSTILE_LABEL, HOSTILE_VALUE, SOMEWHAT_RARE, VERY_RARE, load
 
 SECTIONS = ["verdicts", "gates", "privacy", "utility", "tradeoff", "provenance"]
 ARTIFACTS = ROOT / "artifacts"
 BROWSER_TIMEOUT = 180
-HOSTILE_COLUMN = "<script>alert(1)</script>"
-HOSTILE_VALUE = "<img src=x onerror=alert(1)>"
-HOSTILE_LABEL = "<img src=x onerror=alert(2)>$\\frac{$"  # HTML injection, and mathtext that cannot parse
-SOMEWHAT_RARE = "QQSOMEWHATRARE"  # about 28 training rows: shown at min_count 10, folded at 50
-VERY_RARE = "ZZRAREWARD"  # 3 rows: the check itself never lets it into the scorecard
 
 
-def _run(scenario: Path, out: Path) -> Scorecard:
-    from suite.cli import main
-    from suite.reports import read_json
-
-    code = main(["run", str(scenario), "--out", str(out), "--quiet"])
-    assert code in (0, 1), code
-    (run_dir,) = out.iterdir()
-    return read_json(run_dir / "scorecard.json")
-
-
-# --- fixtures ------------------------------------------------------------------------------------
+# --- fixtures: stored scorecards of real runs (tests/regenerate_scorecards.py) ------------------------
 
 
 @pytest.fixture(scope="module")
-def quickstart(quickstart_run) -> tuple[Scorecard, str, float]:
-    _, _, scorecard = quickstart_run
+def quickstart() -> tuple[Scorecard, str, float]:
+    scorecard = load("quickstart")
     start = time.perf_counter()
     html = render_html(scorecard)
     return scorecard, html, time.perf_counter() - start
 
 
 @pytest.fixture(scope="module")
-def privacy_run(tmp_path_factory: pytest.TempPathFactory, small_csv: Path) -> Scorecard:
+def privacy_run() -> Scorecard:
     """Every privacy check on 3,000 rows, a private generator and a copying canary."""
-    folder = tmp_path_factory.mktemp("privacy")
-    checks = [
-        "collisions",
-        "dcr",
-        "membership",
-        {"name": "singling_out", "params": {"n_attacks": 100}},
-        {"name": "inference", "params": {"n_attacks": 200}},
-        {"name": "linkability", "params": {"n_attacks": 200}},
-    ]
-    generators = [{"name": "marginals"}, {"name": "identity", "expect": "block"}]
-    return _run(write_scenario(folder, small_csv, checks=checks, generators=generators), folder / "out")
+    return load("privacy")
 
 
 @pytest.fixture(scope="module")
-def hostile_run(tmp_path_factory: pytest.TempPathFactory, small_csv: Path) -> Scorecard:
+def hostile_run() -> Scorecard:
     """A column named like a script, category values like an image tag, a generator label with both
     HTML and mathtext in it, and two rare levels of a real column."""
-    folder = tmp_path_factory.mktemp("hostile")
-    frame = pd.read_csv(small_csv)
-    rng = np.random.default_rng(0)
-    frame[HOSTILE_COLUMN] = np.where(rng.random(len(frame)) < 0.5, HOSTILE_VALUE, "plain")
-    ward = np.where(rng.random(len(frame)) < 0.5, "ward a", "ward b").astype(object)
-    ward[:40] = SOMEWHAT_RARE
-    ward[40:43] = VERY_RARE
-    frame["ward"] = ward
-    data = folder / "hostile.csv"
-    frame.to_csv(data, index=False)
-    metadata = json.loads(METADATA.read_text())
-    metadata["columns"][HOSTILE_COLUMN] = {"sdtype": "categorical"}
-    metadata["columns"]["ward"] = {"sdtype": "categorical"}
-    (folder / "metadata.json").write_text(json.dumps(metadata))
-    scenario = write_scenario(
-        folder,
-        data,
-        name="hostile",
-        dataset={"path": str(data), "metadata": str(folder / "metadata.json"), "roles": ROLES},
-        generators=[{"name": "identity", "label": HOSTILE_LABEL, "expect": "block"}, {"name": "marginals"}],
-        checks=["collisions", "fidelity", "dependence", "missingness"],
-    )
-    return _run(scenario, folder / "out")
+    return load("hostile")
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""JUnit XML, `suite compare` and the disclosure settings, on real runs of the shipped data."""
+"""JUnit XML, `suite compare` and the disclosure settings, on real runs of the shipped data (the quickstart's
+utility side stored in tests/data/scorecards/, tests/regenerate_scorecards.py)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,21 @@ from suite.policy import Status
 from suite.reports import read_json, render_junit
 from suite.reports.compare import compare
 from tests.conftest import write_scenario
+from tests.regenerate_scorecards import STORED, load
+
+
+@pytest.fixture(scope="module")
+def quickstart():
+    return load("quickstart")
 
 
 def _junit(scorecard):
     return ET.fromstring(render_junit(scorecard).split("\n", 1)[1])
 
 
-def test_junit_has_one_case_per_gate_of_each_generator_to_release(quickstart_run):
-    _, run_dir, scorecard = quickstart_run
-    root = ET.parse(run_dir / "junit.xml").getroot()
-    assert ET.tostring(root) == ET.tostring(_junit(scorecard))  # the file is the rendering of the scorecard
+def test_junit_has_one_case_per_gate_of_each_generator_to_release(quickstart):
+    scorecard = quickstart
+    root = _junit(scorecard)  # a run writes exactly this rendering (tests/test_ground_truths.py)
     suites = {s.get("name").removeprefix("quickstart."): s for s in root.iter("testsuite")}
     assert list(suites) == [g.name for g in scorecard.generators]
     for g in scorecard.generators:
@@ -39,8 +45,8 @@ def test_junit_has_one_case_per_gate_of_each_generator_to_release(quickstart_run
     assert int(root.get("tests")) == sum(int(s.get("tests")) for s in suites.values())
 
 
-def test_junit_fails_a_released_canary_and_a_blocked_generator(quickstart_run):
-    scorecard = quickstart_run[2]
+def test_junit_fails_a_released_canary_and_a_blocked_generator(quickstart):
+    scorecard = quickstart
     flipped = scorecard.model_copy(deep=True)
     for g in flipped.generators:
         if g.name in ("identity", "sdv.gaussian_copula"):
@@ -58,8 +64,8 @@ def test_junit_fails_a_released_canary_and_a_blocked_generator(quickstart_run):
     assert failing and failing <= {c for s, c in failures if s == "quickstart.identity"}
 
 
-def test_junit_escapes_what_it_cannot_hold(quickstart_run):
-    scorecard = quickstart_run[2].model_copy(deep=True)
+def test_junit_escapes_what_it_cannot_hold(quickstart):
+    scorecard = quickstart.model_copy(deep=True)
     scorecard.generators[0].name = 'a<b>&"c\x01'
     root = _junit(scorecard)  # parses: markup characters escaped, a control character replaced
     assert root.find("testsuite").get("name") == 'quickstart.a<b>&"c?'
@@ -74,8 +80,10 @@ def _worsened(scorecard, generator, name, by):
     return copy
 
 
-def test_compare_flags_a_worsened_scorecard_and_passes_an_identical_one(quickstart_run, tmp_path, capsys):
-    _, run_dir, scorecard = quickstart_run
+def test_compare_flags_a_worsened_scorecard_and_passes_an_identical_one(quickstart, tmp_path, capsys):
+    scorecard, run_dir = quickstart, tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "scorecard.json").write_bytes((STORED / "quickstart.json").read_bytes())
     assert compare(scorecard, scorecard) == []
     assert main(["compare", str(run_dir), str(run_dir / "scorecard.json")]) == 0
     assert "no change beyond the tolerance" in capsys.readouterr().out
@@ -99,8 +107,8 @@ def test_compare_flags_a_worsened_scorecard_and_passes_an_identical_one(quicksta
     assert main(["compare", str(run_dir), str(tmp_path / "better.json")]) == 2  # no such file: bad input
 
 
-def test_compare_flags_gates_that_block_now_and_generators_that_disappeared(quickstart_run):
-    scorecard = quickstart_run[2]
+def test_compare_flags_gates_that_block_now_and_generators_that_disappeared(quickstart):
+    scorecard = quickstart
     worse = scorecard.model_copy(deep=True)
     copula = next(g for g in worse.generators if g.name == "sdv.gaussian_copula")
     m = next(m for m in copula.measurements if m.name == "utility.tstr_ratio")
