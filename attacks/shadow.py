@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from suite.attacks._membership_features import ShadowFeatures, clopper_pearson, frequent_codes
-from suite.neighbors import Encoded, GowerEncoder, nearest
+from suite.neighbors import Encoded, GowerEncoder, isolation
 from suite.registry import checks
 from suite.seeding import derive_seed
 from suite.types import Context, Goal, Measurement, MeasurementSpec, names, privacy, utility
@@ -62,12 +62,6 @@ def power(n_in: int, n_out: int, level: float) -> dict[str, float]:
             detectable = tp / n_in - max(fp, 0) / n_out
             break
     return {"certifiable_excess": round(float(certifiable), 4), "detectable_excess": round(float(detectable), 4)}
-
-
-def isolation(encoded: Encoded, memory_mb: float) -> np.ndarray:
-    """Each row's mean Gower distance to its ISOLATION_K nearest other rows (higher = more isolated)."""
-    k = min(ISOLATION_K, len(encoded) - 1)
-    return nearest(encoded, encoded, k=k, exclude_self=True, memory_mb=memory_mb)[0].mean(axis=1)
 
 
 def pick_targets(score: np.ndarray, entities: pd.Series | None, count: int) -> list[int]:
@@ -181,7 +175,7 @@ class ShadowAttack:
             *[f for f in (ctx.train, ctx.holdout, ctx.reference) if f is not None]
         )
         train_enc = encoder.transform(ctx.train)
-        iso = isolation(train_enc, self.memory_mb)
+        iso = isolation(train_enc, ISOLATION_K, memory_mb=self.memory_mb, cache=ctx.neighbours)
         targets = pick_targets(iso, ctx.train_entities, int(self.targets))
         rows = [_entity_rows(ctx, t) for t in targets]
         if sum(len(r) for r in rows) * 2 > size:

@@ -290,7 +290,7 @@ class OutlierCopyGenerator:
         self.pick = pick
 
     def fit(self, train: pd.DataFrame, metadata: Metadata, *, seed: int | None = None) -> OutlierCopyGenerator:
-        from suite.neighbors import GowerEncoder, nearest
+        from suite.neighbors import GowerEncoder, isolation
 
         self.base_ = _clean_base(self.base, train, metadata, self.name, seed)
         self.metadata_ = metadata
@@ -299,13 +299,12 @@ class OutlierCopyGenerator:
         numerical = [c for c in cols if kind(metadata, c) != "categorical"]
         encoder = GowerEncoder(numerical=numerical, categorical=[c for c in cols if c not in numerical]).fit(train)
         enc = encoder.transform(train)
-        k = min(self.k, max(len(train) - 1, 1))
-        isolation = nearest(enc, enc, k=k, exclude_self=True)[0].mean(axis=1)
+        score = isolation(enc, self.k)
         count = max(1, int(round(self.fraction * len(train))))
         if self.pick == "random":
-            isolation = np.random.default_rng(len(train)).permutation(len(train)).astype(float)
-        self.order_ = np.argsort(-isolation, kind="stable")[:count]  # the most isolated first
-        self.isolation_ = isolation
+            score = np.random.default_rng(len(train)).permutation(len(train)).astype(float)
+        self.order_ = np.argsort(-score, kind="stable")[:count]  # the most isolated first
+        self.isolation_ = score
         return self
 
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:

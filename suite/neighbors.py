@@ -1042,6 +1042,15 @@ def cached_nearest(
     return cache.nearest(query, reference, **kwargs)
 
 
+def isolation(
+    encoded: Encoded, k: int = 5, *, memory_mb: float = 256.0, cache: NeighbourCache | None = None
+) -> np.ndarray:
+    """Each row's mean distance to its `k` nearest other rows (higher = more isolated): the vulnerability
+    score by which the worst-case canary (`outlier_copy`) and the shadow attack choose people."""
+    k = min(k, max(len(encoded) - 1, 1))
+    return cached_nearest(cache, encoded, encoded, k=k, exclude_self=True, memory_mb=memory_mb)[0].mean(axis=1)
+
+
 # --------------------------------------------------------------------------- torch backend
 
 
