@@ -16,7 +16,19 @@ from suite.testing import (
     generator_contract,
     sequence_table,
 )
-from suite.types import Check, Context, Generator, Goal, Measurement, MeasurementSpec, Need, names, privacy, utility
+from suite.types import (
+    Check,
+    Context,
+    Generator,
+    Goal,
+    Measurement,
+    MeasurementSpec,
+    Need,
+    PrivacyClaim,
+    names,
+    privacy,
+    utility,
+)
 
 __all__ = [
     "Check",
@@ -29,6 +41,7 @@ __all__ = [
     "MeasurementSpec",
     "Metadata",
     "Need",
+    "PrivacyClaim",
     "Roles",
     "check_check",
     "check_generator",
