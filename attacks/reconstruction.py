@@ -12,6 +12,14 @@ secret column (`dataset.roles.secrets`):
 Each is scored on training people and on control people (never shown to the generator); only the
 excess on training people counts, since a good model of the population reconstructs anyone's secret
 as well. Targets are people: one random row per entity, the same ones the anonymeter attacks use.
+
+The gated scores are read on the people whose quasi-identifier tuple is rare among the real people
+attacked (training and control pooled): unique, where enough control people are (`rare_among`). For
+them a synthetic row with their tuple is about them, not about a crowd that shares it. On a table
+where many people share each tuple, the release carries a common tuple with anyone's secret, and the
+excess over all people is diluted by that chance (on the adult table 64% of control people find their
+occupation under their tuple); among unique people chance is small, so a leak of a few people shows
+as a risk and a clean release as safe.
 """
 
 from __future__ import annotations
@@ -71,6 +79,82 @@ def exact_hits(
         close &= matched["near"].notna().to_numpy()
         hits[matched["row"].to_numpy()[close]] = True
     return hits
+
+
+def rare_among(c_train: np.ndarray, c_control: np.ndarray, min_control: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Which training and control people hold a rare tuple (codes in one space), and how rare: held by at
+    most `r` of them pooled, `r` the smallest count (1: unique) that leaves at least `min_control` control
+    people, everyone when no count does. Unique people are the ones a tuple points at; on a table with
+    few of them (coarse quasi-identifiers) the next-rarest are added until the control side can estimate
+    a share at all."""
+    pooled = np.concatenate([c_train, c_control])
+    counts = np.bincount(pooled) if len(pooled) else np.zeros(0, dtype=int)
+    own = counts[c_control]
+    levels = np.unique(own)
+    reached = [int(r) for r in levels if (own <= r).sum() >= min_control]
+    r = reached[0] if reached else int(counts.max(initial=1))
+    return counts[c_train] <= r, own <= r, r
+
+
+def _same(found: np.ndarray, wanted: np.ndarray, tol: float | None) -> np.ndarray:
+    """Equal values, a missing one matching a missing one (numbers: within `tol`)."""
+    if tol is not None:
+        return correct_guesses(np.asarray(found, dtype=float), np.asarray(wanted, dtype=float), tol)
+    a, b = pd.Series(found, dtype=object), pd.Series(wanted, dtype=object)
+    return ((a == b) | (a.isna() & b.isna())).to_numpy(dtype=bool)
+
+
+def joint_hits(
+    targets: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    qi: list[str],
+    tolerances: dict[str, float | None],
+    max_pairs: int = 2_000_000,
+) -> np.ndarray:
+    """Whether one synthetic row carries the target's exact quasi-identifier tuple and every secret of
+    `tolerances` at once (categories equal, numbers within their tolerance, missing matching missing).
+
+    Categorical secrets join the tuple; numbers are compared on the (target, synthetic row) pairs that
+    share it, `max_pairs` at a time."""
+    exact = qi + [c for c, tol in tolerances.items() if tol is None]
+    numeric = {c: tol for c, tol in tolerances.items() if tol is not None}
+    c_t, c_s = tuple_codes(targets, synthetic, columns=exact)
+    if not numeric:
+        return np.isin(c_t, c_s)
+    per_code = np.bincount(c_s, minlength=int(max(c_t.max(initial=0), c_s.max(initial=0))) + 1)
+    hits = np.zeros(len(targets), dtype=bool)
+    syn = pd.DataFrame({"code": c_s, "syn": np.arange(len(c_s))})
+    load = np.cumsum(per_code[c_t]) if len(c_t) else np.zeros(0)
+    bounds = np.searchsorted(load, np.arange(max_pairs, int(load[-1]) + max_pairs, max_pairs)) if len(load) else []
+    lo = 0
+    for hi in [*(int(b) + 1 for b in bounds), len(c_t)]:
+        hi = min(hi, len(c_t))
+        if hi <= lo:
+            continue
+        pairs = pd.DataFrame({"code": c_t[lo:hi], "row": np.arange(lo, hi)}).merge(syn, on="code")
+        row, at = pairs["row"].to_numpy(), pairs["syn"].to_numpy()
+        ok = np.ones(len(pairs), dtype=bool)
+        for secret, tol in numeric.items():
+            ok &= _same(synthetic[secret].to_numpy()[at], targets[secret].to_numpy()[row], tol)
+        hits[row[ok]] = True
+        lo = hi
+    return hits
+
+
+def rare_excess(
+    hits: tuple[np.ndarray, np.ndarray],
+    clusters: tuple[np.ndarray, np.ndarray],
+    rng: np.random.Generator,
+    confidence: float,
+) -> tuple[float, tuple[float, float]]:
+    """`excess_with_ci` on the rare people (training, control). Nobody on either side: 0, nobody to single
+    out; nobody on one side only: no estimate, the interval is all of [-1, 1]."""
+    (h_t, h_c), (c_t, c_c) = hits, clusters
+    if len(h_t) == 0 and len(h_c) == 0:
+        return 0.0, (0.0, 0.0)
+    if len(h_t) == 0 or len(h_c) == 0:
+        return 0.0, (-1.0, 1.0)
+    return excess_with_ci(h_t, h_c, (c_t, c_c), rng, confidence)
 
 
 def model_guesses(
@@ -185,6 +269,13 @@ class ReconstructionAttack:
     training data. Intervals are percentile bootstraps with people who share a quasi-identifier
     tuple resampled together (one cluster, training and control people alike).
 
+    The gated ones read the exact attacker on the people whose tuple is rare among the training and
+    control people (unique, or the rarest level that leaves `min_rare_control` control people, details
+    `rarity`): `reconstruction.<secret>.rare_excess`, their worst, `reconstruction.max.rare_excess`, and
+    `reconstruction.joint.rare_excess`, one synthetic row carrying the tuple and every secret at once.
+    A unique person's tuple in the release is about that person; chance matches are rare there, so a
+    leak of a few people is shown rather than diluted by the crowds that share common tuples.
+
     What it means: an excess above 0 says some training people's secrets travel with their
     quasi-identifiers into the release, the pattern of a partial copy. What it does not prove: an
     excess near 0 does not rule out reconstruction from other columns, a stronger model, or for
@@ -202,6 +293,33 @@ class ReconstructionAttack:
             bounds=(-1, 1),
             attack="inference",  # secrets reconstructed from quasi-identifiers: attribute inference
             worst_case=True,  # exact tuples: the people a release exposes, not an average guess
+        ),
+        privacy(
+            "reconstruction.max.rare_excess",
+            Goal.MINIMIZE,
+            "reconstruction",
+            "people of rare quasi-identifier tuples whose tuple carries their secret: the worst secret's excess",
+            bounds=(-1, 1),
+            attack="inference",
+            worst_case=True,
+        ),
+        privacy(
+            "reconstruction.joint.rare_excess",
+            Goal.MINIMIZE,
+            "reconstruction",
+            "people of rare quasi-identifier tuples whose tuple carries all their secrets in one row, excess",
+            bounds=(-1, 1),
+            attack="inference",
+            worst_case=True,
+        ),
+        privacy(
+            "reconstruction.*.rare_excess",
+            Goal.MINIMIZE,
+            "reconstruction",
+            "people of rare quasi-identifier tuples whose exact tuple carries their true secret, excess",
+            bounds=(-1, 1),
+            attack="inference",
+            worst_case=True,
         ),
         privacy(
             "reconstruction.*.excess",
@@ -236,12 +354,14 @@ class ReconstructionAttack:
         tolerance: float = 0.05,
         attackers: tuple[str, ...] = ("exact", "ml"),
         max_fit_rows: int = 50_000,
+        min_rare_control: int = 200,
     ) -> None:
         self.secrets = secrets
         self.quasi_identifiers = quasi_identifiers
         self.tolerance = tolerance
         self.attackers = attackers
         self.max_fit_rows = max_fit_rows
+        self.min_rare_control = min_rare_control
 
     def _columns(self, md: Metadata) -> tuple[list[str], list[str]]:
         secrets = list(self.secrets) if self.secrets is not None else list(md.roles.secrets)
@@ -253,10 +373,22 @@ class ReconstructionAttack:
             )
         check_columns(secrets, md, "reconstruction secrets")
         check_columns(qi, md, "reconstruction quasi_identifiers")
-        if "max" in secrets:
-            raise ValueError("reconstruction: a secret column named 'max' clashes with reconstruction.max.excess")
+        clash = sorted({"max", "joint"} & set(secrets))
+        if clash:
+            raise ValueError(
+                f"reconstruction: a secret column named {clash[0]!r} clashes with reconstruction.{clash[0]}.*: "
+                "rename the column"
+            )
         if not (isinstance(self.tolerance, int | float) and 0 <= self.tolerance < 1):
             raise ValueError(f"reconstruction: tolerance is a fraction of the IQR in [0, 1), got {self.tolerance!r}")
+        if (
+            isinstance(self.min_rare_control, bool)
+            or not isinstance(self.min_rare_control, int)
+            or self.min_rare_control < 1
+        ):
+            raise ValueError(
+                f"reconstruction: min_rare_control is a count of control people >= 1, got {self.min_rare_control!r}"
+            )
         bad = [a for a in self.attackers if a not in ("exact", "ml")]
         if bad or not self.attackers:
             raise ValueError(f"reconstruction: attackers must be among ['exact', 'ml'], got {list(self.attackers)}")
@@ -277,6 +409,8 @@ class ReconstructionAttack:
         continuous = set(md.continuous)
         out: list[Measurement] = []
         gated: list[Measurement] = []
+        rare_ones: list[Measurement] = []
+        tolerances: dict[str, float | None] = {}
         for secret in secrets:
             start = time.perf_counter()
             qi = [c for c in all_qi if c != secret]
@@ -284,6 +418,7 @@ class ReconstructionAttack:
                 raise ValueError(f"reconstruction: no quasi-identifier is left to reconstruct {secret!r} from")
             regression = secret in continuous
             tol = tolerance_for(data.train[secret], self.tolerance) if regression else None
+            tolerances[secret] = tol
             c_train, c_control, c_syn = tuple_codes(train, control, synthetic, columns=qi)
             base: dict[str, Any] = {
                 "secret": secret,
@@ -329,6 +464,12 @@ class ReconstructionAttack:
                 )
                 out.append(m)
                 gated.append(m)
+                if attacker == "exact":
+                    rare = rare_among(c_train, c_control, self.min_rare_control)
+                    name = f"reconstruction.{secret}.rare_excess"
+                    m = self._rare(name, (h_t, h_c), (c_train, c_control), rare, details, ctx)
+                    out.append(m)
+                    rare_ones.append(m)
         meaning = "reconstruction: the worst secret and attacker's excess (highest upper bound, its interval)"
         worst = worst_of(
             "reconstruction.max.excess",
@@ -338,7 +479,93 @@ class ReconstructionAttack:
             summary="measurements",
         )
         out.append(replace(worst, details={"column": worst.details["secret"], **worst.details}))
+        if rare_ones:
+            worst = worst_of(
+                "reconstruction.max.rare_excess",
+                {m.name: m for m in rare_ones},
+                "reconstruction among people with rare quasi-identifiers: the worst secret's excess",
+                label="measurement",
+                summary="measurements",
+            )
+            out.append(replace(worst, details={"column": worst.details["secret"], **worst.details}))
+            out.append(self._joint(train, control, synthetic, all_qi, tolerances, data.details(), ctx))
         return out
+
+    def _rare(
+        self,
+        name: str,
+        hits: tuple[np.ndarray, np.ndarray],
+        codes: tuple[np.ndarray, np.ndarray],
+        rare: tuple[np.ndarray, np.ndarray, int],
+        details: dict[str, Any],
+        ctx: Context,
+    ) -> Measurement:
+        """The exact attacker's excess read on the people of rare tuples only (`rare_excess`)."""
+        (h_t, h_c), (c_t, c_c), (r_t, r_c, rarity) = hits, codes, rare
+        rng = np.random.default_rng(derive_seed(ctx.seed, self.name, name))
+        value, ci = rare_excess((h_t[r_t], h_c[r_c]), (c_t[r_t], c_c[r_c]), rng, ctx.confidence)
+        return Measurement(
+            name,
+            value,
+            Goal.MINIMIZE,
+            ci=ci,
+            baseline=0.0,
+            details={
+                **details,
+                "rarity": rarity,
+                "targets": (
+                    f"people whose quasi-identifier tuple is held by at most {rarity} of the training and control "
+                    f"people (1: unique; the rarest level leaving at least {self.min_rare_control} control people)"
+                ),
+                "attack": _share(h_t[r_t]),
+                "control": _share(h_c[r_c]),
+            },
+            meaning=(
+                f"reconstruction of {details['secret']} for people with rare quasi-identifiers: training minus control"
+            ),
+        )
+
+    def _joint(
+        self,
+        train: pd.DataFrame,
+        control: pd.DataFrame,
+        synthetic: pd.DataFrame,
+        all_qi: list[str],
+        tolerances: dict[str, float | None],
+        data_details: dict[str, Any],
+        ctx: Context,
+    ) -> Measurement:
+        """`reconstruction.joint.rare_excess`: one synthetic row carries a rare person's tuple and every
+        secret (a whole record of secrets reconstructed, as a copy of the person would)."""
+        start = time.perf_counter()
+        qi = [c for c in all_qi if c not in tolerances]
+        if not qi:
+            raise ValueError("reconstruction: every quasi-identifier is also a secret: none is left to match on")
+        c_train, c_control = tuple_codes(train, control, columns=qi)
+        rare = rare_among(c_train, c_control, self.min_rare_control)
+        h_t = joint_hits(train, synthetic, qi, tolerances)
+        h_c = joint_hits(control, synthetic, qi, tolerances)
+        details = {
+            "secret": "all",
+            "secrets": list(tolerances),
+            "quasi_identifiers": qi,
+            "tolerances": tolerances,
+            **data_details,
+            "interval": (
+                "percentile bootstrap, people sharing a quasi-identifier tuple resampled as one cluster, "
+                "widened to hold Newcombe's interval"
+            ),
+            "confidence": ctx.confidence,
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+        m = self._rare("reconstruction.joint.rare_excess", (h_t, h_c), (c_train, c_control), rare, details, ctx)
+        return replace(m, meaning="reconstruction of every secret at once for people with rare quasi-identifiers")
+
+
+def _share(hits: np.ndarray) -> dict[str, Any]:
+    """Targets, successes and their share (None for no target)."""
+    n = len(hits)
+    return {"n_targets": int(n), "n_success": int(hits.sum()), "rate": float(hits.mean()) if n else None}
 
 
 def _right(guesses: np.ndarray, secrets: np.ndarray, tol: float | None) -> np.ndarray:

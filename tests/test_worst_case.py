@@ -99,6 +99,59 @@ def test_reconstruction_catches_the_partial_copy(reconstruction):
     assert 0.03 < worst.value < 0.2, worst
 
 
+def test_rare_people_show_the_partial_copy_as_a_risk_past_the_default_gate(reconstruction):
+    """Among people unique by their quasi-identifiers a pasted tuple is about them: the excess is about the
+    tenth that was pasted and its favourable bound is past the default threshold (`risk shown`), which
+    the excess over everyone (diluted by common tuples) is not."""
+    got = reconstruction["partial_copy"]
+    for name in ("reconstruction.joint.rare_excess", "reconstruction.max.rare_excess"):
+        m = got[name]
+        assert m.ci[0] > PRESETS["default"][name].max, (name, m.value, m.ci)
+        assert 0.05 < m.value < 0.15, (name, m.value)
+        assert m.details["attack"]["n_targets"] > 100 and m.details["control"]["n_targets"] >= 200
+        assert m.details["rarity"] >= 1
+    # the joint score asks one row to carry every secret: chance rarely does that for control people
+    joint = got["reconstruction.joint.rare_excess"].details
+    single = got["reconstruction.max.rare_excess"].details
+    assert joint["control"]["rate"] <= min(0.05, single["control"]["rate"]), (joint["control"], single["control"])
+    assert joint["secrets"] == ROLES["secrets"]
+    assert got["reconstruction.max.excess"].ci[0] < got["reconstruction.joint.rare_excess"].ci[0]
+
+
+def test_rare_among_takes_unique_people_then_the_next_rarest_until_enough_control_people():
+    from suite.attacks.reconstruction import rare_among
+
+    train, control = np.array([0, 1, 2, 2, 3, 3, 3]), np.array([1, 4, 2, 3])
+    r_t, r_c, r = rare_among(train, control, 1)  # code 4 is unique (control), 0 too (training)
+    assert (
+        r == 1
+        and r_t.tolist() == [True, False, False, False, False, False, False]
+        and r_c.tolist()
+        == [
+            False,
+            True,
+            False,
+            False,
+        ]
+    )
+    r_t, r_c, r = rare_among(train, control, 3)  # held by at most 3: codes 0, 1, 2, 4 (3 is held by 4)
+    assert r == 3 and r_c.tolist() == [True, True, True, False] and r_t.sum() == 4
+    assert rare_among(train, control, 99)[2] == 4  # never enough control people: everyone
+
+
+def test_joint_hits_ask_one_row_to_carry_every_secret():
+    from suite.attacks.reconstruction import joint_hits
+
+    syn = pd.DataFrame({"q": ["a", "a", "b"], "s": ["x", "y", None], "v": [1.0, 5.0, np.nan]})
+    targets = pd.DataFrame({"q": ["a", "b", "c", "a"], "s": ["x", None, "x", "y"], "v": [5.0, np.nan, 1.0, 1.2]})
+    # ("a", x, 5): x is in row 0 and 5 in row 1, never in one row; ("b", None, nan): missing matches missing;
+    # ("c", ...): no such tuple; ("a", y, 1.2): row 1 has y but 5, row 0 has 1.0 but x
+    assert joint_hits(targets, syn, ["q"], {"s": None, "v": 0.5}).tolist() == [False, True, False, False]
+    assert joint_hits(targets, syn, ["q"], {"s": None, "v": 0.5}, max_pairs=1).tolist() == [False, True, False, False]
+    assert joint_hits(targets, syn, ["q"], {"s": None}).tolist() == [True, True, False, True]
+    assert joint_hits(targets, syn, ["q"], {"v": 4.5}).tolist() == [True, True, False, True]
+
+
 @pytest.mark.parametrize("generator", ["holdout", "marginals"])
 def test_reconstruction_shows_no_excess_for_releases_that_never_saw_the_people(reconstruction, generator):
     for name, m in reconstruction[generator].items():
