@@ -16,7 +16,7 @@ from suite.reports import read_json
 from tests.conftest import QUICKSTART, ROOT
 
 #: Every attack kind the quickstart runs must carry at least one gated measurement on the released copula.
-ATTACK_GATES = ("singling_out.", "inference.", "membership.distance.", "membership.local.")
+ATTACK_GATES = ("singling_out.", "inference.", "reconstruction.", "membership.distance.", "membership.local.")
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +62,17 @@ def test_released_generators_met_every_attack(scorecard, generator):
 @pytest.mark.slow
 def test_leaks_of_a_few_people_are_blocked_by_worst_case_gates(scorecard):
     """Near-copies of the 2% most isolated people slip past the averages; the local-copying gate catches
-    them. Secrets pasted with quasi-identifiers are caught by attribute inference."""
+    them. Secrets pasted with quasi-identifiers are caught by attribute inference and shown by reconstruction."""
     outlier = _gated(scorecard, "outlier_copy")
     blocking = {name for name, m in outlier.items() if m.status in ("risk shown", "not shown safe")}
     assert "membership.local.excess_at_fpr" in blocking, sorted(blocking)
     assert outlier["collisions.excess"].status == "pass"  # no exact copy: only the worst-case gate sees it
     partial = _gated(scorecard, "partial_copy")
     assert partial["inference.max.excess"].status in ("risk shown", "not shown safe")
+    # among people of rare quasi-identifier tuples the pasted secrets are a shown risk, not only unproven safety
+    assert partial["reconstruction.joint.rare_excess"].status == "risk shown", partial[
+        "reconstruction.joint.rare_excess"
+    ]
 
 
 def _printed_verdicts() -> dict[str, tuple[str, str]]:
