@@ -81,17 +81,18 @@ def exact_hits(
     return hits
 
 
-def rare_among(c_train: np.ndarray, c_control: np.ndarray, min_control: int) -> tuple[np.ndarray, np.ndarray, int]:
+def rare_among(
+    c_train: np.ndarray, c_control: np.ndarray, min_control: int, max_rarity: int = 5
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Which training and control people hold a rare tuple (codes in one space), and how rare: held by at
     most `r` of them pooled, `r` the smallest count (1: unique) that leaves at least `min_control` control
-    people, everyone when no count does. Unique people are the ones a tuple points at; on a table with
-    few of them (coarse quasi-identifiers) the next-rarest are added until the control side can estimate
-    a share at all."""
+    people. Unique people are the ones a tuple points at; where too few are, the next-rarest are added,
+    up to tuples held by `max_rarity` people (5, the k of common k-anonymity practice). Past that nobody
+    is rare enough to be told apart from a crowd: everyone is taken (`r` the largest count)."""
     pooled = np.concatenate([c_train, c_control])
     counts = np.bincount(pooled) if len(pooled) else np.zeros(0, dtype=int)
     own = counts[c_control]
-    levels = np.unique(own)
-    reached = [int(r) for r in levels if (own <= r).sum() >= min_control]
+    reached = [r for r in range(1, max_rarity + 1) if (own <= r).sum() >= min_control]
     r = reached[0] if reached else int(counts.max(initial=1))
     return counts[c_train] <= r, own <= r, r
 
@@ -270,9 +271,10 @@ class ReconstructionAttack:
     tuple resampled together (one cluster, training and control people alike).
 
     The gated ones read the exact attacker on the people whose tuple is rare among the training and
-    control people (unique, or the rarest level that leaves `min_rare_control` control people, details
-    `rarity`): `reconstruction.<secret>.rare_excess`, their worst, `reconstruction.max.rare_excess`, and
-    `reconstruction.joint.rare_excess`, one synthetic row carrying the tuple and every secret at once.
+    control people (unique, or the rarest level up to 5 that leaves `min_rare_control` control people,
+    else everyone; details `rarity`): `reconstruction.<secret>.rare_excess`, their worst,
+    `reconstruction.max.rare_excess`, and `reconstruction.joint.rare_excess`, one synthetic row carrying
+    the tuple and every secret at once.
     A unique person's tuple in the release is about that person; chance matches are rare there, so a
     leak of a few people is shown rather than diluted by the crowds that share common tuples.
 
@@ -354,7 +356,7 @@ class ReconstructionAttack:
         tolerance: float = 0.05,
         attackers: tuple[str, ...] = ("exact", "ml"),
         max_fit_rows: int = 50_000,
-        min_rare_control: int = 200,
+        min_rare_control: int = 500,
     ) -> None:
         self.secrets = secrets
         self.quasi_identifiers = quasi_identifiers
@@ -515,7 +517,8 @@ class ReconstructionAttack:
                 "rarity": rarity,
                 "targets": (
                     f"people whose quasi-identifier tuple is held by at most {rarity} of the training and control "
-                    f"people (1: unique; the rarest level leaving at least {self.min_rare_control} control people)"
+                    f"people (1: unique; the rarest level up to 5 leaving at least {self.min_rare_control} control "
+                    "people, else everyone)"
                 ),
                 "attack": _share(h_t[r_t]),
                 "control": _share(h_c[r_c]),

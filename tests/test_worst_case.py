@@ -99,16 +99,25 @@ def test_reconstruction_catches_the_partial_copy(reconstruction):
     assert 0.03 < worst.value < 0.2, worst
 
 
-def test_rare_people_show_the_partial_copy_as_a_risk_past_the_default_gate(reconstruction):
+@pytest.fixture(scope="module")
+def full_reconstruction(full):
+    """Reconstruction on the whole quickstart table: about 530 control people are unique by their tuple."""
+    return {
+        g: _by_name(ReconstructionAttack(attackers=("exact",)).evaluate(context_for(full, g, params=p)))
+        for g, p in (("holdout", {}), ("partial_copy", {"base": "marginals"}))
+    }
+
+
+def test_rare_people_show_the_partial_copy_as_a_risk_past_the_default_gate(full_reconstruction):
     """Among people unique by their quasi-identifiers a pasted tuple is about them: the excess is about the
     tenth that was pasted and its favourable bound is past the default threshold (`risk shown`), which
-    the excess over everyone (diluted by common tuples) is not."""
-    got = reconstruction["partial_copy"]
+    the excess over everyone (diluted by common tuples) is not. Real unseen rows stay under it."""
+    got = full_reconstruction["partial_copy"]
     for name in ("reconstruction.joint.rare_excess", "reconstruction.max.rare_excess"):
         m = got[name]
         assert m.ci[0] > PRESETS["default"][name].max, (name, m.value, m.ci)
         assert 0.05 < m.value < 0.15, (name, m.value)
-        assert m.details["attack"]["n_targets"] > 100 and m.details["control"]["n_targets"] >= 200
+        assert m.details["attack"]["n_targets"] > 100 and m.details["control"]["n_targets"] >= 100
         assert m.details["rarity"] >= 1
     # the joint score asks one row to carry every secret: chance rarely does that for control people
     joint = got["reconstruction.joint.rare_excess"].details
@@ -116,6 +125,19 @@ def test_rare_people_show_the_partial_copy_as_a_risk_past_the_default_gate(recon
     assert joint["control"]["rate"] <= min(0.05, single["control"]["rate"]), (joint["control"], single["control"])
     assert joint["secrets"] == ROLES["secrets"]
     assert got["reconstruction.max.excess"].ci[0] < got["reconstruction.joint.rare_excess"].ci[0]
+    assert got["reconstruction.joint.rare_excess"].details["rarity"] <= 5
+    for name in ("reconstruction.joint.rare_excess", "reconstruction.max.rare_excess"):
+        null = full_reconstruction["holdout"][name]
+        assert null.ci[1] < PRESETS["default"][name].max, (name, null.value, null.ci)
+
+
+def test_on_a_table_too_small_to_single_anyone_out_everyone_is_read(reconstruction):
+    # the 3,000-row slice has about 450 control people: fewer than 500 of any rarity, so everyone is taken
+    joint = reconstruction["partial_copy"]["reconstruction.joint.rare_excess"].details
+    assert (
+        joint["control"]["n_targets"]
+        == reconstruction["partial_copy"]["reconstruction.max.excess"].details["control"]["n_targets"]
+    )
 
 
 def test_rare_among_takes_unique_people_then_the_next_rarest_until_enough_control_people():
@@ -123,19 +145,11 @@ def test_rare_among_takes_unique_people_then_the_next_rarest_until_enough_contro
 
     train, control = np.array([0, 1, 2, 2, 3, 3, 3]), np.array([1, 4, 2, 3])
     r_t, r_c, r = rare_among(train, control, 1)  # code 4 is unique (control), 0 too (training)
-    assert (
-        r == 1
-        and r_t.tolist() == [True, False, False, False, False, False, False]
-        and r_c.tolist()
-        == [
-            False,
-            True,
-            False,
-            False,
-        ]
-    )
+    assert r == 1 and r_t.tolist() == [True, False, False, False, False, False, False]
+    assert r_c.tolist() == [False, True, False, False]
     r_t, r_c, r = rare_among(train, control, 3)  # held by at most 3: codes 0, 1, 2, 4 (3 is held by 4)
     assert r == 3 and r_c.tolist() == [True, True, True, False] and r_t.sum() == 4
+    assert rare_among(train, control, 3, max_rarity=2)[2] == 4  # nobody rare enough: everyone
     assert rare_among(train, control, 99)[2] == 4  # never enough control people: everyone
 
 
