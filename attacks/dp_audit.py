@@ -116,6 +116,7 @@ class DPAudit:
             "empirical epsilon lower bound shown by canaries in one refit (0 = nothing shown)",
             bounds=(0, float("inf")),
             refits=True,
+            self_audited=True,
         ),
         privacy(
             "dp_audit.epsilon_excess",
@@ -123,6 +124,7 @@ class DPAudit:
             "dp",
             "epsilon lower bound minus the claimed epsilon (above 0: the claim is violated)",
             refits=True,
+            self_audited=True,
         ),
     )
     measures: ClassVar[tuple[str, ...]] = names(declares)

@@ -50,12 +50,6 @@ def unshowable(thresholds: Mapping[str, Any], leaks: Mapping[str, str]) -> str |
     )
 
 
-#: Privacy families whose gate holds a generator to its own promise, not to an attacker's success: a DP
-#: audit compares a bound with the generator's claimed epsilon, and canaries claim nothing. Its positive
-#: control is a generator with its noise switched off (tests/test_dp_audit.py), not a canary of the run.
-SELF_AUDITED = ("dp",)
-
-
 def _gated(records: Iterable[GeneratorRecord]) -> list[str]:
     """The gated privacy measurements of the run that a leak canary can test, in the order they first appear."""
     names = (
@@ -66,7 +60,7 @@ def _gated(records: Iterable[GeneratorRecord]) -> list[str]:
         and m.threshold.gates
         and m.status is not Status.NOT_APPLICABLE
         and spec_of(m.name).kind == "privacy"
-        and spec_of(m.name).family not in SELF_AUDITED
+        and not spec_of(m.name).self_audited  # held to its own claim: no canary of the run tests it
     )
     return list(dict.fromkeys(names))
 

@@ -81,7 +81,9 @@ class MeasurementSpec:
     kind (`ATTACK_KINDS`) a gate on it counts for, when it is not the family itself (reconstruction is
     attribute inference). `worst_case`: the gate looks at the few most exposed people (a low false-positive
     rate, exact reconstruction), so it proves it can fire only on a canary that leaks a few people
-    (`suite.informative`).
+    (`suite.informative`). `self_audited`: the gate holds a generator to its own promise (a DP audit's
+    bound against the claimed epsilon), not to an attacker's success; its positive control is a
+    generator with its promise broken, not a leak canary of the run, so the informative rule skips it.
     """
 
     name: str
@@ -94,6 +96,7 @@ class MeasurementSpec:
     refits: bool = False
     attack: str | None = None
     worst_case: bool = False
+    self_audited: bool = False
 
     def matches(self, measurement: str) -> bool:
         return fnmatch.fnmatchcase(measurement, self.name)
