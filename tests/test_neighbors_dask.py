@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -134,3 +136,30 @@ def test_200k_rows_on_two_worker_processes() -> None:
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster, distributed.Client(cluster) as c:  # fmt: skip
         _same(blocked_nearest(c, table, table, k=1, exclude_self=True, block_rows=50_000), one)
+
+
+def test_a_run_on_the_cluster_splits_its_searches_and_measures_the_same(client, small_csv, tmp_path, monkeypatch):
+    """`suite run --executor dask --address ...` with a low SUITE_BLOCKED_PAIRS: block tasks ran, same scorecard."""
+    from suite.cli import main
+    from tests.conftest import write_scenario
+
+    path = write_scenario(tmp_path, small_csv, generators=[{"name": "marginals"}], checks=["dcr"])
+
+    def measurements(out: Path) -> list[tuple]:
+        (card,) = out.glob("*/scorecard.json")
+        return [
+            (m["name"], m["value"], m["ci"])
+            for g in json.loads(card.read_text())["generators"]
+            for m in g["measurements"]
+        ]
+
+    code = main(["run", str(path), "--out", str(tmp_path / "one"), "--quiet", "--no-plan"])
+    monkeypatch.setenv("SUITE_BLOCKED_PAIRS", "1e5")  # the dcr searches are about 2,100 x 2,100 rows
+    monkeypatch.setenv("SUITE_BLOCK_ROWS", "800")
+    args = ["run", str(path), "--out", str(tmp_path / "cluster"), "--quiet", "--no-plan", "--executor", "dask"]
+    with distributed.get_task_stream(client) as stream:
+        assert main([*args, "--address", client.scheduler.address]) == code
+    assert [t for t in stream.data if str(t["key"]).startswith("suite-nearest-")]
+    one = measurements(tmp_path / "one")
+    assert measurements(tmp_path / "cluster") == one
+    assert 0.2 < dict((name, value) for name, value, _ in one)["dcr.share_closer_to_train"] < 0.8  # not a copy's 1.0
