@@ -55,7 +55,7 @@ def settings(environ: dict[str, str] | None = None) -> tuple[float, int]:
         text = env.get(name, "").strip()
         try:
             value = kind(float(text)) if text else default
-        except ValueError:
+        except (ValueError, OverflowError):  # not a number, or an infinite number of rows
             value = -1
         if not value >= 1:
             raise ConfigError(

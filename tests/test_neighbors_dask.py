@@ -99,9 +99,12 @@ def test_a_task_on_the_cluster_hands_large_searches_over(client, tables) -> None
 def test_bad_settings_name_the_variable() -> None:
     assert settings({}) == (2e9, 25_000)
     assert settings({"SUITE_BLOCKED_PAIRS": "1e6", "SUITE_BLOCK_ROWS": "5000"}) == (1e6, 5000)
+    assert settings({"SUITE_BLOCKED_PAIRS": "inf"})[0] == float("inf")  # never split
     for env, name in (
         ({"SUITE_BLOCKED_PAIRS": "lots"}, "SUITE_BLOCKED_PAIRS"),
         ({"SUITE_BLOCK_ROWS": "0"}, "SUITE_BLOCK_ROWS"),
+        ({"SUITE_BLOCK_ROWS": "inf"}, "SUITE_BLOCK_ROWS"),
+        ({"SUITE_BLOCKED_PAIRS": "nan"}, "SUITE_BLOCKED_PAIRS"),
     ):
         with pytest.raises(ConfigError, match=f"environment variable {name}: expected a number"):
             settings(env)
