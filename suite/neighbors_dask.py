@@ -16,11 +16,12 @@ process: that thread cannot secede, and waiting without seceding could hold ever
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,7 @@ DEFAULT_PAIRS = 2e9
 BLOCK_ROWS_ENV = "SUITE_BLOCK_ROWS"
 DEFAULT_BLOCK_ROWS = 25_000
 
-_SEARCH_LOCK = threading.Lock()  # one block search at a time per worker process: each uses every core
+_SEARCH_LOCK = threading.Lock()  # one block search at a time per worker process, on the worker's threads
 
 
 def settings(environ: dict[str, str] | None = None) -> tuple[float, int]:
@@ -96,6 +97,31 @@ def _block(enc: Encoded, lo: int, hi: int, medians: np.ndarray | None) -> Encode
     return Encoded(enc.numerical[lo:hi], enc.categorical[lo:hi], medians=medians)
 
 
+@contextlib.contextmanager
+def _worker_cores(compiled: bool) -> Iterator[None]:
+    """The compiled kernel on the threads this worker declares (``--nthreads``), not on every core of its machine:
+    several worker processes on one machine would otherwise each start a thread per core."""
+    cores = None
+    if compiled:
+        try:
+            from distributed import get_worker
+
+            cores = get_worker().state.nthreads
+        except (ValueError, AttributeError):  # not inside a worker's task
+            cores = None
+    if cores is None:
+        yield
+        return
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(cores), numba.config.NUMBA_NUM_THREADS)))  # this thread only
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
 def _partial(
     query: Encoded, reference: Encoded, offset: int, k: int, kk: int, exclude_self: bool, **options: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -104,7 +130,7 @@ def _partial(
     The sort key is the distance, or for the euclidean metric the squared distance one process orders by
     (two squares that differ may have the same square root).  Padding: (inf, max index, inf).
     """
-    with _SEARCH_LOCK:
+    with _SEARCH_LOCK, _worker_cores(options.get("backend") == "numba"):
         d, i = nearest(query, reference, k=kk, exclude_self=exclude_self, **options)
     key = d
     if options.get("metric") == "euclidean":
