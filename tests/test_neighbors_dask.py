@@ -128,7 +128,7 @@ def test_a_local_run_does_not_import_distributed() -> None:
 @pytest.mark.slow
 def test_200k_rows_on_two_worker_processes() -> None:
     """200,000 census rows against themselves (20 columns, missing categories), top-1 without the row itself, in
-    blocks of 50,000 on a LocalCluster of 2 worker processes: the one-process answer (2.5 minutes on 2 cores)."""
+    blocks of 50,000 on a LocalCluster of 2 worker processes: the one-process answer (2.5-3 minutes on 2 cores)."""
     census = pd.read_parquet(ROOT / "data" / "census_kdd.parquet")
     rows = census.sample(200_000, replace=len(census) < 200_000, random_state=0).reset_index(drop=True)
     enc = GowerEncoder(numerical=CENSUS_NUMERICAL, categorical=CENSUS_CATEGORICAL).fit(rows)
