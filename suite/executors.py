@@ -4,7 +4,8 @@ Each task (one generator, one repeat) is independent and seeded by itself, so th
 the same whichever executor ran it. `local` with one worker runs tasks in this process, in
 order; with more, a pool of `spawn`ed processes (a clean interpreter each: no forked torch or
 BLAS threads). `dask` submits them to a distributed cluster: an existing scheduler
-(`address="tcp://host:8786"`) or, without an address, a LocalCluster of `workers` processes.
+(`address="tcp://host:8786"`) or, without an address, a LocalCluster of `workers` processes. There, a
+neighbour search larger than `SUITE_BLOCKED_PAIRS` pairs is itself split over the cluster (suite.neighbors_dask).
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def _dask(
         from distributed import as_completed as dask_completed
     except ImportError:  # pragma: no cover - distributed is a dependency
         raise ConfigError("the dask executor needs the `distributed` package: pip install distributed") from None
+    from suite.neighbors_dask import on_cluster  # a large search inside a task is split over the cluster
+
+    fn = on_cluster(fn)
     cluster = None
     if address is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)

@@ -60,13 +60,14 @@ threads) stay under ``memory_mb``; only inputs, outputs and O(n + m) helper arra
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
 import logging
 import os
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -799,6 +800,11 @@ def nearest(
     out_i = np.empty((n, k), dtype=np.int64)
     if n == 0:
         return out_d, out_i
+    for search in tuple(_HANDOVER) if backend != "torch" else ():  # a Dask cluster's blocked search
+        options = {"k": k, "exclude_self": exclude_self, "metric": metric, "backend": backend, "memory_mb": memory_mb}
+        found = search(query, reference, **options)
+        if found is not None:
+            return found
 
     kernel = _Kernel(query, reference, metric)
     if backend == "torch":
@@ -810,6 +816,22 @@ def nearest(
     if kernel.euclidean:
         np.sqrt(out_d, out=out_d)
     return out_d, out_i
+
+
+#: searches nearest() offers its work to first; each returns None when it does not take it
+_HANDOVER: list[Callable[..., tuple[np.ndarray, np.ndarray] | None]] = []
+
+
+@contextlib.contextmanager
+def handing_over(search: Callable[..., tuple[np.ndarray, np.ndarray] | None]) -> Iterator[None]:
+    """While inside, :func:`nearest` first offers every numba/numpy search to ``search`` (same arguments, and
+    the resolved backend); an answer other than None is returned as is.  Only
+    :mod:`suite.neighbors_dask` uses it (on a Dask worker), so a local run never imports distributed."""
+    _HANDOVER.append(search)
+    try:
+        yield
+    finally:
+        _HANDOVER.remove(search)
 
 
 def _numpy_nearest(
