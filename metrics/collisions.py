@@ -29,10 +29,11 @@ def row_keys(frame: pd.DataFrame, metadata: Metadata) -> np.ndarray:
         if column in metadata.continuous:
             numbers = as_float(values, column) + 0.0  # -0.0 + 0.0 is 0.0
             canonical[column] = np.where(np.isnan(numbers), np.nan, numbers)  # one NaN bit pattern
-        else:
-            canonical[column] = (
-                values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else _text(v))
-            )
+            continue
+        text = values.astype(object).where(values.notna(), None)
+        if pd.api.types.infer_dtype(text, skipna=True) != "string":  # text is its own _text: no per-cell call
+            text = text.map(lambda v: None if v is None else _text(v))
+        canonical[column] = text
     return pd.util.hash_pandas_object(pd.DataFrame(canonical), index=False).to_numpy()
 
 
