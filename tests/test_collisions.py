@@ -135,3 +135,16 @@ def test_row_keys_read_text_columns_without_a_per_cell_call(small_data):
     twins[md.discrete[0]] = pd.Series([1.0, 1], dtype=object)  # "1.0" and "1": not the same text
     keys = row_keys(twins, md)
     assert keys[0] != keys[1]
+
+
+def test_found_nonzero_and_per_count_give_found_bit_for_bit():
+    """The bootstrap computes `found` only where there are copies, and per distinct count: the same numbers."""
+    from suite.metrics.collisions import found, found_nonzero
+
+    rng = np.random.default_rng(3)
+    copies = rng.poisson(0.3, size=(40, 5_000)).astype(float)  # mostly 0, a few small counts
+    total = rng.integers(800, 1_000, size=(40, 1)).astype(float)
+    draws = np.minimum(total, rng.integers(500, 900, size=(40, 1)).astype(float))
+    np.testing.assert_array_equal(found_nonzero(copies, total, draws), found(copies, total, draws))
+    counts, inverse = np.unique(copies[0], return_inverse=True)
+    np.testing.assert_array_equal(found(counts, 1_000.0, draws)[:, inverse], found(copies[0], 1_000.0, draws))
