@@ -20,7 +20,7 @@ The shadow-model attack, which refits the generator, is the `shadow` check (atta
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -36,7 +36,7 @@ from suite.attacks._membership_features import (
     split_epsilon,
 )
 from suite.encoding import as_float
-from suite.neighbors import Encoded, GowerEncoder, cached_nearest
+from suite.neighbors import Encoded, GowerEncoder, NeighbourCache, cached_nearest
 from suite.registry import checks
 from suite.seeding import derive_seed
 from suite.stats import N_BOOTSTRAP
@@ -249,8 +249,10 @@ class MembershipAttack:
             raise ValueError(f"membership: fpr must be in (0, {max(FPR_CANDIDATES)}], got {self.fpr}")
         if min(self.max_members, self.max_non_members) < 1:
             raise ValueError("membership: max_members and max_non_members must be >= 1")
+        if ctx.neighbours is None:  # the attackers' common search (candidates to synthetic rows) is done once
+            ctx = replace(ctx, neighbours=NeighbourCache())
         out: list[Measurement] = []
-        shared: dict = {}  # candidates and the search to the synthetic rows, computed once for all attackers
+        shared: dict = {}  # the candidates and their encoding, drawn and computed once for all attackers
         for attacker in attackers:
             start = time.perf_counter()
             out += self._ranking(attacker, ctx, start, shared)
@@ -361,15 +363,18 @@ class MembershipAttack:
     # ------------------------------------------------------------------ attackers
     def _to_synthetic(self, ctx: Context, cands: Candidates, shared: dict) -> tuple[GowerEncoder, Encoded, np.ndarray]:
         """The Gower encoder, the candidates' encoding and each candidate record's distance to its nearest
-        synthetic record: one search, shared by the distance and local attackers of one evaluation."""
-        if shared.get("searched_for") is not cands:
+        synthetic record. The encodings are made once per evaluation (`shared`); the search goes through
+        `ctx.neighbours`, so the distance and local attackers (and any later task that asks the same) share it."""
+        if shared.get("encoded_for") is not cands:
             encoder = self._gower(ctx)
-            query = encoder.transform(cands.rows)
-            d_syn = cached_nearest(ctx.neighbours, query, encoder.transform(ctx.synthetic), memory_mb=self.memory_mb)[
-                0
-            ][:, 0]
-            shared.update(searched_for=cands, encoder=encoder, query=query, d_syn=d_syn)
-        return shared["encoder"], shared["query"], shared["d_syn"]
+            shared.update(
+                encoded_for=cands,
+                encoder=encoder,
+                query=encoder.transform(cands.rows),
+                synthetic=encoder.transform(ctx.synthetic),
+            )
+        d_syn = cached_nearest(ctx.neighbours, shared["query"], shared["synthetic"], memory_mb=self.memory_mb)[0]
+        return shared["encoder"], shared["query"], d_syn[:, 0]
 
     def _distance_scores(
         self, ctx: Context, cands: Candidates, details: dict, shared: dict | None = None

@@ -154,7 +154,7 @@ class SinglingOutAttack:
             raise ValueError(f"singling_out: n_cols must be between 1 and the {n_columns} columns, got {self.n_cols}")
         data = attack_data(ctx)
         n_attacks, cap = data.capped(self.n_attacks)
-        train, control = _unique(data.train), _unique(data.control)
+        control = _unique(data.control)
         out: list[Measurement] = []
         for mode in modes:
             seed = derive_seed(ctx.seed, self.name, mode)
@@ -170,6 +170,11 @@ class SinglingOutAttack:
                 )
                 evaluator.evaluate(mode=mode)
                 queries = generated[0] if generated else []
+                # anonymeter's own deduplicated training rows (`_unique` of the same frame): a second copy of
+                # them cost 100-200 MB at 100k rows
+                train = getattr(evaluator, "_ori", None)
+                if train is None:
+                    train = _unique(data.train)
                 in_train, in_control = _matches(train, queries), _matches(control, queries)
                 chance = chance_singled_out(in_train, in_control, len(train), len(control))
                 results = EvaluationResults(

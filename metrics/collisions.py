@@ -29,10 +29,11 @@ def row_keys(frame: pd.DataFrame, metadata: Metadata) -> np.ndarray:
         if column in metadata.continuous:
             numbers = as_float(values, column) + 0.0  # -0.0 + 0.0 is 0.0
             canonical[column] = np.where(np.isnan(numbers), np.nan, numbers)  # one NaN bit pattern
-        else:
-            canonical[column] = (
-                values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else _text(v))
-            )
+            continue
+        text = values.astype(object).where(values.notna(), None)
+        if pd.api.types.infer_dtype(text, skipna=True) != "string":  # text is its own _text: no per-cell call
+            text = text.map(lambda v: None if v is None else _text(v))
+        canonical[column] = text
     return pd.util.hash_pandas_object(pd.DataFrame(canonical), index=False).to_numpy()
 
 
@@ -54,6 +55,16 @@ def found(copies: np.ndarray, total: np.ndarray | float, draws: np.ndarray | flo
         gammaln(safe(rest + 1)) - gammaln(safe(rest - draws + 1)) - gammaln(total + 1) + gammaln(total - draws + 1)
     )
     return np.where(copies <= 0, 0.0, np.where(fits, 1.0 - none, 1.0))
+
+
+def found_nonzero(copies: np.ndarray, total: np.ndarray | float, draws: np.ndarray | float) -> np.ndarray:
+    """`found`, computed only where a row has copies (elsewhere it is exactly 0): the same numbers, at the cost
+    of the few synthetic rows that match someone."""
+    copies, total, draws = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (copies, total, draws)))
+    out = np.zeros(copies.shape)
+    hit = copies > 0
+    out[hit] = found(copies[hit], total[hit], draws[hit])
+    return out
 
 
 @checks.register("collisions")
@@ -116,12 +127,16 @@ class CollisionsMetric:
             (np.ones(len(pairs_c)), (pairs_c[:, 1], pairs_c[:, 0])), shape=(len(one_row_c), n_keys)
         )
 
+        t_counts, t_inverse = np.unique(train_people[syn], return_inverse=True)
+
         def excess(w_syn: np.ndarray, w_control: np.ndarray) -> np.ndarray:
             present = (w_control[:, one_row_c] > 0).astype(float)  # control people drawn (twice is once)
             drawn = present.sum(axis=1, keepdims=True)
             draws = np.minimum(drawn, n_people_t)
             control_people = np.asarray((by_key.T @ present.T).T)
-            chance = found(train_people[syn], n_people_t, draws) - found(control_people[:, syn], drawn, draws)
+            # per distinct training count (the counts are fixed), then spread: the same numbers as row by row
+            by_count = found(t_counts, n_people_t, draws)[:, t_inverse]
+            chance = by_count - found_nonzero(control_people[:, syn], drawn, draws)
             share = (w_syn * chance).sum(axis=1) / w_syn.sum(axis=1) * n_people_t / draws[:, 0]
             return np.clip(share, -1.0, 1.0)
 

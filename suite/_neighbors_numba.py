@@ -31,6 +31,22 @@ def _insert(best_d: np.ndarray, best_i: np.ndarray, row: int, k: int, d: float, 
     best_i[row, pos] = j
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _insert_sum(
+    best_d: np.ndarray, best_i: np.ndarray, best_a: np.ndarray, row: int, k: int, d: float, j: int, a: float
+) -> None:
+    """`_insert`, also keeping each kept pair's undivided sum (`best_a`), which the pruned path compares."""
+    pos = k - 1
+    while pos > 0 and best_d[row, pos - 1] > d:
+        best_d[row, pos] = best_d[row, pos - 1]
+        best_i[row, pos] = best_i[row, pos - 1]
+        best_a[row, pos] = best_a[row, pos - 1]
+        pos -= 1
+    best_d[row, pos] = d
+    best_i[row, pos] = j
+    best_a[row, pos] = a
+
+
 @njit(cache=_CACHE, parallel=True, nogil=True)
 def topk(
     q_num: np.ndarray,  # (n, p_num) float64, missing -> 0 (Gower) or imputed (euclidean)
@@ -64,6 +80,8 @@ def topk(
         nb = i1 - i0
         best_d = np.full((nb, k), np.inf)
         best_i = np.full((nb, k), -1, dtype=np.int64)
+        best_a = np.full((nb, k), np.inf)  # the pruned path: undivided sums of the kept pairs
+        sel = np.empty(_REF_BLOCK, dtype=np.int64)
         acc = np.empty(_REF_BLOCK)
         cnt = np.empty(_REF_BLOCK, dtype=np.uint8)
         den = np.empty(_REF_BLOCK)
@@ -74,6 +92,12 @@ def topk(
                 if q_nan[i0 + ii, j]:
                     q_miss[ii] += 1.0
                     q_any = True
+        # Gower without missing numbers: a pair's undivided sum is its mismatches plus terms >= 0, so a pair
+        # whose mismatches already exceed the k-th kept sum cannot enter; only the others get their numbers
+        # (added in the same order, so the same sums bit for bit) and the division (monotone, so comparing
+        # sums first changes no decision: a sum equal after division to the k-th loses the tie anyway)
+        prune = not euclidean and p > 0 and p_cat < 255 and p_ind == 0 and not any_nan and not q_any
+        fp = float(p)
         for j0 in range(0, m, _REF_BLOCK):
             w = min(m, j0 + _REF_BLOCK) - j0
             for ii in range(nb):
@@ -81,6 +105,31 @@ def topk(
                 # categorical mismatches counted in uint8 (64 lanes per vector), then one conversion
                 for t in range(w):
                     cnt[t] = 0
+                if prune:
+                    for c in range(p_cat):
+                        qv = q_cat[i, c]
+                        rc = r_cat[c, j0 : j0 + w]
+                        for t in range(w):
+                            cnt[t] += np.uint8(rc[t] != qv)
+                    kth = best_a[ii, k - 1]
+                    ns = 0
+                    for t in range(w):
+                        sel[ns] = t
+                        ns += 1 if cnt[t] <= kth else 0
+                    for u in range(ns):
+                        acc[u] = cnt[sel[u]]
+                    for c in range(p_num):
+                        qv = q_num[i, c]
+                        rv = r_num[c, j0 : j0 + w]
+                        for u in range(ns):
+                            acc[u] += abs(qv - rv[sel[u]])
+                    for u in range(ns):
+                        a = acc[u]
+                        if a <= best_a[ii, k - 1]:
+                            d = a / fp
+                            if d < best_d[ii, k - 1]:
+                                _insert_sum(best_d, best_i, best_a, ii, k, d, j0 + sel[u], a)
+                    continue
                 if p_cat >= 255:
                     for t in range(w):
                         acc[t] = 0.0

@@ -26,6 +26,20 @@ TABLE_SUFFIXES = {
 DELIMITERS = ",;\t|"
 
 
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """`pd.read_parquet` on pyarrow's system allocator: its default (mimalloc) keeps the pages it freed, which
+    left about 130 MB of a 299k-row table's reading resident for the whole run (pyarrow's pool is global, so
+    it is put back after)."""
+    import pyarrow as pa
+
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        return pd.read_parquet(path)
+    finally:
+        pa.set_memory_pool(previous)
+
+
 def read_table(path: Path, *, sheet: str | int | None = None) -> pd.DataFrame:
     """Read a CSV, TSV, Parquet or Excel file into a new frame; the file is only read.
 
@@ -49,7 +63,7 @@ def read_table(path: Path, *, sheet: str | int | None = None) -> pd.DataFrame:
             sep = _sniff_delimiter(path, sep)
             frame = pd.read_csv(path, sep=sep, low_memory=False)
         elif suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
+            frame = _read_parquet(path)
         else:
             frame = pd.read_excel(path, sheet_name=0 if sheet is None else sheet)
     except PermissionError:

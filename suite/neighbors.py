@@ -1007,7 +1007,9 @@ class NeighbourCache:
     Keyed by the content of the encoded query and reference (:func:`fingerprint`), the metric and
     ``exclude_self``; a search with a larger k answers a smaller k (its first k columns: the order
     is total, ties by index).  Callers get copies.  ``searches`` and ``hits`` count what it did.
-    Kept small: past ``max_mb`` of results the oldest are dropped.  Not shared between processes
+    Kept small: past ``max_mb`` of results the least recently used are dropped.  The runner gives one
+    cache to a whole run, so the searches no release changes (control to train, candidates to the
+    control pool) are done once for every task and the null release.  Not shared between processes
     (pickling gives an empty cache).
     """
 
@@ -1038,7 +1040,9 @@ class NeighbourCache:
         _check_pair(query, reference)
         key = (fingerprint(query), fingerprint(reference), _check_metric(metric), bool(exclude_self))
         with self._lock:
-            found = self._store.get(key)
+            found = self._store.pop(key, None)
+            if found is not None:  # the most recently used last: the oldest unused is dropped first
+                self._store[key] = found
         if found is not None and found[0].shape[1] >= k:
             self.hits += 1
             return found[0][:, :k].copy(), found[1][:, :k].copy()

@@ -11,12 +11,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from suite.dataset import PreparedData
 from suite.declarations import declared, is_privacy
 from suite.plan import Plan
 from suite.policy import Judgement, Status, Threshold, bounds, holdout_factor, judge  # holdout_factor: re-exported
 from suite.types import Measurement
+
+if TYPE_CHECKING:
+    from suite.neighbors import NeighbourCache
 
 #: A holdout larger than this leaves too little to train on; advice never suggests more.
 MAX_HOLDOUT = 0.5
@@ -40,13 +44,22 @@ def null_release(
     plan: Plan,
     data: PreparedData,
     evaluate: Callable[..., list[Measurement]] | None = None,
+    neighbours: NeighbourCache | None = None,
 ) -> list[Power]:
-    """Run the plan's privacy checks on the reference rows as the release and judge them against the policy."""
+    """Run the plan's privacy checks on the reference rows as the release and judge them against the policy.
+    `neighbours`: the run's `NeighbourCache`, so the searches the tasks repeat are done once."""
     from suite.runner import _evaluate, make_context
 
     run_check = evaluate or _evaluate
     sc = plan.scenario
-    ctx = make_context(None, data, data.reference, seed=sc.seed, confidence=sc.confidence)  # type: ignore[arg-type]
+    ctx = make_context(
+        None,  # type: ignore[arg-type]
+        data,
+        data.reference,
+        seed=sc.seed,
+        confidence=sc.confidence,
+        neighbours=neighbours,
+    )
     ctx = dataclasses.replace(ctx, fit_generator=None)  # nothing is fitted: refitting checks are not applicable
     measurements: list[Measurement] = []
     for check in plan.checks:

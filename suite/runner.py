@@ -171,6 +171,8 @@ class _TaskInput:
     run_dir: Path
     verbose: bool
     debug: bool = False
+    #: the run's neighbour searches, shared by its tasks in one process (a worker process starts empty)
+    neighbours: NeighbourCache | None = None
 
 
 @dataclass(frozen=True)
@@ -215,8 +217,11 @@ def run(
             component.build().preflight(fit_rows(component, data), fit_metadata(component, data))
     if warning := unshowable({**plan.defaults, **plan.policy}, canaries(plan.generators, sc.generators)):
         say(f"[{sc.name}] {warning}")  # before any fit: each gate must prove it can fire (suite.informative)
+    # searches that do not involve the release (control to train, candidates to the control pool) are the
+    # same for every task and the null release: one cache for the run finds each once (content-keyed)
+    neighbours = NeighbourCache(max_mb=256.0)
     if how.power and how.resume is None:
-        weak = [p for p in null_release(plan, data) if not p.certifiable]
+        weak = [p for p in null_release(plan, data, neighbours=neighbours) if not p.certifiable]
         if weak:
             say(render(weak, f"[{sc.name}] warning: thresholds this table may not certify"))
     scenario_sha256 = sha256_file(plan.path)
@@ -245,7 +250,7 @@ def run(
     metadata_file = run_dir / ("metadata.inferred.json" if data.metadata_inferred else "metadata.json")
     write_metadata(data.full_metadata, metadata_file)
     inputs = [
-        _TaskInput(plan, data, i, r, run_dir, say.enabled, how.debug)
+        _TaskInput(plan, data, i, r, run_dir, say.enabled, how.debug, neighbours)
         for i in range(len(plan.generators))
         for r in range(sc.repeats)
     ]
@@ -488,7 +493,9 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
     min_count = disclosure_min_count(plan)
     privacy_confidence = judged_confidence(sc, spec)
     contexts = {
-        level: make_context(component, data, synthetic, seed=seed, confidence=level, min_count=min_count)
+        level: make_context(
+            component, data, synthetic, seed=seed, confidence=level, min_count=min_count, neighbours=task.neighbours
+        )
         for level in {sc.confidence, privacy_confidence}
     }
     measurements: list[Measurement] = []
@@ -696,9 +703,10 @@ def make_context(
     seed: int,
     confidence: float = 0.95,
     min_count: int = 10,
+    neighbours: NeighbourCache | None = None,
 ) -> Context:
     """The Context every check of one (generator, repeat) sees; its intervals' ends are one-sided bounds at
-    `confidence` (the scenario's)."""
+    `confidence` (the scenario's). `neighbours`: a cache of searches to share (the run's), else a fresh one."""
     return Context(
         train=data.train,
         holdout=data.control,
@@ -714,7 +722,7 @@ def make_context(
         min_count=min_count,
         rules=tuple(getattr(getattr(component, "spec", None), "constraints", ())),
         privacy_claim=_claim(component),
-        neighbours=NeighbourCache(),
+        neighbours=NeighbourCache() if neighbours is None else neighbours,
     )
 
 

@@ -525,3 +525,12 @@ def test_a_dominant_secret_does_not_inflate_the_excess(contexts):
     ]
     assert m.details["control"]["rate"] > 0.8
     assert m.ci[1] - m.ci[0] < 0.1
+
+
+def test_singling_out_reads_anonymeters_own_deduplicated_training_rows(contexts):
+    """The check matches queries on the evaluator's `_ori` instead of a second copy: it must be `_unique(train)`."""
+    from anonymeter.evaluators import SinglingOutEvaluator
+
+    data = attack_data(contexts["identity"])
+    evaluator = SinglingOutEvaluator(ori=data.train, syn=data.synthetic, n_attacks=10)
+    assert evaluator._ori.equals(_unique(data.train))

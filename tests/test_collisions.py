@@ -112,3 +112,39 @@ def test_clean_rows_are_near_zero_and_their_interval_covers_it(repeated):
     clean = repeated[0]["collisions.excess"]
     low, high = clean.ci
     assert low < 0.0 < high and abs(clean.value) < 0.1  # observed: 0.04 [-0.16, 0.18]
+
+
+def test_row_keys_read_text_columns_without_a_per_cell_call(small_data):
+    """Text columns skip the per-cell `_text` call (it returns text unchanged): the keys are those of calling it
+    on every cell, on real rows with missing values; a column of numbers stored as objects still gets it."""
+    from suite.metrics import collisions
+
+    frame, md = small_data.train, small_data.metadata
+
+    def per_cell(c: str) -> object:
+        if c in md.continuous:
+            x = collisions.as_float(frame[c], c) + 0.0
+            return np.where(np.isnan(x), np.nan, x)
+        values = frame[c].astype(object).where(frame[c].notna(), None)
+        return values.map(lambda v: None if v is None else collisions._text(v))
+
+    want = pd.util.hash_pandas_object(pd.DataFrame({c: per_cell(c) for c in md.columns}), index=False).to_numpy()
+    assert frame[md.discrete].isna().any().any()  # missing text is covered
+    np.testing.assert_array_equal(row_keys(frame, md), want)
+    twins = frame.iloc[[0, 0]].reset_index(drop=True)
+    twins[md.discrete[0]] = pd.Series([1.0, 1], dtype=object)  # "1.0" and "1": not the same text
+    keys = row_keys(twins, md)
+    assert keys[0] != keys[1]
+
+
+def test_found_nonzero_and_per_count_give_found_bit_for_bit():
+    """The bootstrap computes `found` only where there are copies, and per distinct count: the same numbers."""
+    from suite.metrics.collisions import found, found_nonzero
+
+    rng = np.random.default_rng(3)
+    copies = rng.poisson(0.3, size=(40, 5_000)).astype(float)  # mostly 0, a few small counts
+    total = rng.integers(800, 1_000, size=(40, 1)).astype(float)
+    draws = np.minimum(total, rng.integers(500, 900, size=(40, 1)).astype(float))
+    np.testing.assert_array_equal(found_nonzero(copies, total, draws), found(copies, total, draws))
+    counts, inverse = np.unique(copies[0], return_inverse=True)
+    np.testing.assert_array_equal(found(counts, 1_000.0, draws)[:, inverse], found(copies[0], 1_000.0, draws))

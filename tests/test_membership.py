@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 
 import suite.attacks.membership  # noqa: F401  (registers the check until attacks/__init__ imports it)
+import suite.neighbors
 from suite.attacks._membership_features import ROC_GRID, epsilon_lower_bound, estimable_fpr, roc_summary, split_epsilon
 from suite.attacks.membership import MembershipAttack, excess_measurement, select_candidates, unit_max
 from suite.dataset import prepare
 from suite.metadata import Roles
+from suite.neighbors import NeighbourCache
 from suite.registry import checks
 from suite.testing import check_check, context_for
 from suite.types import Context
@@ -387,10 +389,17 @@ def test_distance_and_local_attackers_share_one_search_and_agree_with_separate_r
         **_by_name(MembershipAttack(attackers=("local",)).evaluate(ctx)),
     }
     searches = []
-    real = suite.attacks.membership.cached_nearest
-    monkeypatch.setattr(suite.attacks.membership, "cached_nearest", lambda *a, **k: searches.append(1) or real(*a, **k))
-    together = _by_name(MembershipAttack(attackers=("distance", "local")).evaluate(ctx))
+    real = suite.neighbors.nearest
+    monkeypatch.setattr(suite.neighbors, "nearest", lambda *a, **k: searches.append(1) or real(*a, **k))
+    # without a task cache the check keeps its own: still one search to the synthetic rows
+    together = _by_name(MembershipAttack(attackers=("distance", "local")).evaluate(replace(ctx, neighbours=None)))
     assert len(searches) == 2  # candidates -> synthetic (shared), candidates -> real pool (local only)
+    cache = NeighbourCache()
+    MembershipAttack(attackers=("distance", "local")).evaluate(replace(ctx, neighbours=cache))
+    assert (cache.searches, cache.hits) == (2, 1)  # the local attacker read the distance attacker's search
+    again = _by_name(MembershipAttack(attackers=("distance", "local")).evaluate(replace(ctx, neighbours=cache)))
+    assert (cache.searches, cache.hits) == (2, 4)  # a later task with the same tables searches nothing
+    assert all((m.value, m.ci) == (together[n].value, together[n].ci) for n, m in again.items())
     assert set(together) == set(alone)
     for name, m in together.items():
         assert (m.value, m.ci) == (alone[name].value, alone[name].ci), name

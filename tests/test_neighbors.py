@@ -616,6 +616,31 @@ def _assert_same(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, np.
     np.testing.assert_array_equal(got[1], want[1])
 
 
+def test_numba_pruned_path_gives_the_numpy_results() -> None:
+    """Gower without missing numbers, where the compiled kernel skips the numbers and the division of pairs whose
+    mismatches already exceed the k-th kept sum: census rows (many exact repeats, so many ties), with numbers
+    and categories and with categories only, k = 1, 2, 10 and exclude_self, bit for bit the numpy path."""
+    pytest.importorskip("numba")
+    numerical = ["age", "wage_per_hour", "capital_gains", "dividends_from_stocks", "weeks_worked_in_year"]
+    categorical = ["sex", "race", "education", "marital_stat", "class_of_worker", "hispanic_origin", "tax_filer_stat"]
+    frame = pd.read_parquet(DATA.parent / "census_kdd.parquet", columns=numerical + categorical)
+    rows = np.random.default_rng(7).choice(len(frame), 3_000, replace=False)
+    x, y = frame.iloc[rows[:1_400]], frame.iloc[rows[1_400:]]
+    for num in (numerical, []):
+        enc = GowerEncoder(numerical=num, categorical=categorical).fit(x, y)
+        qx, ry = enc.transform(x), enc.transform(y)
+        assert not np.isnan(qx.numerical).any() and not np.isnan(ry.numerical).any()  # the pruned path runs
+        for k in (1, 2, 10):
+            got, want = nearest(qx, ry, k=k, backend="numba"), nearest(qx, ry, k=k, backend="numpy")
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+            got = nearest(ry, ry, k=k, exclude_self=True, backend="numba")
+            want = nearest(ry, ry, k=k, exclude_self=True, backend="numpy")
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+        assert (np.diff(want[0], axis=1) == 0).any()  # ties among the kept neighbours were decided alike
+
+
 @pytest.mark.parametrize("metric", ["gower", "euclidean"])
 def test_numba_backend_gives_the_numpy_results(covid: pd.DataFrame, metric: str) -> None:
     pytest.importorskip("numba")

@@ -64,3 +64,41 @@ def test_checks_share_searches_and_give_the_same_results(small_data, monkeypatch
     # 8 searches -> 6 (membership's distance and local attackers already share candidates -> synthetic
     # within the check): structure's synthetic -> train (k=1) and holdout -> train are dcr's (k >= 1) searches
     assert n_alone - n_shared >= 2, (n_alone, n_shared)
+
+
+def test_one_cache_for_a_run_searches_what_no_release_changes_once(small_data) -> None:
+    """The runner hands one cache to every task of a run: dcr's control -> train search and the membership
+    local attacker's candidates -> control pool search do not depend on the release, so the second
+    generator's checks read them, with the numbers a fresh cache gives."""
+    cache = NeighbourCache()
+    checks = [DCRMetric(), MembershipAttack(attackers=("distance", "local"))]
+    for generator in ("holdout", "noisy_copy"):
+        ctx = context_for(small_data, generator)
+        before = cache.searches
+        shared = [m for check in checks for m in check.evaluate(replace(ctx, neighbours=cache))]
+        fresh = [m for check in checks for m in check.evaluate(replace(ctx, neighbours=NeighbourCache()))]
+        assert all(_same(a, b) for a, b in zip(shared, fresh, strict=True))
+    # the second task: only its release's searches (dcr's two, membership's one), not the other two
+    assert cache.searches - before == 3, (cache.searches, before)
+
+
+def test_the_runner_hands_one_cache_to_the_null_release_and_every_task(tmp_path, small_csv, monkeypatch) -> None:
+    """`suite run` builds one NeighbourCache for the run: the null release and each task's contexts get it, so
+    dcr's control -> train search is done once, not once per generator."""
+    import suite.runner as runner
+    from suite.cli import main
+    from tests.conftest import write_scenario
+
+    given: list = []
+    real = runner.make_context
+
+    def recording(*args, **kwargs):
+        given.append(kwargs.get("neighbours"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "make_context", recording)
+    scenario = write_scenario(tmp_path, small_csv, checks=["dcr"])
+    assert main(["run", str(scenario), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+    assert len(given) >= 3 and isinstance(given[0], NeighbourCache)  # the null release, then two generators
+    assert all(cache is given[0] for cache in given)
+    assert given[0].hits >= 2  # control -> train: searched by the null release, read by both generators
