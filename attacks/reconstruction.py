@@ -97,14 +97,6 @@ def rare_among(
     return counts[c_train] <= r, own <= r, r
 
 
-def _same(found: np.ndarray, wanted: np.ndarray, tol: float | None) -> np.ndarray:
-    """Equal values, a missing one matching a missing one (numbers: within `tol`)."""
-    if tol is not None:
-        return correct_guesses(np.asarray(found, dtype=float), np.asarray(wanted, dtype=float), tol)
-    a, b = pd.Series(found, dtype=object), pd.Series(wanted, dtype=object)
-    return ((a == b) | (a.isna() & b.isna())).to_numpy(dtype=bool)
-
-
 def joint_hits(
     targets: pd.DataFrame,
     synthetic: pd.DataFrame,
@@ -136,7 +128,10 @@ def joint_hits(
         row, at = pairs["row"].to_numpy(), pairs["syn"].to_numpy()
         ok = np.ones(len(pairs), dtype=bool)
         for secret, tol in numeric.items():
-            ok &= _same(synthetic[secret].to_numpy()[at], targets[secret].to_numpy()[row], tol)
+            found = pd.to_numeric(synthetic[secret], errors="coerce").to_numpy(dtype=float)[at]
+            ok &= correct_guesses(
+                found, pd.to_numeric(targets[secret], errors="coerce").to_numpy(dtype=float)[row], tol
+            )
         hits[row[ok]] = True
         lo = hi
     return hits
