@@ -45,25 +45,20 @@ def found(copies: np.ndarray, total: np.ndarray | float, draws: np.ndarray | flo
     """Probability that `draws` records drawn without replacement from `total` include one of `copies`.
 
     The hypergeometric chance that a subsample of a table holds a row: it puts the training set
-    and the control on equal sizes without a model of how matches grow with size.
+    and the control on equal sizes without a model of how matches grow with size. Computed only where
+    a row has copies (elsewhere it is exactly 0): in the bootstrap few synthetic rows match anyone.
     """
     copies, total, draws = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (copies, total, draws)))
+    out = np.zeros(copies.shape)
+    hit = copies > 0
+    copies, total, draws = copies[hit], total[hit], draws[hit]
     rest = total - copies
     fits = rest >= draws  # else every subsample holds a copy
     safe = lambda a: np.where(fits, a, 1.0)  # noqa: E731
     none = np.exp(
         gammaln(safe(rest + 1)) - gammaln(safe(rest - draws + 1)) - gammaln(total + 1) + gammaln(total - draws + 1)
     )
-    return np.where(copies <= 0, 0.0, np.where(fits, 1.0 - none, 1.0))
-
-
-def found_nonzero(copies: np.ndarray, total: np.ndarray | float, draws: np.ndarray | float) -> np.ndarray:
-    """`found`, computed only where a row has copies (elsewhere it is exactly 0): the same numbers, at the cost
-    of the few synthetic rows that match someone."""
-    copies, total, draws = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (copies, total, draws)))
-    out = np.zeros(copies.shape)
-    hit = copies > 0
-    out[hit] = found(copies[hit], total[hit], draws[hit])
+    out[hit] = np.where(fits, 1.0 - none, 1.0)
     return out
 
 
@@ -136,7 +131,7 @@ class CollisionsMetric:
             control_people = np.asarray((by_key.T @ present.T).T)
             # per distinct training count (the counts are fixed), then spread: the same numbers as row by row
             by_count = found(t_counts, n_people_t, draws)[:, t_inverse]
-            chance = by_count - found_nonzero(control_people[:, syn], drawn, draws)
+            chance = by_count - found(control_people[:, syn], drawn, draws)
             share = (w_syn * chance).sum(axis=1) / w_syn.sum(axis=1) * n_people_t / draws[:, 0]
             return np.clip(share, -1.0, 1.0)
 

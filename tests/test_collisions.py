@@ -137,14 +137,27 @@ def test_row_keys_read_text_columns_without_a_per_cell_call(small_data):
     assert keys[0] != keys[1]
 
 
-def test_found_nonzero_and_per_count_give_found_bit_for_bit():
-    """The bootstrap computes `found` only where there are copies, and per distinct count: the same numbers."""
-    from suite.metrics.collisions import found, found_nonzero
+def test_found_only_where_copies_and_per_count_give_the_dense_formula_bit_for_bit():
+    """The bootstrap computes `found` only where there are copies, and per distinct count: the same numbers
+    as the hypergeometric formula evaluated on every cell."""
+    from scipy.special import gammaln
+
+    from suite.metrics.collisions import found
+
+    def dense(copies, total, draws):
+        copies, total, draws = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (copies, total, draws)))
+        rest = total - copies
+        fits = rest >= draws
+        safe = lambda a: np.where(fits, a, 1.0)  # noqa: E731
+        none = np.exp(
+            gammaln(safe(rest + 1)) - gammaln(safe(rest - draws + 1)) - gammaln(total + 1) + gammaln(total - draws + 1)
+        )
+        return np.where(copies <= 0, 0.0, np.where(fits, 1.0 - none, 1.0))
 
     rng = np.random.default_rng(3)
     copies = rng.poisson(0.3, size=(40, 5_000)).astype(float)  # mostly 0, a few small counts
     total = rng.integers(800, 1_000, size=(40, 1)).astype(float)
     draws = np.minimum(total, rng.integers(500, 900, size=(40, 1)).astype(float))
-    np.testing.assert_array_equal(found_nonzero(copies, total, draws), found(copies, total, draws))
+    np.testing.assert_array_equal(found(copies, total, draws), dense(copies, total, draws))
     counts, inverse = np.unique(copies[0], return_inverse=True)
     np.testing.assert_array_equal(found(counts, 1_000.0, draws)[:, inverse], found(copies[0], 1_000.0, draws))
