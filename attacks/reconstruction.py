@@ -446,8 +446,8 @@ class ReconstructionAttack:
                 details = {
                     **base,
                     "attacker": attacker,
-                    "attack": {"n_targets": int(len(h_t)), "n_success": int(h_t.sum()), "rate": float(h_t.mean())},
-                    "control": {"n_targets": int(len(h_c)), "n_success": int(h_c.sum()), "rate": float(h_c.mean())},
+                    "attack": _share(h_t),
+                    "control": _share(h_c),
                     "seconds": round(time.perf_counter() - start, 3),
                 }
                 m = Measurement(
