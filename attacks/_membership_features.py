@@ -6,6 +6,7 @@ small classes; sklearn is imported inside them."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -177,6 +178,13 @@ def tpr_at(fpr: np.ndarray, tpr: np.ndarray, alpha: float) -> np.ndarray:
     return t0 + np.clip(frac, 0.0, 1.0) * (t1 - t0)
 
 
+def _ranking(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The order of descending scores and the last position of each group of tied scores in it."""
+    order = np.argsort(-scores, kind="stable")
+    s = scores[order]
+    return order, np.flatnonzero(np.r_[s[1:] != s[:-1], True])
+
+
 def roc_summary(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -185,6 +193,7 @@ def roc_summary(
     rng: np.random.Generator,
     confidence: float,
     n_boot: int,
+    rescore: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict:
     """AUC and TPR at each FPR in `alphas`, with stratified percentile-bootstrap intervals.
 
@@ -196,6 +205,11 @@ def roc_summary(
     scores are per entity). An interval is widened to hold its point estimate when the
     percentile interval misses it (the statistic is skewed near 0 or 1), which only makes the
     gate more cautious.
+
+    A score that depends on the non-members themselves (the local attacker compares each candidate
+    with its nearest control record, and the non-members are that control) passes `rescore`: given a
+    batch of non-member resample counts (b, non-members), it returns every candidate's score in each
+    resample (b, candidates), so the interval also holds the variance of the real side.
     """
     scores = np.asarray(scores, dtype=float)
     labels = np.asarray(labels).astype(bool)
@@ -203,9 +217,7 @@ def roc_summary(
     pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
     if not len(pos) or not len(neg):
         raise ValueError(f"the attack needs members and non-members, got {len(pos)} and {len(neg)}")
-    order = np.argsort(-scores, kind="stable")
-    s = scores[order]
-    ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])
+    order, ends = _ranking(scores)
 
     w_pos, w_neg = labels[None, :].astype(float), (~labels)[None, :].astype(float)
     fpr, tpr = roc_curves(order, ends, w_pos, w_neg)
@@ -219,10 +231,15 @@ def roc_summary(
         b = len(counts_pos)
         wp, wn = np.zeros((b, n)), np.zeros((b, n))
         wp[:, pos], wn[:, neg] = counts_pos, counts_neg
-        f, t = roc_curves(order, ends, wp, wn)
-        boot["auc"][start : start + b] = auc(f, t)
+        if rescore is None:
+            curves = [roc_curves(order, ends, wp, wn)]
+        else:  # each resample ranks its own scores: one curve each (their numbers of points differ)
+            curves = [
+                roc_curves(*_ranking(row), wp[i : i + 1], wn[i : i + 1]) for i, row in enumerate(rescore(counts_neg))
+            ]
+        boot["auc"][start : start + b] = np.concatenate([auc(f, t) for f, t in curves])
         for a in alphas:
-            boot[a][start : start + b] = tpr_at(f, t, a)
+            boot[a][start : start + b] = np.concatenate([tpr_at(f, t, a) for f, t in curves])
     tail = (1.0 - confidence) / 2.0
     cis = {}
     for key, values in boot.items():

@@ -20,6 +20,7 @@ The shadow-model attack, which refits the generator, is the `shadow` check (atta
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -47,6 +48,8 @@ ATTACKERS = ("distance", "density", "local")
 LOW_FPR = 0.001
 #: Added to both distances of the local attacker (Gower units): an exact copy scores finitely.
 LOCAL_EPS = 1e-6
+#: Control neighbours the local attacker keeps past a person's own rows, for the bootstrap that resamples the control.
+LOCAL_SPARE = 8
 
 
 @dataclass(frozen=True)
@@ -296,11 +299,18 @@ class MembershipAttack:
         cands = shared[key]
         n_non = int(len(cands.labels) - cands.labels.sum())
         fpr = estimable_fpr(n_non, self.fpr)
+        rescore = None
         if attacker == "distance":
             rows = self._distance_scores(ctx, cands, details, shared)
         elif attacker == "local":
-            rows = self._local_scores(ctx, cands, details, shared)
-        else:
+            local = self._local_scores(ctx, cands, details, shared)
+            rows = local.scores()
+            rescore = local.rescorer(cands, self._rng(ctx, "bootstrap.local.control"))
+            details["interval_real_side"] = (
+                "the control is resampled with the non-members (they are the same people): a candidate whose "
+                "nearest control record a resample drops is scored against the next one"
+            )
+        elif attacker == "density":
             rows = self._density_scores(ctx, cands, reference, details)
         scores = unit_max(rows, cands.unit, len(cands.labels))
         fine = estimable_fpr(n_non, LOW_FPR) == LOW_FPR and fpr != LOW_FPR  # the 0.1% reading, in details
@@ -311,6 +321,7 @@ class MembershipAttack:
             rng=self._rng(ctx, f"bootstrap.{attacker}"),
             confidence=ctx.confidence,
             n_boot=N_BOOTSTRAP,
+            rescore=rescore,
         )
         details.update(cands.details())
         details["bootstrap_unit"] = "person" if cands.entity_level else "record"
@@ -383,14 +394,15 @@ class MembershipAttack:
         details["synthetic_records"] = int(len(ctx.synthetic))
         return -d_syn
 
-    def _local_scores(self, ctx: Context, cands: Candidates, details: dict, shared: dict | None = None) -> np.ndarray:
+    def _local_scores(self, ctx: Context, cands: Candidates, details: dict, shared: dict | None = None) -> LocalScores:
         """log(d_real + eps) - log(d_syn + eps) per candidate record: d_syn to the nearest synthetic record,
         d_real to the nearest control record that is not the person's own. Members and non-members look
         into the same pool (less one person's rows), which holds no training row and so no source of a
         copy: the score means the same on both sides. The reference rows stay out of the pool: they are
         what the `holdout` yardstick releases, and a pool holding the release would cap every score at 0
         for it (its nearest real record is never farther than its nearest synthetic one), so the yardstick
-        would show none of a clean release's spread."""
+        would show none of a clean release's spread. A few neighbours past the person's own rows are kept,
+        so a bootstrap that resamples the control can score against the next one (`LocalScores`)."""
         encoder, query, d_syn = self._to_synthetic(ctx, cands, {} if shared is None else shared)
         pool = ctx.holdout
         pool_keys = (
@@ -400,13 +412,11 @@ class MembershipAttack:
         )
         codes = pd.factorize(np.concatenate([cands.keys, pool_keys]), use_na_sentinel=False)[0]
         own, pool_codes = codes[: len(cands.keys)], codes[len(cands.keys) :]
-        k = int(min(len(pool), np.bincount(pool_codes).max() + 1, 64))
+        k = int(min(len(pool), np.bincount(pool_codes).max() + LOCAL_SPARE, 64 + LOCAL_SPARE))
         dist, idx = cached_nearest(ctx.neighbours, query, encoder.transform(pool), k=k, memory_mb=self.memory_mb)
-        other = pool_codes[idx] != own[:, None]
-        first = np.argmax(other, axis=1)  # the nearest record of someone else (k exceeds any person's rows)
-        d_real = np.where(other.any(axis=1), dist[np.arange(len(dist)), first], dist[:, -1])
+        person = np.where(pool_codes[idx] == own[:, None], -1, pool_codes[idx])
         details.update(synthetic_records=int(len(ctx.synthetic)), real_pool_records=int(len(pool)), eps=LOCAL_EPS)
-        return np.log(d_real + LOCAL_EPS) - np.log(d_syn + LOCAL_EPS)
+        return LocalScores(d_syn, dist, person, own, int(codes.max()) + 1)
 
     def _density_scores(self, ctx: Context, cands: Candidates, reference: pd.DataFrame, details: dict) -> np.ndarray:
         md = ctx.metadata
@@ -426,6 +436,56 @@ class MembershipAttack:
             bandwidths={"synthetic": self.density_bandwidth, "reference": self.reference_bandwidth},
         )
         return log_syn - log_ref
+
+
+@dataclass(frozen=True)
+class LocalScores:
+    """The local attacker's distances per candidate record, kept so that a resample of the control can be scored.
+
+    `dist` holds each record's nearest control distances (ascending) and `person` the control person of each
+    (-1 for the record's own person); `own` is each record's person code, `n_codes` the number of codes.
+    """
+
+    d_syn: np.ndarray
+    dist: np.ndarray
+    person: np.ndarray
+    own: np.ndarray
+    n_codes: int
+
+    def scores(self, present: np.ndarray | None = None) -> np.ndarray:
+        """Each record's score (b, records) against the control people `present` (b, codes) holds, or (records,)
+        against the whole control. A record whose kept neighbours a resample all dropped takes the farthest
+        kept distance (slightly favouring the member side, for about exp(-k) of its records)."""
+        usable = self.person >= 0
+        if present is not None:
+            usable = usable[None] & present[:, np.maximum(self.person, 0)]
+        first = np.argmax(usable, axis=-1)
+        d_real = np.take_along_axis(np.broadcast_to(self.dist, usable.shape), first[..., None], axis=-1)[..., 0]
+        d_real = np.where(usable.any(axis=-1), d_real, self.dist[:, -1])
+        return np.log(d_real + LOCAL_EPS) - np.log(self.d_syn + LOCAL_EPS)
+
+    def rescorer(self, cands: Candidates, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
+        """The `rescore` of `roc_summary`: the non-members are the control people, so a control person is in a
+        resample when drawn as a non-member; control people not among the candidates (`max_non_members`) are
+        kept with the bootstrap's chance, 1 - 1/e."""
+        neg_units = np.flatnonzero(cands.labels == 0)
+        row_of_unit = np.full(len(cands.labels), -1)
+        row_of_unit[cands.unit] = np.arange(len(cands.unit))
+        slot = np.full(self.n_codes, -1)
+        slot[self.own[row_of_unit[neg_units]]] = np.arange(len(neg_units))
+        drawn_as = slot >= 0
+        n_units = len(cands.labels)
+
+        def rescore(counts_neg: np.ndarray) -> np.ndarray:
+            present = rng.random((len(counts_neg), self.n_codes)) < 1.0 - np.exp(-1.0)
+            present[:, drawn_as] = counts_neg[:, slot[drawn_as]] > 0
+            rows = self.scores(present)
+            out = np.full((len(rows), n_units), -np.inf)
+            for i, r in enumerate(rows):
+                np.maximum.at(out[i], cands.unit, r)
+            return out
+
+        return rescore
 
 
 def excess_measurement(

@@ -13,7 +13,14 @@ import pytest
 import suite.attacks.membership  # noqa: F401  (registers the check until attacks/__init__ imports it)
 import suite.neighbors
 from suite.attacks._membership_features import ROC_GRID, epsilon_lower_bound, estimable_fpr, roc_summary, split_epsilon
-from suite.attacks.membership import MembershipAttack, excess_measurement, select_candidates, unit_max
+from suite.attacks.membership import (
+    LOCAL_EPS,
+    LocalScores,
+    MembershipAttack,
+    excess_measurement,
+    select_candidates,
+    unit_max,
+)
 from suite.dataset import prepare
 from suite.metadata import Roles
 from suite.neighbors import NeighbourCache
@@ -163,6 +170,54 @@ def test_details_hold_a_small_roc_curve_and_counts_never_rows(copies):
     assert d["bootstrap_unit"] == "person"
     text = json.dumps([d, copies["identity"]["membership.distance.excess_at_fpr"].details])  # numbers and words only
     assert "female" not in text and "clinical lab" not in text
+
+
+def test_local_scores_take_the_next_control_neighbour_when_a_resample_drops_the_nearest():
+    # two records: the first's nearest control record is its own person's (-1), then person 2, then person 3
+    local = LocalScores(
+        d_syn=np.array([0.01, 0.02]),
+        dist=np.array([[0.0, 0.1, 0.3], [0.2, 0.4, 0.5]]),
+        person=np.array([[-1, 2, 3], [3, 2, -1]]),
+        own=np.array([0, 1]),
+        n_codes=4,
+    )
+    whole = local.scores()
+    eps = LOCAL_EPS
+    assert whole == pytest.approx([np.log(0.1 + eps) - np.log(0.01 + eps), np.log(0.2 + eps) - np.log(0.02 + eps)])
+    present = np.array([[True, True, True, True], [True, True, False, True], [True, True, False, False]])
+    again = local.scores(present)
+    assert again[0] == pytest.approx(whole)  # everyone present: the point scores
+    assert again[1, 0] == pytest.approx(np.log(0.3 + eps) - np.log(0.01 + eps))  # person 2 dropped: the next one
+    assert again[1, 1] == pytest.approx(whole[1])
+    assert again[2, 0] == pytest.approx(np.log(0.3 + eps) - np.log(0.01 + eps))  # all dropped: the farthest kept
+    assert again[2, 1] == pytest.approx(np.log(0.5 + eps) - np.log(0.02 + eps))
+
+
+def test_local_interval_resamples_the_control_and_is_wider_than_one_that_holds_it_fixed(full):
+    """The local score reads the control (the non-members' own pool): an interval that resamples only the
+    candidates misses that variance (over 27 covid_testing split seeds the null's TPR at 1% varied with SD
+    0.0023, while the fixed-pool bootstrap implied about 0.0018)."""
+    ctx = _context(full, "holdout", seed=1)
+    m = _by_name(MembershipAttack(attackers=("local",)).evaluate(ctx))["membership.local.excess_at_fpr"]
+    assert "resampled with the non-members" in m.details["interval_real_side"]
+    cands = select_candidates(
+        ctx.train, ctx.holdout, np.random.default_rng(0), ctx.train_entities, ctx.holdout_entities
+    )
+    local = MembershipAttack()._local_scores(replace(ctx, neighbours=NeighbourCache()), cands, {}, {})
+    scores = unit_max(local.scores(), cands.unit, len(cands.labels))
+    common = dict(alphas=(0.01,), confidence=0.95, n_boot=400)
+    fixed = roc_summary(scores, cands.labels, rng=np.random.default_rng(3), **common)
+    moving = roc_summary(
+        scores,
+        cands.labels,
+        rng=np.random.default_rng(3),
+        rescore=local.rescorer(cands, np.random.default_rng(4)),
+        **common,
+    )
+    assert moving["point"] == fixed["point"]
+    width = {k: s["ci"][0.01][1] - s["ci"][0.01][0] for k, s in (("fixed", fixed), ("moving", moving))}
+    assert width["moving"] > 1.1 * width["fixed"], width
+    assert m.ci[0] <= m.value <= m.ci[1] and m.ci[1] >= 0.0, m
 
 
 # --------------------------------------------------------------------------- empirical epsilon
