@@ -5,6 +5,7 @@ Run from the repository root::
     python benchmarks/bench_calibration.py                 # every shipped table, 20 split seeds (hours)
     python benchmarks/bench_calibration.py --quick         # two tables, five seeds
     python benchmarks/bench_calibration.py --tables flchain_2k --seeds 10 --fit-seeds 3
+    python benchmarks/bench_calibration.py --tables adult --seeds 20 --canary-seeds 5   # the null alone past seed 4
 
 For each table and split seed a scenario is written that runs the default preset's privacy checks
 (collisions, dcr, singling out, linkability, inference, membership) on:
@@ -161,7 +162,7 @@ def _data_file(t: Table, folder: Path) -> Path:
     return out
 
 
-def _scenario(t: Table, seed: int, folder: Path, fit_clean: bool) -> Path:
+def _scenario(t: Table, seed: int, folder: Path, fit_clean: bool, canaries: bool = True) -> Path:
     from suite.declarations import privacy_checks
 
     generators: list[dict[str, Any]] = [{"name": NULL}]
@@ -169,7 +170,8 @@ def _scenario(t: Table, seed: int, folder: Path, fit_clean: bool) -> Path:
         generators.append({"name": CLEAN})
     roles = t.roles or {}
     has_roles = bool(roles.get("quasi_identifiers") and roles.get("secrets")) or t.metadata is not None
-    generators += [{"name": c, "expect": "block"} for c in CANARIES if c != "partial_copy" or has_roles]
+    if canaries:
+        generators += [{"name": c, "expect": "block"} for c in CANARIES if c != "partial_copy" or has_roles]
     dataset: dict[str, Any] = {"path": str(_data_file(t, folder))}
     if t.metadata is not None:
         dataset["metadata"] = str(t.metadata)
@@ -191,12 +193,14 @@ def _scenario(t: Table, seed: int, folder: Path, fit_clean: bool) -> Path:
     return path
 
 
-def run_one(t: Table, seed: int, folder: Path, fit_clean: bool, workers: int) -> list[dict[str, Any]]:
+def run_one(
+    t: Table, seed: int, folder: Path, fit_clean: bool, workers: int, canaries: bool = True
+) -> list[dict[str, Any]]:
     """One suite run of the table at this split seed; one row per (generator, gated measurement)."""
     from suite.cli import _load
     from suite.runner import Execution, run
 
-    plan = _load(_scenario(t, seed, folder, fit_clean))
+    plan = _load(_scenario(t, seed, folder, fit_clean, canaries))
     result = run(plan, out=folder / "runs", execution=Execution(workers=workers, power=False))
     rows = []
     for g in result.scorecard.generators:
@@ -220,13 +224,14 @@ def run_one(t: Table, seed: int, folder: Path, fit_clean: bool, workers: int) ->
     return rows
 
 
-def _done(results: Path) -> set[tuple[str, int, bool]]:
+def _done(results: Path) -> set[tuple[str, int, bool, bool]]:
+    """(table, seed, clean model fitted, canaries run) of every run in the results file."""
     if not results.exists():
         return set()
     seen = set()
     for line in results.read_text().splitlines():
         row = json.loads(line)
-        seen.add((row["table"], row["seed"], row.get("clean_fitted", False)))
+        seen.add((row["table"], row["seed"], row.get("clean_fitted", False), row.get("canaries", True)))
     return seen
 
 
@@ -309,6 +314,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tables", nargs="*", choices=sorted(TABLES), default=None)
     parser.add_argument("--seeds", type=int, default=None, help="split seeds per table (default 20, quick 5)")
     parser.add_argument("--fit-seeds", type=int, default=None, help="seeds on which the clean model is fitted")
+    parser.add_argument(
+        "--canary-seeds",
+        type=int,
+        default=None,
+        help="seeds on which the canaries run (default: every seed); later seeds judge the null alone (no fit)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="generators judged in parallel")
     parser.add_argument("--results", type=Path, default=ROOT / "artifacts" / "calibration.jsonl")
     parser.add_argument("--summary-only", action="store_true", help="print the tables of the results file")
@@ -316,6 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tables = args.tables or (list(QUICK) if args.quick else list(TABLES))
     seeds = args.seeds or (5 if args.quick else 20)
     fit_seeds = args.fit_seeds if args.fit_seeds is not None else seeds
+    canary_seeds = args.canary_seeds if args.canary_seeds is not None else seeds
     args.results.parent.mkdir(parents=True, exist_ok=True)
 
     if not args.summary_only:
@@ -325,14 +337,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 t = TABLES[name]
                 for seed in range(seeds):
                     fit_clean = t.clean and seed < fit_seeds
-                    if (name, seed, fit_clean) in done:
+                    canaries = seed < canary_seeds
+                    if (name, seed, fit_clean, canaries) in done or (name, seed, fit_clean, True) in done:
                         continue
                     start = time.perf_counter()
-                    log(f"[calibration] {name} seed {seed}" + (" (with the clean model)" if fit_clean else ""))
-                    rows = run_one(t, seed, Path(tmp), fit_clean, args.workers)
+                    what = (" with the clean model" if fit_clean else "") + ("" if canaries else ", the null alone")
+                    log(f"[calibration] {name} seed {seed}{what}")
+                    rows = run_one(t, seed, Path(tmp), fit_clean, args.workers, canaries)
                     with args.results.open("a") as f:
                         for r in rows:
-                            f.write(json.dumps({**r, "clean_fitted": fit_clean}) + "\n")
+                            f.write(json.dumps({**r, "clean_fitted": fit_clean, "canaries": canaries}) + "\n")
                     log(f"[calibration] {name} seed {seed}: {time.perf_counter() - start:.0f} s")
     rows = [json.loads(line) for line in args.results.read_text().splitlines()] if args.results.exists() else []
     rows = [r for r in rows if r["table"] in tables]
