@@ -179,8 +179,9 @@ def tpr_at(fpr: np.ndarray, tpr: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def _ranking(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The order of descending scores and the last position of each group of tied scores in it."""
-    order = np.argsort(-scores, kind="stable")
+    """The order of descending scores and the last position of each group of tied scores in it (the order
+    within a group is arbitrary: a group is one ROC point)."""
+    order = np.argsort(-scores)
     s = scores[order]
     return order, np.flatnonzero(np.r_[s[1:] != s[:-1], True])
 

@@ -37,7 +37,7 @@ from suite.attacks._membership_features import (
     split_epsilon,
 )
 from suite.encoding import as_float
-from suite.neighbors import Encoded, GowerEncoder, NeighbourCache, cached_nearest
+from suite.neighbors import Encoded, GowerEncoder, NeighbourCache, cached_nearest, first_present
 from suite.registry import checks
 from suite.seeding import derive_seed
 from suite.stats import N_BOOTSTRAP
@@ -456,12 +456,9 @@ class LocalScores:
         """Each record's score (b, records) against the control people `present` (b, codes) holds, or (records,)
         against the whole control. A record whose kept neighbours a resample all dropped takes the farthest
         kept distance (slightly favouring the member side, for about exp(-k) of its records)."""
-        usable = self.person >= 0
-        if present is not None:
-            usable = usable[None] & present[:, np.maximum(self.person, 0)]
-        first = np.argmax(usable, axis=-1)
-        d_real = np.take_along_axis(np.broadcast_to(self.dist, usable.shape), first[..., None], axis=-1)[..., 0]
-        d_real = np.where(usable.any(axis=-1), d_real, self.dist[:, -1])
+        if present is None:
+            return self.scores(np.ones((1, self.n_codes), dtype=bool))[0]
+        d_real = first_present(self.dist, self.person, present)
         return np.log(d_real + LOCAL_EPS) - np.log(self.d_syn + LOCAL_EPS)
 
     def rescorer(self, cands: Candidates, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
@@ -473,17 +470,24 @@ class LocalScores:
         row_of_unit[cands.unit] = np.arange(len(cands.unit))
         slot = np.full(self.n_codes, -1)
         slot[self.own[row_of_unit[neg_units]]] = np.arange(len(neg_units))
-        drawn_as = slot >= 0
-        n_units = len(cands.labels)
+        drawn_as = np.flatnonzero(slot >= 0)
+        pool = np.unique(self.person[self.person >= 0])
+        undrawn = pool[slot[pool] < 0]
+        by_unit = np.argsort(cands.unit, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(cands.unit[by_unit]) != 0])
+        one_row_each = len(starts) == len(cands.unit)
 
         def rescore(counts_neg: np.ndarray) -> np.ndarray:
-            present = rng.random((len(counts_neg), self.n_codes)) < 1.0 - np.exp(-1.0)
+            present = np.zeros((len(counts_neg), self.n_codes), dtype=bool)
             present[:, drawn_as] = counts_neg[:, slot[drawn_as]] > 0
+            if len(undrawn):
+                present[:, undrawn] = rng.random((len(counts_neg), len(undrawn))) < 1.0 - np.exp(-1.0)
             rows = self.scores(present)
-            out = np.full((len(rows), n_units), -np.inf)
-            for i, r in enumerate(rows):
-                np.maximum.at(out[i], cands.unit, r)
-            return out
+            if one_row_each:
+                out = np.empty_like(rows)
+                out[:, cands.unit] = rows
+                return out
+            return np.maximum.reduceat(rows[:, by_unit], starts, axis=1)  # units are 0..n-1, each with a row
 
         return rescore
 

@@ -228,3 +228,24 @@ def topk(
             for t in range(k):
                 out_d[i0 + ii, t] = best_d[ii, t]
                 out_i[i0 + ii, t] = best_i[ii, t]
+
+
+@njit(cache=_CACHE, parallel=True, nogil=True)
+def first_present(dist: np.ndarray, owner: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Per resample b and query row r, the distance to r's first kept neighbour whose owner is present.
+
+    ``dist`` (n, k) ascending and ``owner`` (n, k) (-1: never usable, e.g. the query's own record) are a
+    search's kept neighbours; ``present`` (b, owners) says who a resample holds. Where none of the k is
+    usable the k-th distance stands in. The numpy path is ``attacks.membership.LocalScores.scores``.
+    """
+    b_n, (n, k) = present.shape[0], dist.shape
+    out = np.empty((b_n, n))
+    for b in prange(b_n):
+        for r in range(n):
+            out[b, r] = dist[r, k - 1]
+            for j in range(k):
+                o = owner[r, j]
+                if o >= 0 and present[b, o]:
+                    out[b, r] = dist[r, j]
+                    break
+    return out

@@ -70,7 +70,7 @@ import threading
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -891,6 +891,37 @@ def _resolve_backend(backend: str) -> str:
 
 
 _numba_error: list[str] = [""]
+
+
+def first_present(
+    dist: np.ndarray, owner: np.ndarray, present: np.ndarray, backend: Literal["auto", "numba", "numpy"] = "auto"
+) -> np.ndarray:
+    """Per resample b and query row r (shape (b, n)), the distance to r's first kept neighbour whose owner
+    `present[b]` holds: what a bootstrap that resamples the reference needs from one search with a few spare
+    neighbours. `dist` (n, k) ascending and `owner` (n, k) (-1: never usable, e.g. the query's own record)
+    come from the search; where none of the k is usable the k-th distance stands in. The numba kernel
+    (`suite._neighbors_numba.first_present`) and this numpy path give the same numbers."""
+    n, k = dist.shape
+    kernel = _numba_module() if backend in ("auto", "numba") else None
+    if kernel is not None and n and k:
+        return kernel.first_present(
+            np.ascontiguousarray(dist, dtype=np.float64),
+            np.ascontiguousarray(owner, dtype=np.int64),
+            np.ascontiguousarray(present, dtype=np.bool_),
+        )
+    if backend == "numba":
+        raise RuntimeError(f"numba backend requested but unavailable ({_numba_error[0]})")
+    out = np.broadcast_to(dist[:, -1], (len(present), n)).copy() if k else np.zeros((len(present), n))
+    pending = np.arange(len(present) * n)
+    for j in range(k):  # neighbour by neighbour, only for the (resample, row) pairs still without one
+        b, r = np.divmod(pending, n)
+        o = owner[r, j]
+        found = (o >= 0) & present[b, np.maximum(o, 0)]
+        out.ravel()[pending[found]] = dist[r[found], j]
+        pending = pending[~found]
+        if not len(pending):
+            break
+    return out
 
 
 @functools.cache

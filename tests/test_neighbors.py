@@ -722,3 +722,18 @@ def test_backend_auto_falls_back_to_numpy_and_the_environment_forces_it(
             nearest(e, e, backend="numba")
     finally:
         neighbors._numba_module.cache_clear()
+
+
+def test_first_present_numba_and_numpy_agree_and_follow_the_rule() -> None:
+    rng = np.random.default_rng(0)
+    n, k, owners, b = 400, 6, 50, 7
+    dist = np.sort(rng.random((n, k)), axis=1)
+    owner = rng.integers(-1, owners, size=(n, k))
+    present = rng.random((b, owners)) < 0.4
+    fast = neighbors.first_present(dist, owner, present, backend="numba")
+    slow = neighbors.first_present(dist, owner, present, backend="numpy")
+    assert np.array_equal(fast, slow)
+    for bb in range(b):  # the rule, written out
+        for r in range(n):
+            usable = [j for j in range(k) if owner[r, j] >= 0 and present[bb, owner[r, j]]]
+            assert slow[bb, r] == dist[r, usable[0] if usable else k - 1]
