@@ -68,9 +68,16 @@ def nearest_secrets(
     return synthetic[secret].to_numpy()[idx[:, 0]]
 
 
-def _share(hits: np.ndarray) -> dict[str, float]:
-    n = int(hits.size)
-    return {"n_targets": n, "n_success": int(hits.sum()), "rate": float(hits.mean()) if n else float("nan")}
+def success_share(hits: np.ndarray) -> dict[str, Any]:
+    """Targets, successes and their share (None for no target: JSON has no NaN); inference and reconstruction
+    report their attacks' successes this way."""
+    n = int(np.size(hits))
+    return {"n_targets": n, "n_success": int(np.sum(hits)), "rate": float(np.mean(hits)) if n else None}
+
+
+def _rate(share: dict[str, Any]) -> float:
+    """A share's rate as a number (NaN for no target, which the policy blocks as an error)."""
+    return float("nan") if share["rate"] is None else share["rate"]
 
 
 @checks.register("inference")
@@ -218,7 +225,11 @@ class InferenceAttack:
             )
             naive = synthetic[secret].to_numpy()[rng.integers(0, len(synthetic), len(train))]
             hits_naive = correct_guesses(naive, train[secret], tol)
-            attack, control, baseline = _share(hits_train), _share(hits_control), _share(hits_naive)
+            attack, control, baseline = (
+                success_share(hits_train),
+                success_share(hits_control),
+                success_share(hits_naive),
+            )
             details: dict[str, Any] = {
                 "secret": secret,
                 "regression": regression,
@@ -231,13 +242,13 @@ class InferenceAttack:
                 "attack": attack,
                 "control": control,
                 "baseline": baseline,
-                "attack_no_better_than_naive": bool(baseline["rate"] >= attack["rate"]),
+                "attack_no_better_than_naive": bool(_rate(baseline) >= _rate(attack)),
                 "confidence": ctx.confidence,
             }
             x_t, n_t, x_c, n_c = attack["n_success"], attack["n_targets"], control["n_success"], control["n_targets"]
             excess = Measurement(
                 f"inference.{secret}.excess",
-                attack["rate"] - control["rate"],
+                _rate(attack) - _rate(control),
                 Goal.MINIMIZE,
                 ci=newcombe_difference_ci(x_t, n_t, x_c, n_c, ctx.confidence),
                 baseline=0.0,
@@ -246,7 +257,7 @@ class InferenceAttack:
             )
             advantage = Measurement(
                 f"inference.{secret}.attack_advantage",
-                attack["rate"] - baseline["rate"],
+                _rate(attack) - _rate(baseline),
                 Goal.MINIMIZE,
                 ci=newcombe_difference_ci(x_t, n_t, baseline["n_success"], baseline["n_targets"], ctx.confidence),
                 baseline=0.0,

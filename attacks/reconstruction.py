@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from suite.attacks._anonymeter import attack_data, check_columns
-from suite.attacks.inference import correct_guesses, tolerance_for
+from suite.attacks.inference import correct_guesses, success_share, tolerance_for
 from suite.metadata import Metadata
 from suite.registry import checks
 from suite.seeding import derive_seed
@@ -446,8 +446,8 @@ class ReconstructionAttack:
                 details = {
                     **base,
                     "attacker": attacker,
-                    "attack": _share(h_t),
-                    "control": _share(h_c),
+                    "attack": success_share(h_t),
+                    "control": success_share(h_c),
                     "seconds": round(time.perf_counter() - start, 3),
                 }
                 m = Measurement(
@@ -515,8 +515,8 @@ class ReconstructionAttack:
                     f"people (1: unique; the rarest level up to 5 leaving at least {self.min_rare_control} control "
                     "people, else everyone)"
                 ),
-                "attack": _share(h_t[r_t]),
-                "control": _share(h_c[r_c]),
+                "attack": success_share(h_t[r_t]),
+                "control": success_share(h_c[r_c]),
             },
             meaning=(
                 f"reconstruction of {details['secret']} for people with rare quasi-identifiers: training minus control"
@@ -558,12 +558,6 @@ class ReconstructionAttack:
         }
         m = self._rare("reconstruction.joint.rare_excess", (h_t, h_c), (c_train, c_control), rare, details, ctx)
         return replace(m, meaning="reconstruction of every secret at once for people with rare quasi-identifiers")
-
-
-def _share(hits: np.ndarray) -> dict[str, Any]:
-    """Targets, successes and their share (None for no target)."""
-    n = len(hits)
-    return {"n_targets": int(n), "n_success": int(hits.sum()), "rate": float(hits.mean()) if n else None}
 
 
 def _right(guesses: np.ndarray, secrets: np.ndarray, tol: float | None) -> np.ndarray:
