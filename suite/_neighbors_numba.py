@@ -236,7 +236,7 @@ def first_present(dist: np.ndarray, owner: np.ndarray, present: np.ndarray) -> n
 
     ``dist`` (n, k) ascending and ``owner`` (n, k) (-1: never usable, e.g. the query's own record) are a
     search's kept neighbours; ``present`` (b, owners) says who a resample holds. Where none of the k is
-    usable the k-th distance stands in. The numpy path is ``attacks.membership.LocalScores.scores``.
+    usable the k-th distance stands in. The numpy path beside it is ``suite.neighbors.first_present``.
     """
     b_n, (n, k) = present.shape[0], dist.shape
     out = np.empty((b_n, n))
