@@ -20,7 +20,9 @@ For each table and split seed a scenario is written that runs the default preset
 Each (table, seed) is one `suite` run; its judgements are appended to a JSON-lines file, so an
 interrupted study resumes where it stopped (`--results`). The printed tables, per gated measurement:
 
-- the null's release rate (the false-block rate is one minus it), per gate and jointly;
+- the null's release rate (the false-block rate is one minus it), per gate, and jointly the share of runs
+  that pass every privacy gate (not the verdict: a seed that judges the null alone runs no canary, and
+  `suite.informative` blocks a gate that shows no canary it can fire);
 - the coverage of the bound the gate reads: the share of null runs whose one-sided bound lies on the
   unsafe side of the measurement's no-leak value (0 for an excess or a risk, 0.5 for an AUC or the DCR
   share), which a valid bound at 95% does in about 95% of runs;
@@ -275,12 +277,15 @@ def summarise(rows: list[dict[str, Any]]) -> str:
     out += ["## The null (`holdout`): release rate and coverage per gate, pooled over tables", ""]
     out += [table(["measurement", "runs", "release rate", "bound covers no-leak value", "mean value"], lines), ""]
 
-    # 2. jointly, per table and generator: the share of runs released on every privacy gate
+    # 2. jointly, per table and generator: the share of runs that pass every privacy gate. The gates' own
+    # judgements, not the verdict: a seed that judges the null alone runs no canary, so the rule that a gate
+    # must show it can fire (`suite.informative`) would block it for a reason that is not the null's
     runs: dict[tuple[str, str, int], str] = {}
     risk: dict[tuple[str, str, int], bool] = {}
     for r in rows:
         key = (r["table"], r["generator"], r["seed"])
-        runs[key] = r["verdict"]
+        passed = runs.get(key, "release") == "release" and r["status"] == "pass"
+        runs[key] = "release" if passed else "block"
         risk[key] = risk.get(key, False) or r["status"] in ("risk shown", "fail")
     generators = [NULL, CLEAN, *CANARIES]
     lines = []
@@ -292,8 +297,8 @@ def summarise(rows: list[dict[str, Any]]) -> str:
             released = sum(runs[k] == "release" for k in keys)
             shown = sum(risk[k] for k in keys)
             lines.append([t, g, str(len(keys)), f"{released / len(keys):.2f}", f"{shown / len(keys):.2f}"])
-    out += ["## Jointly over the privacy gates, per table", ""]
-    out += [table(["table", "generator", "seeds", "release rate", "risk shown in a gate"], lines), ""]
+    out += ["## Jointly over the privacy gates, per table (every gate passes)", ""]
+    out += [table(["table", "generator", "seeds", "pass rate", "risk shown in a gate"], lines), ""]
 
     # 3. which gate catches which canary: block rate per gate
     lines = []
