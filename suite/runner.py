@@ -44,7 +44,7 @@ from suite.registry import checks as check_registry
 from suite.registry import generators as generator_registry
 from suite.release import write_released
 from suite.scorecard import GeneratorRecord, MeasurementRecord, Scorecard, Summary, explain
-from suite.seeding import fit_with_seed
+from suite.seeding import abandon, fit_with_seed
 from suite.selection import CANDIDATE, candidate_confidence, candidates, select
 from suite.types import Context, Goal, Measurement, PrivacyClaim, claim_of
 
@@ -809,6 +809,7 @@ def within(seconds: float | None, fn: Callable[[], Any], what: str) -> Any:
     worker.start()
     worker.join(seconds)
     if worker.is_alive():
+        abandon(worker)  # its `seeded` blocks must not rewind the global generators under later work
         raise _TimedOut(f"{what} did not finish within its timeout of {seconds:g} s")
     if "error" in box:
         raise box["error"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 import random
 import sys
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -12,13 +14,24 @@ from typing import Any
 
 import numpy as np
 
+#: Threads a caller stopped waiting for (`suite.runner.within`): their `seeded` blocks do not restore the global
+#: generators when they end. Python cannot stop such a thread; a restore seconds later would rewind the state
+#: under whatever fit runs by then, so that a refit under the same seed drew other rows.
+_ABANDONED: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
+def abandon(thread: threading.Thread) -> None:
+    """Mark a thread whose result nobody waits for: its `seeded` blocks leave the global generators alone."""
+    _ABANDONED.add(thread)
+
 
 @contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Seed Python's, numpy's and (when imported) torch's global generators; restore them after.
 
     Libraries that draw from module-level generators become reproducible inside the block,
-    and nothing outside it sees a changed global state.
+    and nothing outside it sees a changed global state. A block in a thread that was abandoned
+    (`abandon`) does not restore: by the time it ends, the state belongs to other work.
     """
     py_state = random.getstate()
     np_state = np.random.get_state()
@@ -31,10 +44,11 @@ def seeded(seed: int) -> Iterator[None]:
     try:
         yield
     finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
-        if torch is not None and torch_state is not None:
-            torch.random.set_rng_state(torch_state)
+        if threading.current_thread() not in _ABANDONED:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+            if torch is not None and torch_state is not None:
+                torch.random.set_rng_state(torch_state)
 
 
 def derive_seed(*parts: object) -> int:
