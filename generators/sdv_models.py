@@ -28,14 +28,11 @@ def _sdv_metadata(metadata: Metadata) -> Any:
 
 
 @contextmanager
-def _torch_one_thread(seed: int | None) -> Iterator[None]:
-    """Torch held to one thread for a fit or a sample, and seeded with `seed` unless it is None.
+def _torch_for_fit(seed: int) -> Iterator[None]:
+    """Torch seeded with `seed` and held to one thread for the fit.
 
     `seeded` seeds torch only if torch was already imported, and SDV imports it inside the first
-    fit. Multi-threaded reductions also vary with the threads a call gets, which the math library
-    may lower on a busy machine (the likely reason a CopulaGAN refitted and sampled under the same
-    seeds drew another category for a row in 3 of 3 full test runs on a loaded machine, and never
-    alone, where its sampling was multi-threaded). So fits and samples run on one thread.
+    fit; multi-threaded reductions also vary run to run.
     """
     torch = sys.modules.get("torch")
     if torch is None:
@@ -43,8 +40,7 @@ def _torch_one_thread(seed: int | None) -> Iterator[None]:
         return
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    if seed is not None:
-        torch.manual_seed(seed)
+    torch.manual_seed(seed)
     try:
         yield
     finally:
@@ -109,7 +105,7 @@ class _SDVGenerator:
             self.model_ = cls(_sdv_metadata(metadata), **self._params())
             if getattr(self, "_constraints", None):
                 self.model_.add_constraints(_sdv_constraints(self._constraints))
-            with _rdt_fit_state(seed), _torch_one_thread(seed):
+            with _rdt_fit_state(seed), _torch_for_fit(seed):
                 self.model_.fit({"table": train})
         self.dtypes_ = train.dtypes.copy()
         return self
@@ -121,8 +117,7 @@ class _SDVGenerator:
             self.model_.reset_sampling()
             if hasattr(self.model_, "_set_random_state"):
                 self.model_._set_random_state(seed)
-            with _torch_one_thread(None):  # seeded above, and the model's own state set
-                out = self.model_.sample(num_rows=n)
+            out = self.model_.sample(num_rows=n)
         frame = out["table"] if isinstance(out, dict) else out
         return frame.astype(self.dtypes_.to_dict(), errors="ignore").reset_index(drop=True)
 

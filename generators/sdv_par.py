@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from suite.generators._columns import require_fit
-from suite.generators.sdv_models import _rdt_fit_state, _torch_one_thread
+from suite.generators.sdv_models import _rdt_fit_state, _torch_for_fit
 from suite.histories import HistorySchema
 from suite.metadata import ID, Metadata
 from suite.registry import generators
@@ -93,7 +93,7 @@ class PARGenerator:
                 cuda=False,
                 verbose=False,
             )
-            with _rdt_fit_state(seed), _torch_one_thread(seed):
+            with _rdt_fit_state(seed), _torch_for_fit(seed):
                 self.model_.fit({"table": train})
         self.entity_ = entity
         self.context_ = context
@@ -104,7 +104,7 @@ class PARGenerator:
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:
         """The visits of `n` new entities, the entity column holding `synthetic-<k>` ids."""
         require_fit(self, "model_")
-        with warnings.catch_warnings(), seeded(seed), _torch_one_thread(seed):
+        with warnings.catch_warnings(), seeded(seed), _torch_for_fit(seed):
             warnings.simplefilter("ignore")
             for model in (self.model_, getattr(self.model_, "_context_synthesizer", None)):
                 if hasattr(model, "reset_sampling"):
