@@ -182,17 +182,17 @@ def model_guesses(
     y = synthetic[secret]
 
     def classify(x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+        if not len(y):
+            return [np.full(len(t), None, dtype=object) for t in targets]
         # a class held by one synthetic row cannot be learned, and breaks the stratified split of the model's
         # early stopping (on above 10,000 rows): it is left out of the fit (adult's occupation, split seed 19)
         codes = pd.factorize(y, use_na_sentinel=False)[0]
-        kept = np.bincount(codes)[codes] >= 2 if len(y) else np.zeros(0, dtype=bool)
-        if not kept.all():
-            if len(pd.unique(y[kept])) < 2:  # nothing a model could learn: the most common class
-                y = y[np.flatnonzero(codes == np.bincount(codes).argmax())[:1]] if len(y) else y
-            else:
-                x, y = x[kept], y[kept]
-        if len(pd.unique(y)) < 2:
-            return [np.full(len(t), y[0] if len(y) else None, dtype=object) for t in targets]
+        counts = np.bincount(codes)
+        if (counts >= 2).sum() < 2:  # fewer than two classes to learn: the most common one
+            guess = y[np.argmax(codes == counts.argmax())]
+            return [np.full(len(t), guess, dtype=object) for t in targets]
+        kept = counts[codes] >= 2
+        x, y = x[kept], y[kept]
         model = HistGradientBoostingClassifier(categorical_features=categorical, random_state=seed).fit(x, y)
         return [model.predict(features(t)) if len(t) else np.empty(0, dtype=object) for t in targets]
 
