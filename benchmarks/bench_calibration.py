@@ -280,21 +280,20 @@ def summarise(rows: list[dict[str, Any]]) -> str:
     # 2. jointly, per table and generator: the share of runs that pass every privacy gate. The gates' own
     # judgements, not the verdict: a seed that judges the null alone runs no canary, so the rule that a gate
     # must show it can fire (`suite.informative`) would block it for a reason that is not the null's
-    runs: dict[tuple[str, str, int], str] = {}
+    passed: dict[tuple[str, str, int], bool] = {}
     risk: dict[tuple[str, str, int], bool] = {}
     for r in rows:
         key = (r["table"], r["generator"], r["seed"])
-        passed = runs.get(key, "release") == "release" and r["status"] == "pass"
-        runs[key] = "release" if passed else "block"
+        passed[key] = passed.get(key, True) and r["status"] == "pass"
         risk[key] = risk.get(key, False) or r["status"] in ("risk shown", "fail")
     generators = [NULL, CLEAN, *CANARIES]
     lines = []
     for t in tables:
         for g in generators:
-            keys = [k for k in runs if k[0] == t and k[1] == g]
+            keys = [k for k in passed if k[0] == t and k[1] == g]
             if not keys:
                 continue
-            released = sum(runs[k] == "release" for k in keys)
+            released = sum(passed[k] for k in keys)
             shown = sum(risk[k] for k in keys)
             lines.append([t, g, str(len(keys)), f"{released / len(keys):.2f}", f"{shown / len(keys):.2f}"])
     out += ["## Jointly over the privacy gates, per table (every gate passes)", ""]
