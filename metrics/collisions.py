@@ -6,7 +6,6 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 from scipy.special import gammaln
 
 from suite.encoding import as_float
@@ -44,9 +43,9 @@ def _text(value: object) -> str:
 def found(copies: np.ndarray, total: np.ndarray | float, draws: np.ndarray | float) -> np.ndarray:
     """Probability that `draws` records drawn without replacement from `total` include one of `copies`.
 
-    The hypergeometric chance that a subsample of a table holds a row: it puts the training set
-    and the control on equal sizes without a model of how matches grow with size. Computed only where
-    a row has copies (elsewhere it is exactly 0): in the bootstrap few synthetic rows match anyone.
+    The hypergeometric chance that a random part of a table holds a row: with `total` real people
+    of whom `copies` hold a synthetic row's values, the chance the split put one of them among the
+    `draws` training people. Computed only where a row has copies (elsewhere it is exactly 0).
     """
     copies, total, draws = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (copies, total, draws)))
     out = np.zeros(copies.shape)
@@ -64,16 +63,20 @@ def found(copies: np.ndarray, total: np.ndarray | float, draws: np.ndarray | flo
 
 @checks.register("collisions")
 class CollisionsMetric:
-    """Share of synthetic rows that copy a training row, beyond the chance level the control shows.
+    """Share of synthetic rows that copy a training row, beyond what chance explains.
 
     Real tables hold people who share every recorded value, so some matches happen by chance.
-    The control rows (never seen by a generator) give that chance rate at the control's size;
-    the training set is brought to the same size by the chance that a random subsample of its
-    people, as many as the control holds, holds each synthetic row (hypergeometric), so both
-    rates are measured at equal sizes, with no extrapolation. The excess is scaled back by
-    n_train / n_control (people): a copy of a training row that occurs once counts 1, so the
-    excess reads as a share of copied rows. The interval resamples distinct synthetic rows
-    jointly with control people.
+    Chance is read off the real people themselves: a synthetic row whose values c real people
+    (training and control together) hold would, if the generator had seen nobody, match a
+    training person with the hypergeometric chance that the split put at least one of those c
+    people in training. That expectation is exact under the split, whatever the table's repeats,
+    so a row matching a profile many people share adds almost nothing either way; the signal,
+    and the variance, come from rows matching the rare profiles. The excess (observed minus
+    expected, per synthetic row) is scaled by (training + control) / control people, so a
+    verbatim copy of a person no one else resembles counts 1 and the excess reads as a share of
+    copied rows. The interval resamples distinct synthetic rows: each one's term already holds
+    the split's randomness (which of its c people landed in training), so no control resample
+    is needed to cover it.
     """
 
     name: ClassVar[str] = "collisions"
@@ -112,38 +115,24 @@ class CollisionsMetric:
         syn, train, control = np.split(codes, np.cumsum([len(p) for p in parts])[:-1])
         n_keys, n_train, n_control = int(codes.max(initial=-1)) + 1, len(train), len(control)
         # People, not rows, are what the split draws: a patient's rows land in one part together.
-        people_t = cluster_codes(ctx.train_entities, n_train)
-        people_c = cluster_codes(ctx.holdout_entities, n_control)
-        n_people_t = int(people_t.max(initial=-1)) + 1
-        one_row_c = np.unique(people_c, return_index=True)[1]
-        train_people = np.bincount(np.unique(np.column_stack([train, people_t]), axis=0)[:, 0], minlength=n_keys)
-        pairs_c = np.unique(np.column_stack([control, people_c]), axis=0)
-        by_key = sparse.csr_matrix(
-            (np.ones(len(pairs_c)), (pairs_c[:, 1], pairs_c[:, 0])), shape=(len(one_row_c), n_keys)
-        )
+        train_people, n_people_t = _people_per_key(train, cluster_codes(ctx.train_entities, n_train), n_keys)
+        control_people, n_people_c = _people_per_key(control, cluster_codes(ctx.holdout_entities, n_control), n_keys)
+        pooled = n_people_t + n_people_c
+        chance = found(train_people[syn] + control_people[syn], pooled, n_people_t)
+        scale = pooled / n_people_c
+        term = ((train_people[syn] > 0) - chance) * scale
+        value = float(np.clip(term.mean(), -1.0, 1.0)) if len(term) else 0.0
 
-        t_counts, t_inverse = np.unique(train_people[syn], return_inverse=True)
+        def excess(w_syn: np.ndarray) -> np.ndarray:
+            return np.clip((w_syn @ term) / w_syn.sum(axis=1), -1.0, 1.0)
 
-        def excess(w_syn: np.ndarray, w_control: np.ndarray) -> np.ndarray:
-            present = (w_control[:, one_row_c] > 0).astype(float)  # control people drawn (twice is once)
-            drawn = present.sum(axis=1, keepdims=True)
-            draws = np.minimum(drawn, n_people_t)
-            control_people = np.asarray((by_key.T @ present.T).T)
-            # per distinct training count (the counts are fixed), then spread: the same numbers as row by row
-            by_count = found(t_counts, n_people_t, draws)[:, t_inverse]
-            chance = by_count - found(control_people[:, syn], drawn, draws)
-            share = (w_syn * chance).sum(axis=1) / w_syn.sum(axis=1) * n_people_t / draws[:, 0]
-            return np.clip(share, -1.0, 1.0)
-
-        units = (cluster_codes(syn, len(syn)), people_c)
-        value = float(excess(np.ones((1, len(syn))), np.ones((1, n_control)))[0])
         ci = cluster_bootstrap_ci(
-            excess, *units, rng=np.random.default_rng(ctx.seed), confidence=ctx.confidence, cost=16
+            excess, cluster_codes(syn, len(syn)), rng=np.random.default_rng(ctx.seed), confidence=ctx.confidence
         )
         in_train = train_people[syn] > 0
-        in_control = np.bincount(control, minlength=n_keys)[syn] > 0
+        in_control = control_people[syn] > 0
         rate_t, rate_c = float(in_train.mean()), float(in_control.mean())
-        draws = min(n_people_t, len(one_row_c))
+        expected = float(chance.mean()) if len(chance) else 0.0
         details = {
             "synthetic_rows": int(len(syn)),
             "distinct_synthetic_rows": int(len(np.unique(syn))),
@@ -151,15 +140,20 @@ class CollisionsMetric:
             "copies_of_holdout": int(in_control.sum()),
             "train_rows": int(n_train),
             "holdout_rows": int(n_control),
-            "train_rate_at_holdout_size": float(found(train_people[syn], n_people_t, draws).mean()),
-            "expected_rate_by_chance": max(0.0, rate_t - value),
+            "expected_rate_by_chance": expected,
+            "rows_matching_a_profile_one_real_person_holds": int(((train_people + control_people)[syn] == 1).sum()),
+            "scale": scale,
+            "chance": (
+                "per synthetic row, the hypergeometric chance that at least one of the real people (training and "
+                "control) holding its values landed in training"
+            ),
         }
         return [
             Measurement(
                 "collisions.rate",
                 rate_t,
                 Goal.MINIMIZE,
-                baseline=max(0.0, rate_t - value),
+                baseline=expected,
                 details=details,
                 meaning="share of synthetic rows that equal a training row in every column",
             ),
@@ -179,7 +173,14 @@ class CollisionsMetric:
                 details=details,
                 meaning=(
                     "share of synthetic rows copied from training beyond chance "
-                    "(train and holdout compared at equal sizes)"
+                    "(chance: the split's own odds of putting a matching real person in training)"
                 ),
             ),
         ]
+
+
+def _people_per_key(keys: np.ndarray, people: np.ndarray, n_keys: int) -> tuple[np.ndarray, int]:
+    """How many distinct people hold each key (a person with the key on several rows counts once), and the number
+    of people."""
+    pairs = np.unique(np.column_stack([keys, people]), axis=0)
+    return np.bincount(pairs[:, 0], minlength=n_keys), int(people.max(initial=-1)) + 1
