@@ -52,6 +52,49 @@ def clopper_pearson(successes: int, trials: int, confidence: float) -> tuple[flo
     return float(ci.low), float(ci.high)
 
 
+def tail_excess(scores: np.ndarray, labels: np.ndarray, fpr: float, confidence: float) -> dict:
+    """The excess exposure TPR - FPR at the threshold of the non-members' k-th highest score, k = max(1,
+    floor(fpr x (n + 1))) of n non-members, with bounds that need no bootstrap of the tail, so a rate
+    can be read where too few non-members sit above it for a bootstrap quantile (`estimable_fpr`).
+
+    The false-positive rate of the k-th highest of n exchangeable non-member scores is distributed
+    Beta(k, n - k + 1), whatever the scores' distribution; the members above that threshold are
+    binomial given it (Clopper-Pearson). Each bound of the interval (two-sided at `confidence`) is
+    one-sided at (1 + confidence) / 2, split over the two rates (Bonferroni): upper = TPR_hi -
+    FPR_lo, lower = TPR_lo - FPR_hi. A member tied with the threshold counts for the upper bound,
+    not for the lower, and half for the value."""
+    from scipy.stats import beta
+
+    labels = np.asarray(labels).astype(bool)
+    pos, neg = scores[labels], np.sort(scores[~labels])[::-1]
+    m, n = len(pos), len(neg)
+    if not m or not n:
+        raise ValueError(f"the attack needs members and non-members, got {m} and {n}")
+    k = max(1, int(math.floor(fpr * (n + 1))))
+    k = min(k, n)
+    threshold = neg[k - 1]
+    above, tied = int((pos > threshold).sum()), int((pos == threshold).sum())
+    level = 1.0 - (1.0 - confidence) / 2.0  # two-sided `confidence` -> each end one-sided at this level
+    split = 2.0 * level - 1.0  # two-sided level whose ends are one-sided at 1 - (1 - level) / 2
+    tpr_lo = clopper_pearson(above, m, split)[0]
+    tpr_hi = clopper_pearson(above + tied, m, split)[1]
+    tail = (1.0 - level) / 2.0
+    fpr_lo, fpr_hi = (float(beta.ppf(q, k, n - k + 1)) for q in (tail, 1.0 - tail))
+    tpr = (above + tied / 2.0) / m
+    expected_fpr = k / (n + 1)
+    return {
+        "value": tpr - expected_fpr,
+        "ci": (tpr_lo - fpr_hi, tpr_hi - fpr_lo),
+        "tpr": tpr,
+        "tpr_ci": [tpr_lo, tpr_hi],
+        "fpr": expected_fpr,
+        "fpr_ci": [fpr_lo, fpr_hi],
+        "rank": k,
+        "members_above": above,
+        "members_tied": tied,
+    }
+
+
 def epsilon_lower_bound(tp: int, n_pos: int, fp: int, n_neg: int, confidence: float) -> float:
     """Empirical epsilon lower bound of one threshold (Kairouz et al. 2015):
     max(log(TPR_lo / FPR_hi), log((1 - FPR_hi) / (1 - TPR_lo)), 0), TPR_lo the lower

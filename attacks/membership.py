@@ -11,6 +11,11 @@ Each attacker scores every candidate (higher = "more likely a member"):
   released by the `holdout` yardstick; the candidate's own records excluded),
   in the spirit of Ward et al.'s Data Plagiarism Index (2024). A near-copy of anyone, isolated or
   not, has a synthetic neighbour far closer than its real ones.
+* ``isolated``: the local score, judged only among the people the real data leaves most isolated
+  (the 10% farthest from their nearest control records, as many more as 100 non-members need;
+  members and non-members chosen by the same rule): the people a generator memorises first
+  (Stadler et al. 2022; Meeus et al. 2023). A leak of a few isolated people is a few percent of
+  everyone but a large share of them.
 * ``density``: DOMIAS (van Breugel et al., AISTATS 2023): log p_syn(x) - log p_ref(x), kernel
   densities on a whitened numeric encoding, p_ref fitted on real unseen reference records.
 
@@ -35,6 +40,7 @@ from suite.attacks._membership_features import (
     kde_log_density,
     roc_summary,
     split_epsilon,
+    tail_excess,
 )
 from suite.encoding import as_float
 from suite.neighbors import Encoded, GowerEncoder, NeighbourCache, cached_nearest, first_present
@@ -43,13 +49,19 @@ from suite.seeding import derive_seed
 from suite.stats import N_BOOTSTRAP
 from suite.types import Context, Goal, Measurement, MeasurementSpec, names, privacy
 
-ATTACKERS = ("distance", "density", "local")
+ATTACKERS = ("distance", "density", "local", "isolated")
 #: The finer false-positive rate also read (into the excess's details) where the non-members allow it.
 LOW_FPR = 0.001
 #: Added to both distances of the local attacker (Gower units): an exact copy scores finitely.
 LOCAL_EPS = 1e-6
 #: Control neighbours the local attacker keeps past a person's own rows, for the bootstrap that resamples the control.
 LOCAL_SPARE = 8
+#: The isolated attacker's group: this share of the candidates farthest from the control, at least
+#: ISOLATED_MIN_NON_MEMBERS non-members (the fewest that estimate a rate at the coarsest FPR).
+ISOLATED_SHARE = 0.1
+ISOLATED_MIN_NON_MEMBERS = 100
+#: Isolation: the mean distance to this many nearest control records of other people.
+ISOLATION_K = 5
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,18 @@ class Candidates:
     @property
     def entity_level(self) -> bool:
         return self.entities is not None
+
+    def subset(self, chosen: np.ndarray) -> Candidates:
+        """The candidates `chosen` (sorted unit numbers), renumbered in order, members still first."""
+        rows = np.flatnonzero(np.isin(self.unit, chosen))
+        return Candidates(
+            self.rows.iloc[rows].reset_index(drop=True),
+            np.searchsorted(chosen, self.unit[rows]),
+            self.labels[chosen],
+            None if self.entities is None else self.entities[chosen],
+            self.overlap_dropped,
+            None if self.keys is None else self.keys[rows],
+        )
 
     def details(self) -> dict:
         out = {
@@ -219,7 +243,7 @@ class MembershipAttack:
     def __init__(
         self,
         *,
-        attackers: tuple[str, ...] = ("distance", "density", "local"),
+        attackers: tuple[str, ...] = ("distance", "density", "local", "isolated"),
         fpr: float = 0.01,
         max_fit_rows: int = 20_000,
         max_members: int = 100_000,
@@ -275,7 +299,7 @@ class MembershipAttack:
         details: dict = {"attacker": attacker}
         control, control_ent, reference = ctx.holdout, ctx.holdout_entities, ctx.reference
         halved = attacker == "density" and reference is None
-        if attacker == "local":
+        if attacker in ("local", "isolated"):
             details["reference"] = (
                 "the control records (real, never trained on, not released by the holdout yardstick), "
                 "the person's own excluded"
@@ -297,21 +321,31 @@ class MembershipAttack:
                 self.max_non_members,
             )
         cands = shared[key]
-        n_non = int(len(cands.labels) - cands.labels.sum())
-        fpr = estimable_fpr(n_non, self.fpr)
         rescore = None
         if attacker == "distance":
             rows = self._distance_scores(ctx, cands, details, shared)
-        elif attacker == "local":
-            local = self._local_scores(ctx, cands, details, shared)
+        elif attacker in ("local", "isolated"):
+            if "local" not in shared:  # one search and one set of distances for both
+                shared["local"] = self._local_scores(ctx, cands, shared)
+            local = shared["local"]
+            details.update(
+                synthetic_records=int(len(ctx.synthetic)), real_pool_records=int(len(ctx.holdout)), eps=LOCAL_EPS
+            )
             rows = local.scores()
-            rescore = local.rescorer(cands, self._rng(ctx, "bootstrap.local.control"))
+            rescore = local.rescorer(cands, self._rng(ctx, f"bootstrap.{attacker}.control"))
             details["interval_real_side"] = (
                 "the control is resampled with the non-members (they are the same people): a candidate whose "
                 "nearest control record a resample drops is scored against the next one"
             )
+            if attacker == "isolated":
+                chosen = isolated_units(local, cands, details)
+                rows = rows[np.isin(cands.unit, chosen)]
+                rescore = _restricted(rescore, chosen, cands.labels, self._rng(ctx, "bootstrap.isolated.others"))
+                cands = cands.subset(chosen)
         elif attacker == "density":
             rows = self._density_scores(ctx, cands, reference, details)
+        n_non = int(len(cands.labels) - cands.labels.sum())
+        fpr = estimable_fpr(n_non, self.fpr)
         scores = unit_max(rows, cands.unit, len(cands.labels))
         fine = estimable_fpr(n_non, LOW_FPR) == LOW_FPR and fpr != LOW_FPR  # the 0.1% reading, in details
         summary = roc_summary(
@@ -346,7 +380,10 @@ class MembershipAttack:
             f"share of training {unit} the {attacker} attacker finds beyond its false-alarm rate "
             "(TPR - FPR at a low FPR; 0 = chance, 1 = every member exposed)"
         )
-        excess = excess_measurement(f"{prefix}.excess_at_fpr", fpr, self.fpr, summary, details, meaning)
+        if attacker == "isolated":
+            excess = isolated_excess(f"{prefix}.excess_at_fpr", scores, cands, self.fpr, ctx, details)
+        else:
+            excess = excess_measurement(f"{prefix}.excess_at_fpr", fpr, self.fpr, summary, details, meaning)
         return [auc, excess, self._epsilon(prefix, scores, cands, ctx, details)]
 
     def _epsilon(self, prefix: str, scores: np.ndarray, cands: Candidates, ctx: Context, details: dict) -> Measurement:
@@ -394,7 +431,7 @@ class MembershipAttack:
         details["synthetic_records"] = int(len(ctx.synthetic))
         return -d_syn
 
-    def _local_scores(self, ctx: Context, cands: Candidates, details: dict, shared: dict | None = None) -> LocalScores:
+    def _local_scores(self, ctx: Context, cands: Candidates, shared: dict | None = None) -> LocalScores:
         """log(d_real + eps) - log(d_syn + eps) per candidate record: d_syn to the nearest synthetic record,
         d_real to the nearest control record that is not the person's own. Members and non-members look
         into the same pool (less one person's rows), which holds no training row and so no source of a
@@ -415,7 +452,6 @@ class MembershipAttack:
         k = int(min(len(pool), np.bincount(pool_codes).max() + LOCAL_SPARE, 64 + LOCAL_SPARE))
         dist, idx = cached_nearest(ctx.neighbours, query, encoder.transform(pool), k=k, memory_mb=self.memory_mb)
         person = np.where(pool_codes[idx] == own[:, None], -1, pool_codes[idx])
-        details.update(synthetic_records=int(len(ctx.synthetic)), real_pool_records=int(len(pool)), eps=LOCAL_EPS)
         return LocalScores(d_syn, dist, person, own, int(codes.max()) + 1)
 
     def _density_scores(self, ctx: Context, cands: Candidates, reference: pd.DataFrame, details: dict) -> np.ndarray:
@@ -490,6 +526,84 @@ class LocalScores:
             return np.maximum.reduceat(rows[:, by_unit], starts, axis=1)  # units are 0..n-1, each with a row
 
         return rescore
+
+
+def isolated_units(local: LocalScores, cands: Candidates, details: dict) -> np.ndarray:
+    """The candidates (sorted unit numbers) the real data leaves most isolated: a record's isolation is its mean
+    distance to its ISOLATION_K nearest control records of other people (members and non-members measured
+    against the same pool, so under no leakage the two are alike in the group), a person's that of their most
+    isolated record; kept are the ISOLATED_SHARE most isolated candidates, more when that holds fewer than
+    ISOLATED_MIN_NON_MEMBERS non-members."""
+    others = local.person >= 0
+    first = np.cumsum(others, axis=1) <= ISOLATION_K
+    per_row = np.where(others & first, local.dist, 0.0).sum(axis=1) / np.maximum((others & first).sum(axis=1), 1)
+    per_unit = unit_max(per_row, cands.unit, len(cands.labels))
+    neg = cands.labels == 0
+    n_non = int(neg.sum())
+    share = min(1.0, max(ISOLATED_SHARE, ISOLATED_MIN_NON_MEMBERS / max(n_non, 1)))
+    cut = float(np.quantile(per_unit, 1.0 - share, method="lower"))
+    chosen = np.flatnonzero(per_unit >= cut)
+    details["isolated"] = {
+        "share": round(share, 4),
+        "isolation": f"mean Gower distance to the {ISOLATION_K} nearest control records of other people",
+        "isolation_cut": cut,
+        "members": int(cands.labels[chosen].sum()),
+        "non_members": int(len(chosen) - cands.labels[chosen].sum()),
+        "of_members": int(cands.labels.sum()),
+        "of_non_members": n_non,
+    }
+    return chosen
+
+
+def isolated_excess(
+    name: str, scores: np.ndarray, cands: Candidates, fpr: float, ctx: Context, details: dict
+) -> Measurement:
+    """The isolated attacker's excess exposure: TPR - FPR at the non-members' `fpr` quantile (their highest
+    score when they are fewer than 1 / `fpr`), bounded exactly (`tail_excess`): a group of a few hundred
+    people cannot feed a bootstrap quantile at a low rate, and the order statistic needs none."""
+    found = tail_excess(scores, cands.labels, fpr, ctx.confidence)
+    details = {
+        **details,
+        "fpr_requested": fpr,
+        "fpr": found["fpr"],
+        "tpr": found["tpr"],
+        "tpr_ci": found["tpr_ci"],
+        "fpr_ci": found["fpr_ci"],
+        "threshold_rank": found["rank"],
+        "interval": (
+            "exact: the false-positive rate of the non-members' k-th highest score is Beta(k, n - k + 1), the "
+            "members above it binomial (Clopper-Pearson); each bound one-sided, split over the two rates"
+        ),
+        "exposed": exposed_summary(scores, cands, found["fpr"], ctx),
+    }
+    return Measurement(
+        name,
+        found["value"],
+        Goal.MINIMIZE,
+        ci=found["ci"],
+        baseline=0.0,
+        details=details,
+        meaning=(
+            "share of the most isolated training people the local attacker finds beyond its false-alarm rate among "
+            "the most isolated unseen people (TPR - FPR; 0 = chance, 1 = all of them exposed)"
+        ),
+    )
+
+
+def _restricted(
+    rescore: Callable[[np.ndarray], np.ndarray], chosen: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A rescorer of every candidate turned into one of the `chosen`: a resample of the chosen non-members
+    sets theirs, and the other control people are kept with the bootstrap's chance, 1 - 1/e."""
+    neg = np.flatnonzero(labels == 0)
+    slot = np.searchsorted(neg, chosen[labels[chosen] == 0])
+
+    def rescore_chosen(counts_neg: np.ndarray) -> np.ndarray:
+        counts = (rng.random((len(counts_neg), len(neg))) < 1.0 - np.exp(-1.0)).astype(float)
+        counts[:, slot] = counts_neg
+        return rescore(counts)[:, chosen]
+
+    return rescore_chosen
 
 
 def excess_measurement(

@@ -72,28 +72,33 @@ def _row(m: MeasurementRecord, with_repeat: bool) -> str:
 
 def membership_exposure(g: GeneratorRecord) -> str | None:
     """One sentence on the membership attack's worst case for a generator, from its measurements'
-    details: the people the `local` attacker exposes beyond chance and the largest empirical epsilon
-    lower bound over attackers (the worst repeat of each); None without either."""
-    exposed = [
-        (m.details["exposed"], m.details.get("level"))
-        for m in g.measurements
-        if m.name == "membership.local.excess_at_fpr" and isinstance(m.details.get("exposed"), dict)
-    ]
+    details: the people the `local` attacker exposes beyond chance (and the `isolated` one among the most
+    isolated people) and the largest empirical epsilon lower bound over attackers (the worst repeat of each);
+    None without either."""
+    exposed = {
+        who: [
+            (m.details["exposed"], m.details.get("level"))
+            for m in g.measurements
+            if m.name == f"membership.{who}.excess_at_fpr" and isinstance(m.details.get("exposed"), dict)
+        ]
+        for who in ("local", "isolated")
+    }
     eps = [
         (m.value, m.name.split(".")[1])
         for m in g.measurements
         if fnmatch.fnmatchcase(m.name, "membership.*.epsilon_lower") and m.value is not None and math.isfinite(m.value)
     ]
-    if not exposed and not eps:
+    if not any(exposed.values()) and not eps:
         return None
     parts = []
-    if exposed:
-        worst, level = max(exposed, key=lambda e: e[0].get("exposed_beyond_chance", 0))
-        unit = "people" if level == "entity" else "records"
-        parts.append(
-            f"{worst.get('exposed_beyond_chance', 0)} training {unit} exposed beyond chance by the local attacker "
-            f"(at a threshold that flags {100 * worst.get('fpr', 0):g}% of unseen {unit})"
-        )
+    for who, among in (("local", ""), ("isolated", "of the most isolated ")):
+        if exposed[who]:
+            worst, level = max(exposed[who], key=lambda e: e[0].get("exposed_beyond_chance", 0))
+            unit = "people" if level == "entity" else "records"
+            parts.append(
+                f"{worst.get('exposed_beyond_chance', 0)} {among}training {unit} exposed beyond chance by the {who} "
+                f"attacker (at a threshold that flags {100 * worst.get('fpr', 0):.2g}% of unseen {among}{unit})"
+            )
     if eps:
         value, attacker = max(eps)
         who = f"{attacker} attacker" if value > 0 else "no attacker shows any"

@@ -93,6 +93,7 @@ PRESETS: dict[str, dict[str, Threshold]] = {
     "default": {
         "membership.local.auc": Threshold(max=0.6),
         "membership.local.excess_at_fpr": Threshold(max=0.015),
+        "membership.isolated.excess_at_fpr": Threshold(max=0.05),
         "collisions.excess": Threshold(max=0.01),
         "dcr.share_closer_to_train": Threshold(max=0.6),
         "fidelity.quality": Threshold(min=0.7),
@@ -127,6 +128,7 @@ PRESETS: dict[str, dict[str, Threshold]] = {
     "strict": {
         "membership.local.auc": Threshold(max=0.55),
         "membership.local.excess_at_fpr": Threshold(max=0.01),
+        "membership.isolated.excess_at_fpr": Threshold(max=0.03),
         "collisions.rate": Threshold(max=0.0),
         "collisions.excess": Threshold(max=0.005),
         "dcr.share_closer_to_train": Threshold(max=0.55),
@@ -163,6 +165,7 @@ PRESETS: dict[str, dict[str, Threshold]] = {
     "research": {
         "membership.local.auc": Threshold(max=0.65),
         "membership.local.excess_at_fpr": Threshold(max=0.05),
+        "membership.isolated.excess_at_fpr": Threshold(max=0.09),
         "collisions.excess": Threshold(max=0.02),
         "dcr.share_closer_to_train": Threshold(max=0.65),
         "fidelity.quality": Threshold(min=0.6),

@@ -151,7 +151,7 @@ def test_intervals_contain_the_value_and_names_are_declared(copies, unseen):
     for per_generator in (*copies.values(), *unseen.values()):
         assert set(per_generator) == {
             f"membership.{a}.{q}"
-            for a in ("distance", "density", "local")
+            for a in ("distance", "density", "local", "isolated")
             for q in ("auc", "excess_at_fpr", "epsilon_lower")
         }
         for m in per_generator.values():
@@ -459,3 +459,37 @@ def test_distance_and_local_attackers_share_one_search_and_agree_with_separate_r
     for name, m in together.items():
         assert (m.value, m.ci) == (alone[name].value, alone[name].ci), name
     assert together["membership.local.auc"].value > 0.55  # a near copy: the shared search still finds it
+
+
+def test_tail_excess_bounds_cover_no_leakage_at_their_rate_where_a_bootstrap_quantile_cannot_be_read():
+    """The isolated attacker's interval: 1,000 draws of 500 members and 120 non-members scored alike (no leak),
+    read at 1% (one non-member above the threshold: no bootstrap quantile estimates that). Each end is a one-sided
+    95% bound (a 90% two-sided interval), so each should miss 0 in at most about 5% of draws."""
+    from suite.attacks._membership_features import tail_excess
+
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.ones(500, dtype=bool), np.zeros(120, dtype=bool)]
+    low_miss = high_miss = 0
+    for _ in range(1_000):
+        found = tail_excess(rng.normal(size=len(labels)), labels, 0.01, 0.90)
+        low_miss += found["ci"][0] > 0.0
+        high_miss += found["ci"][1] < 0.0
+    assert found["rank"] == 1 and found["fpr"] == pytest.approx(1 / 121)
+    assert (
+        low_miss <= 0.05 * 1_000 and high_miss <= 0.05 * 1_000
+    )  # observed: 3 and 0 (the Bonferroni split is cautious)
+    # a leak: a fifth of the members far above everyone is shown, the value reading as that share
+    scores = rng.normal(size=len(labels))
+    scores[:100] += 10.0
+    leak = tail_excess(scores, labels, 0.01, 0.90)
+    assert 0.12 < leak["ci"][0] < leak["value"] < leak["ci"][1] and abs(leak["value"] - 0.2) < 0.03
+
+
+def test_tail_excess_counts_a_member_tied_with_the_threshold_for_the_upper_bound_only():
+    from suite.attacks._membership_features import tail_excess
+
+    labels = np.r_[np.ones(4, dtype=bool), np.zeros(3, dtype=bool)]
+    scores = np.array([5.0, 2.0, 1.0, 0.0, 2.0, 1.5, -1.0])  # the non-members' highest is 2.0; one member ties it
+    found = tail_excess(scores, labels, 0.01, 0.90)
+    assert found["members_above"] == 1 and found["members_tied"] == 1 and found["tpr"] == 1.5 / 4
+    assert found["tpr_ci"][0] < 0.25 < 0.5 < found["tpr_ci"][1]
