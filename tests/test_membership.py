@@ -203,7 +203,7 @@ def test_local_interval_resamples_the_control_and_is_wider_than_one_that_holds_i
     cands = select_candidates(
         ctx.train, ctx.holdout, np.random.default_rng(0), ctx.train_entities, ctx.holdout_entities
     )
-    local = MembershipAttack()._local_scores(replace(ctx, neighbours=NeighbourCache()), cands, {}, {})
+    local = MembershipAttack()._local_scores(replace(ctx, neighbours=NeighbourCache()), cands, {})
     scores = unit_max(local.scores(), cands.unit, len(cands.labels))
     common = dict(alphas=(0.01,), confidence=0.95, n_boot=400)
     fixed = roc_summary(scores, cands.labels, rng=np.random.default_rng(3), **common)
