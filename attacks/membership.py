@@ -331,17 +331,16 @@ class MembershipAttack:
             details.update(
                 synthetic_records=int(len(ctx.synthetic)), real_pool_records=int(len(ctx.holdout)), eps=LOCAL_EPS
             )
-            rows = local.scores()
-            rescore = local.rescorer(cands, self._rng(ctx, f"bootstrap.{attacker}.control"))
             details["interval_real_side"] = (
                 "the control is resampled with the non-members (they are the same people): a candidate whose "
                 "nearest control record a resample drops is scored against the next one"
             )
             if attacker == "isolated":
                 chosen = isolated_units(local, cands, details)
-                rows = rows[np.isin(cands.unit, chosen)]
-                rescore = _restricted(rescore, chosen, cands.labels, self._rng(ctx, "bootstrap.isolated.others"))
+                local = local.subset(np.isin(cands.unit, chosen))
                 cands = cands.subset(chosen)
+            rows = local.scores()
+            rescore = local.rescorer(cands, self._rng(ctx, f"bootstrap.{attacker}.control"))
         elif attacker == "density":
             rows = self._density_scores(ctx, cands, reference, details)
         n_non = int(len(cands.labels) - cands.labels.sum())
@@ -497,10 +496,14 @@ class LocalScores:
         d_real = first_present(self.dist, self.person, present)
         return np.log(d_real + LOCAL_EPS) - np.log(self.d_syn + LOCAL_EPS)
 
+    def subset(self, rows: np.ndarray) -> LocalScores:
+        """The distances of the candidate records `rows` (a boolean mask) alone."""
+        return LocalScores(self.d_syn[rows], self.dist[rows], self.person[rows], self.own[rows], self.n_codes)
+
     def rescorer(self, cands: Candidates, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
         """The `rescore` of `roc_summary`: the non-members are the control people, so a control person is in a
-        resample when drawn as a non-member; control people not among the candidates (`max_non_members`) are
-        kept with the bootstrap's chance, 1 - 1/e."""
+        resample when drawn as a non-member; control people not among the candidates (`max_non_members`, or
+        outside the isolated attacker's group) are kept with the bootstrap's chance, 1 - 1/e."""
         neg_units = np.flatnonzero(cands.labels == 0)
         row_of_unit = np.full(len(cands.labels), -1)
         row_of_unit[cands.unit] = np.arange(len(cands.unit))
@@ -588,22 +591,6 @@ def isolated_excess(
             "the most isolated unseen people (TPR - FPR; 0 = chance, 1 = all of them exposed)"
         ),
     )
-
-
-def _restricted(
-    rescore: Callable[[np.ndarray], np.ndarray], chosen: np.ndarray, labels: np.ndarray, rng: np.random.Generator
-) -> Callable[[np.ndarray], np.ndarray]:
-    """A rescorer of every candidate turned into one of the `chosen`: a resample of the chosen non-members
-    sets theirs, and the other control people are kept with the bootstrap's chance, 1 - 1/e."""
-    neg = np.flatnonzero(labels == 0)
-    slot = np.searchsorted(neg, chosen[labels[chosen] == 0])
-
-    def rescore_chosen(counts_neg: np.ndarray) -> np.ndarray:
-        counts = (rng.random((len(counts_neg), len(neg))) < 1.0 - np.exp(-1.0)).astype(float)
-        counts[:, slot] = counts_neg
-        return rescore(counts)[:, chosen]
-
-    return rescore_chosen
 
 
 def excess_measurement(
