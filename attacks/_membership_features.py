@@ -5,8 +5,10 @@ small classes; sklearn is imported inside them."""
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -221,6 +223,52 @@ def tpr_at(fpr: np.ndarray, tpr: np.ndarray, alpha: float) -> np.ndarray:
     return t0 + np.clip(frac, 0.0, 1.0) * (t1 - t0)
 
 
+def resampled_roc(
+    order: np.ndarray,
+    ends: np.ndarray,
+    labels: np.ndarray,
+    counts_pos: np.ndarray,
+    counts_neg: np.ndarray,
+    alphas: tuple[float, ...],
+    backend: Literal["auto", "numba", "numpy"] = "auto",
+) -> tuple[np.ndarray, np.ndarray]:
+    """AUC (b,) and TPR at each of `alphas` (b, len(alphas)) of b resamples of the candidates ranked by
+    `order` / `ends` (`_ranking`): `counts_pos` (b, members) and `counts_neg` (b, non-members) weight the
+    members and non-members in the order `labels` lists them. The compiled pass (`suite.attacks._roc_numba`,
+    the default when numba imports) and the numpy path (`roc_curves`, `auc`, `tpr_at`: the reference) give
+    the same numbers (AUCs to about 1e-15: the numpy sum is pairwise)."""
+    labels = np.asarray(labels).astype(bool)
+    kernel = _roc_kernel() if backend in ("auto", "numba") else None
+    if kernel is not None:
+        slot = np.empty(len(labels), dtype=np.int64)
+        slot[labels] = np.arange(int(labels.sum()))
+        slot[~labels] = np.arange(int((~labels).sum()))
+        return kernel.roc_stats(
+            np.ascontiguousarray(order, dtype=np.int64),
+            np.ascontiguousarray(ends, dtype=np.int64),
+            slot,
+            labels,
+            np.ascontiguousarray(counts_pos, dtype=float),
+            np.ascontiguousarray(counts_neg, dtype=float),
+            np.asarray(alphas, dtype=float),
+        )
+    if backend == "numba":
+        raise ImportError("backend='numba' needs numba, which failed to import")
+    b, n = len(counts_pos), len(labels)
+    wp, wn = np.zeros((b, n)), np.zeros((b, n))
+    wp[:, labels], wn[:, ~labels] = counts_pos, counts_neg
+    fpr, tpr = roc_curves(order, ends, wp, wn)
+    return auc(fpr, tpr), np.stack([tpr_at(fpr, tpr, a) for a in alphas], axis=1).reshape(b, len(alphas))
+
+
+def _roc_kernel() -> Any:
+    """The compiled ROC pass's module, or None when numba cannot be imported (the numpy path runs)."""
+    try:
+        return importlib.import_module("suite.attacks._roc_numba")
+    except Exception:  # noqa: BLE001  (any import failure: fall back to the reference path)
+        return None
+
+
 def _ranking(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The order of descending scores and the last position of each group of tied scores in it (the order
     within a group is arbitrary: a group is one ROC point)."""
@@ -273,17 +321,17 @@ def roc_summary(
         np.arange(len(pos)), np.arange(len(neg)), rng=rng, n_boot=n_boot, batch=batch
     ):
         b = len(counts_pos)
-        wp, wn = np.zeros((b, n)), np.zeros((b, n))
-        wp[:, pos], wn[:, neg] = counts_pos, counts_neg
         if rescore is None:
-            curves = [roc_curves(order, ends, wp, wn)]
+            stats = [resampled_roc(order, ends, labels, counts_pos, counts_neg, alphas)]
         else:  # each resample ranks its own scores: one curve each (their numbers of points differ)
-            curves = [
-                roc_curves(*_ranking(row), wp[i : i + 1], wn[i : i + 1]) for i, row in enumerate(rescore(counts_neg))
+            stats = [
+                resampled_roc(*_ranking(row), labels, counts_pos[i : i + 1], counts_neg[i : i + 1], alphas)
+                for i, row in enumerate(rescore(counts_neg))
             ]
-        boot["auc"][start : start + b] = np.concatenate([auc(f, t) for f, t in curves])
-        for a in alphas:
-            boot[a][start : start + b] = np.concatenate([tpr_at(f, t, a) for f, t in curves])
+        boot["auc"][start : start + b] = np.concatenate([a for a, _ in stats])
+        tprs = np.concatenate([t for _, t in stats])
+        for j, a in enumerate(alphas):
+            boot[a][start : start + b] = tprs[:, j]
     tail = (1.0 - confidence) / 2.0
     cis = {}
     for key, values in boot.items():

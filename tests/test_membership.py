@@ -493,3 +493,34 @@ def test_tail_excess_counts_a_member_tied_with_the_threshold_for_the_upper_bound
     found = tail_excess(scores, labels, 0.01, 0.90)
     assert found["members_above"] == 1 and found["members_tied"] == 1 and found["tpr"] == 1.5 / 4
     assert found["tpr_ci"][0] < 0.25 < 0.5 < found["tpr_ci"][1]
+
+
+def test_the_compiled_roc_pass_gives_the_numpy_paths_numbers():
+    """`resampled_roc`'s compiled pass against its numpy reference, on scores with heavy ties (one ROC point per
+    group), bootstrap weights and several rates (one finer than any non-member step): the same TPRs, the same
+    AUCs to 1e-12; and roc_summary's intervals do not depend on which one ran."""
+    from suite.attacks import _membership_features as mf
+    from suite.stats import bootstrap_weights
+
+    rng = np.random.default_rng(5)
+    labels = np.r_[np.ones(3_000, dtype=bool), np.zeros(1_500, dtype=bool)]
+    scores = np.round(rng.normal(size=len(labels)) + 0.3 * labels, 1)  # about 60 distinct values
+    order, ends = mf._ranking(scores)
+    alphas = (0.0001, 0.01, 0.1, 0.5)
+    for _, (cp, cn) in bootstrap_weights(np.arange(3_000), np.arange(1_500), rng=rng, n_boot=40, batch=20):
+        got = mf.resampled_roc(order, ends, labels, cp, cn, alphas, backend="numba")
+        want = mf.resampled_roc(order, ends, labels, cp, cn, alphas, backend="numpy")
+        np.testing.assert_allclose(got[0], want[0], rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(got[1], want[1])
+    assert mf.resampled_roc(order, ends, labels, cp, cn, (), backend="numba")[1].shape == (20, 0)
+    summaries = []
+    for kernel in (mf._roc_kernel, lambda: None):
+        original, mf._roc_kernel = mf._roc_kernel, kernel
+        try:
+            summaries.append(
+                mf.roc_summary(scores, labels, alphas=(0.01,), rng=np.random.default_rng(0), confidence=0.9, n_boot=200)
+            )
+        finally:
+            mf._roc_kernel = original
+    assert summaries[0]["ci"][0.01] == summaries[1]["ci"][0.01]
+    assert summaries[0]["ci"]["auc"] == pytest.approx(summaries[1]["ci"]["auc"], abs=1e-12)
