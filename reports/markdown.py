@@ -91,13 +91,13 @@ def membership_exposure(g: GeneratorRecord) -> str | None:
     if not any(exposed.values()) and not eps:
         return None
     parts = []
-    for who, among in (("local", ""), ("isolated", "of the most isolated ")):
+    for who, among, most in (("local", "", ""), ("isolated", "of the most isolated ", "the most isolated ")):
         if exposed[who]:
             worst, level = max(exposed[who], key=lambda e: e[0].get("exposed_beyond_chance", 0))
             unit = "people" if level == "entity" else "records"
             parts.append(
                 f"{worst.get('exposed_beyond_chance', 0)} {among}training {unit} exposed beyond chance by the {who} "
-                f"attacker (at a threshold that flags {100 * worst.get('fpr', 0):.2g}% of unseen {among}{unit})"
+                f"attacker (at a threshold that flags {100 * worst.get('fpr', 0):.2g}% of {most}unseen {unit})"
             )
     if eps:
         value, attacker = max(eps)

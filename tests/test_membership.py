@@ -427,6 +427,10 @@ def test_reports_show_exposed_people_and_the_largest_epsilon(tmp_path, small_csv
         exposed = local.details["exposed"]["exposed_beyond_chance"]
         text = membership_exposure(g)
         assert f"{exposed} training people exposed beyond chance" in text and f"bound {eps:.3g} (" in text
+        (isolated,) = [m for m in g.measurements if m.name == "membership.isolated.excess_at_fpr"]
+        among = isolated.details["exposed"]["exposed_beyond_chance"]
+        assert f"; {among} of the most isolated training people exposed beyond chance by the isolated" in text
+        assert "% of the most isolated unseen people)" in text
         assert text.split(";")[0] in report_md and text.split(";")[0] in report_html
         assert f"bound {eps:.3g} (" in report_md and f"bound {eps:.3g} (" in report_html
     by_name = {g.name: g for g in sc.generators}
