@@ -202,6 +202,8 @@ class MembershipAttack:
     exposed people. It is read at `fpr` (1%) when at least 10 non-members sit above the
     threshold, else at the lowest estimable rate of 0.1%, 1%, 5%, 10% (said in `details`);
     with fewer than 100 non-members its interval is every possible value (`not shown safe`).
+    The `isolated` attacker reads it among the most isolated people at the group's non-members' `fpr`
+    quantile (their k-th highest score, k >= 1), with exact bounds instead of a bootstrap (`tail_excess`).
     `epsilon_lower` (not gated) is the empirical epsilon lower bound the attack shows, from
     Clopper-Pearson bounds of TPR and FPR at a threshold chosen on a separate half (0 = nothing shown).
 
