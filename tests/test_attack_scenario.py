@@ -60,6 +60,7 @@ def test_unseen_data_noise_and_models_pass_every_attack(scorecard, generator):
         "membership.density.excess_at_fpr",
         "membership.local.auc",
         "membership.local.excess_at_fpr",
+        "membership.isolated.excess_at_fpr",
     }
     failed = {n: m.reason for n, m in gated.items() if m.status != "pass"}
     assert not failed
@@ -72,6 +73,8 @@ def test_leaks_of_a_few_people_are_blocked_by_the_worst_case_gates(scorecard):
     clean rows: averages hide both; the local-copying and inference gates do not."""
     local = _gated(scorecard, "outlier_copy")["membership.local.excess_at_fpr"]
     assert local.status in ("risk shown", "not shown safe") and local.ci[0] > 0, local.reason
+    isolated = _gated(scorecard, "outlier_copy")["membership.isolated.excess_at_fpr"]
+    assert isolated.status == "risk shown", isolated.reason  # a large share of the most isolated people
     partial = next(g for g in scorecard.generators if g.name == "partial_copy")
     assert partial.verdict == "block"
     assert _gated(scorecard, "partial_copy")["inference.max.excess"].status != "pass"
