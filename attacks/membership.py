@@ -202,8 +202,8 @@ class MembershipAttack:
     exposed people. It is read at `fpr` (1%) when at least 10 non-members sit above the
     threshold, else at the lowest estimable rate of 0.1%, 1%, 5%, 10% (said in `details`);
     with fewer than 100 non-members its interval is every possible value (`not shown safe`).
-    The `isolated` attacker reads it among the most isolated people at the group's non-members' `fpr`
-    quantile (their k-th highest score, k >= 1), with exact bounds instead of a bootstrap (`tail_excess`).
+    The `local` and `isolated` attackers read it at `fpr` whatever the number of non-members, at their
+    k-th highest score (k >= 1), with exact bounds instead of a bootstrap (`tail_excess`).
     `epsilon_lower` (not gated) is the empirical epsilon lower bound the attack shows, from
     Clopper-Pearson bounds of TPR and FPR at a threshold chosen on a separate half (0 = nothing shown).
 
@@ -334,8 +334,8 @@ class MembershipAttack:
                 synthetic_records=int(len(ctx.synthetic)), real_pool_records=int(len(ctx.holdout)), eps=LOCAL_EPS
             )
             details["interval_real_side"] = (
-                "the control is resampled with the non-members (they are the same people): a candidate whose "
-                "nearest control record a resample drops is scored against the next one"
+                "the AUC's bootstrap resamples the control with the non-members (they are the same people): a "
+                "candidate whose nearest control record a resample drops is scored against the next one"
             )
             if attacker == "isolated":
                 chosen = isolated_units(local, cands, details)
@@ -362,8 +362,6 @@ class MembershipAttack:
         details["bootstrap_unit"] = "person" if cands.entity_level else "record"
         details["seconds"] = round(time.perf_counter() - start, 3)
         unit = "people" if cands.entity_level else "records"
-        if attacker == "local" and fpr is not None:
-            details["exposed"] = exposed_summary(scores, cands, fpr, ctx)
         prefix = f"membership.{attacker}"
         auc = Measurement(
             f"{prefix}.auc",
@@ -381,8 +379,13 @@ class MembershipAttack:
             f"share of training {unit} the {attacker} attacker finds beyond its false-alarm rate "
             "(TPR - FPR at a low FPR; 0 = chance, 1 = every member exposed)"
         )
-        if attacker == "isolated":
-            excess = isolated_excess(f"{prefix}.excess_at_fpr", scores, cands, self.fpr, ctx, details)
+        if attacker in ("local", "isolated"):  # exact bounds: the rate is read at `fpr` whatever the control's size
+            among = "the most isolated " if attacker == "isolated" else ""
+            meaning = (
+                f"share of {among}training {unit} the local attacker finds beyond its false-alarm rate among "
+                f"{among}unseen {unit} (TPR - FPR at a low FPR; 0 = chance, 1 = all of them exposed)"
+            )
+            excess = exact_excess(f"{prefix}.excess_at_fpr", scores, cands, self.fpr, ctx, details, meaning)
         else:
             excess = excess_measurement(f"{prefix}.excess_at_fpr", fpr, self.fpr, summary, details, meaning)
         return [auc, excess, self._epsilon(prefix, scores, cands, ctx, details)]
@@ -560,12 +563,13 @@ def isolated_units(local: LocalScores, cands: Candidates, details: dict) -> np.n
     return chosen
 
 
-def isolated_excess(
-    name: str, scores: np.ndarray, cands: Candidates, fpr: float, ctx: Context, details: dict
+def exact_excess(
+    name: str, scores: np.ndarray, cands: Candidates, fpr: float, ctx: Context, details: dict, meaning: str
 ) -> Measurement:
-    """The isolated attacker's excess exposure: TPR - FPR at the non-members' `fpr` quantile (their highest
-    score when they are fewer than 1 / `fpr`), bounded exactly (`tail_excess`): a group of a few hundred
-    people cannot feed a bootstrap quantile at a low rate, and the order statistic needs none."""
+    """The local attackers' excess exposure: TPR - FPR at the non-members' `fpr` quantile (their k-th highest
+    score, k >= 1), bounded exactly (`tail_excess`) rather than by a bootstrap quantile, which needs 10
+    non-members above the threshold (1,000 at 1%): a clinic's control of a few hundred or thousand people, or
+    the isolated attacker's group, can be read at 1% this way. With the people exposed (`exposed_summary`)."""
     found = tail_excess(scores, cands.labels, fpr, ctx.confidence)
     details = {
         **details,
@@ -588,10 +592,7 @@ def isolated_excess(
         ci=found["ci"],
         baseline=0.0,
         details=details,
-        meaning=(
-            "share of the most isolated training people the local attacker finds beyond its false-alarm rate among "
-            "the most isolated unseen people (TPR - FPR; 0 = chance, 1 = all of them exposed)"
-        ),
+        meaning=meaning,
     )
 
 

@@ -194,12 +194,13 @@ def test_local_scores_take_the_next_control_neighbour_when_a_resample_drops_the_
 
 
 def test_local_interval_resamples_the_control_and_is_wider_than_one_that_holds_it_fixed(full):
-    """The local score reads the control (the non-members' own pool): an interval that resamples only the
+    """The local score reads the control (the non-members' own pool): a bootstrap that resamples only the
     candidates misses that variance (over 27 covid_testing split seeds the null's TPR at 1% varied with SD
-    0.0023, while the fixed-pool bootstrap implied about 0.0018)."""
+    0.0023, while the fixed-pool bootstrap implied about 0.0018). The AUC's bootstrap resamples it; the excess
+    now has exact bounds (`tail_excess`), which hold it too."""
     ctx = _context(full, "holdout", seed=1)
     m = _by_name(MembershipAttack(attackers=("local",)).evaluate(ctx))["membership.local.excess_at_fpr"]
-    assert "resampled with the non-members" in m.details["interval_real_side"]
+    assert "resamples the control with the non-members" in m.details["interval_real_side"]
     cands = select_candidates(
         ctx.train, ctx.holdout, np.random.default_rng(0), ctx.train_entities, ctx.holdout_entities
     )
@@ -436,7 +437,8 @@ def test_reports_show_exposed_people_and_the_largest_epsilon(tmp_path, small_csv
     by_name = {g.name: g for g in sc.generators}
     identity = membership_exposure(by_name["identity"])
     assert int(identity.split(": ")[1].split()[0]) > 1000  # most of the ~1,700 training people
-    assert ": 0 training people" in membership_exposure(by_name["holdout"])
+    unseen = membership_exposure(by_name["holdout"])
+    assert int(unseen.split(": ")[1].split()[0]) < 20  # chance's noise at about 1% of ~1,700 people
 
 
 def test_distance_and_local_attackers_share_one_search_and_agree_with_separate_runs(small, monkeypatch):

@@ -228,7 +228,7 @@ def local(full):
 @pytest.mark.parametrize("case", ["outliers", "random"])
 def test_local_attacker_catches_near_copies_of_isolated_and_of_random_people(local, case):
     m = local[case]["membership.local.excess_at_fpr"]
-    assert m.details["fpr"] == 0.01
+    assert m.details["fpr_requested"] == 0.01 and abs(m.details["fpr"] - 0.01) < 0.001  # the k-th highest's rate
     assert m.ci[0] > 0.0, m
     exposed = m.details["exposed"]
     # 2% of 10,879 rows copied (218 rows of about 7,500 member people): most are found beyond chance
