@@ -77,9 +77,9 @@ def tail_excess(scores: np.ndarray, labels: np.ndarray, fpr: float, confidence: 
     threshold = neg[k - 1]
     above, tied = int((pos > threshold).sum()), int((pos == threshold).sum())
     level = 1.0 - (1.0 - confidence) / 2.0  # two-sided `confidence` -> each end one-sided at this level
-    split = 2.0 * level - 1.0  # two-sided level whose ends are one-sided at 1 - (1 - level) / 2
-    tpr_lo = clopper_pearson(above, m, split)[0]
-    tpr_hi = clopper_pearson(above + tied, m, split)[1]
+    # each rate's bound one-sided at 1 - (1 - level) / 2: Clopper-Pearson's two-sided interval at `level`
+    tpr_lo = clopper_pearson(above, m, level)[0]
+    tpr_hi = clopper_pearson(above + tied, m, level)[1]
     tail = (1.0 - level) / 2.0
     fpr_lo, fpr_hi = (float(beta.ppf(q, k, n - k + 1)) for q in (tail, 1.0 - tail))
     tpr = (above + tied / 2.0) / m

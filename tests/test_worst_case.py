@@ -247,7 +247,7 @@ def test_isolated_attacker_shows_near_copies_of_the_most_isolated_people_as_a_ri
     share of the most isolated people, so even the favourable bound is past the default threshold."""
     gate = PRESETS["default"]["membership.isolated.excess_at_fpr"].max
     m = local["outliers"]["membership.isolated.excess_at_fpr"]
-    assert m.ci[0] > gate, m  # observed: 0.17 [0.14, 0.20]
+    assert m.ci[0] > gate, m  # observed: 0.17 [0.13, 0.20]
     assert m.details["exposed"]["exposed_beyond_chance"] > 100, m.details["exposed"]
     everyone = local["outliers"]["membership.local.excess_at_fpr"]
     assert m.value > 5 * everyone.value  # the same copies, diluted among everyone
@@ -259,7 +259,7 @@ def test_isolated_attacker_shows_near_copies_of_the_most_isolated_people_as_a_ri
 def test_isolated_attacker_certifies_releases_without_copies(local, case):
     m = local[case]["membership.isolated.excess_at_fpr"]
     assert m.ci[0] <= 0.0 <= m.ci[1], m
-    assert m.ci[1] < PRESETS["default"]["membership.isolated.excess_at_fpr"].max, m  # observed: holdout [-0.016, 0.016]
+    assert m.ci[1] < PRESETS["default"]["membership.isolated.excess_at_fpr"].max, m  # observed: holdout [-0.017, 0.018]
 
 
 def test_the_isolated_group_is_chosen_alike_for_members_and_non_members(local):
