@@ -231,22 +231,21 @@ def resampled_roc(
     counts_neg: np.ndarray,
     alphas: tuple[float, ...],
     backend: Literal["auto", "numba", "numpy"] = "auto",
+    slot: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """AUC (b,) and TPR at each of `alphas` (b, len(alphas)) of b resamples of the candidates ranked by
     `order` / `ends` (`_ranking`): `counts_pos` (b, members) and `counts_neg` (b, non-members) weight the
     members and non-members in the order `labels` lists them. The compiled pass (`suite.attacks._roc_numba`,
     the default when numba imports) and the numpy path (`roc_curves`, `auc`, `tpr_at`: the reference) give
-    the same numbers (AUCs to about 1e-15: the numpy sum is pairwise)."""
+    the same numbers (AUCs to about 1e-15: the numpy sum is pairwise). `slot` (`label_slots(labels)`) may be
+    passed by a caller that calls this once per resample."""
     labels = np.asarray(labels).astype(bool)
     kernel = _roc_kernel() if backend in ("auto", "numba") else None
     if kernel is not None:
-        slot = np.empty(len(labels), dtype=np.int64)
-        slot[labels] = np.arange(int(labels.sum()))
-        slot[~labels] = np.arange(int((~labels).sum()))
         return kernel.roc_stats(
             np.ascontiguousarray(order, dtype=np.int64),
             np.ascontiguousarray(ends, dtype=np.int64),
-            slot,
+            label_slots(labels) if slot is None else slot,
             labels,
             np.ascontiguousarray(counts_pos, dtype=float),
             np.ascontiguousarray(counts_neg, dtype=float),
@@ -259,6 +258,14 @@ def resampled_roc(
     wp[:, labels], wn[:, ~labels] = counts_pos, counts_neg
     fpr, tpr = roc_curves(order, ends, wp, wn)
     return auc(fpr, tpr), np.stack([tpr_at(fpr, tpr, a) for a in alphas], axis=1).reshape(b, len(alphas))
+
+
+def label_slots(labels: np.ndarray) -> np.ndarray:
+    """Each candidate's position among the members (label True) or among the non-members."""
+    slot = np.empty(len(labels), dtype=np.int64)
+    slot[labels] = np.arange(int(labels.sum()))
+    slot[~labels] = np.arange(int((~labels).sum()))
+    return slot
 
 
 def _roc_kernel() -> Any:
@@ -317,6 +324,7 @@ def roc_summary(
 
     boot = {"auc": np.empty(n_boot), **{a: np.empty(n_boot) for a in alphas}}
     batch = max(1, min(n_boot, _BOOT_CELLS // max(n, 1)))
+    slot = label_slots(labels)  # once, not once per resample of the rescored path
     for start, (counts_pos, counts_neg) in bootstrap_weights(
         np.arange(len(pos)), np.arange(len(neg)), rng=rng, n_boot=n_boot, batch=batch
     ):
@@ -325,7 +333,7 @@ def roc_summary(
             stats = [resampled_roc(order, ends, labels, counts_pos, counts_neg, alphas)]
         else:  # each resample ranks its own scores: one curve each (their numbers of points differ)
             stats = [
-                resampled_roc(*_ranking(row), labels, counts_pos[i : i + 1], counts_neg[i : i + 1], alphas)
+                resampled_roc(*_ranking(row), labels, counts_pos[i : i + 1], counts_neg[i : i + 1], alphas, slot=slot)
                 for i, row in enumerate(rescore(counts_neg))
             ]
         boot["auc"][start : start + b] = np.concatenate([a for a, _ in stats])

@@ -349,10 +349,11 @@ class MembershipAttack:
         fpr = estimable_fpr(n_non, self.fpr)
         scores = unit_max(rows, cands.unit, len(cands.labels))
         fine = estimable_fpr(n_non, LOW_FPR) == LOW_FPR and fpr != LOW_FPR  # the 0.1% reading, in details
+        exact = attacker in ("local", "isolated")  # their excess has exact bounds: the bootstrap gives the AUC
         summary = roc_summary(
             scores,
             cands.labels,
-            alphas=() if fpr is None else (fpr, LOW_FPR) if fine else (fpr,),
+            alphas=() if fpr is None or exact else (fpr, LOW_FPR) if fine else (fpr,),
             rng=self._rng(ctx, f"bootstrap.{attacker}"),
             confidence=ctx.confidence,
             n_boot=N_BOOTSTRAP,
@@ -379,7 +380,7 @@ class MembershipAttack:
             f"share of training {unit} the {attacker} attacker finds beyond its false-alarm rate "
             "(TPR - FPR at a low FPR; 0 = chance, 1 = every member exposed)"
         )
-        if attacker in ("local", "isolated"):  # exact bounds: the rate is read at `fpr` whatever the control's size
+        if exact:  # the rate is read at `fpr` whatever the control's size
             among = "the most isolated " if attacker == "isolated" else ""
             meaning = (
                 f"share of {among}training {unit} the local attacker finds beyond its false-alarm rate among "
