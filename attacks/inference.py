@@ -121,6 +121,7 @@ class InferenceAttack:
             Goal.MINIMIZE,
             "inference",
             "attribute inference: the worst secret column's excess",
+            no_leak=0.0,
             bounds=(-1, 1),
         ),
         privacy(
@@ -128,6 +129,7 @@ class InferenceAttack:
             Goal.MINIMIZE,
             "inference",
             "share of training people whose secret is guessed, minus unseen people's (0 = no leak)",
+            no_leak=0.0,
             bounds=(-1, 1),
         ),
         privacy(

@@ -58,6 +58,7 @@ class LinkabilityAttack:
             Goal.MINIMIZE,
             "linkability",
             "linking two halves of a training record beyond unseen people (0 = no leak)",
+            no_leak=0.0,
         ),
         privacy(
             "linkability.attack_advantage",

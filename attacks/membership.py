@@ -221,6 +221,7 @@ class MembershipAttack:
             Goal.MINIMIZE,
             "membership",
             "telling training people from unseen people (0.5 = chance, 1 = all exposed)",
+            no_leak=0.5,
             bounds=(0, 1),
         ),
         privacy(
@@ -228,6 +229,7 @@ class MembershipAttack:
             Goal.MINIMIZE,
             "membership",
             "training people found beyond the share of unseen people accused (0 = chance)",
+            no_leak=0.0,
             bounds=(-1, 1),
             worst_case=True,  # a low false-positive rate: the few most exposed people
         ),
@@ -236,6 +238,7 @@ class MembershipAttack:
             Goal.MINIMIZE,
             "membership",
             "empirical differential-privacy epsilon lower bound the attack shows (0 = nothing shown)",
+            no_leak=0.0,
             bounds=(0, float("inf")),
             worst_case=True,
         ),

@@ -106,6 +106,7 @@ class ShadowAttack:
             Goal.MINIMIZE,
             "membership",
             "shadow-model attack on the most exposed isolated person: TPR - FPR of telling their presence",
+            no_leak=0.0,
             bounds=(-1, 1),
             refits=True,
             worst_case=True,

@@ -115,6 +115,7 @@ class SinglingOutAttack:
             Goal.MINIMIZE,
             "singling_out",
             "singling out people of the training data beyond unseen people (0 = no leak)",
+            no_leak=0.0,
         ),
         privacy(
             "singling_out.*.attack_advantage",

@@ -100,6 +100,7 @@ class CollisionsMetric:
             Goal.MINIMIZE,
             "copying",
             "share of synthetic rows copied from training beyond what chance explains",
+            no_leak=0.0,
             bounds=(-1, 1),
         ),
     )

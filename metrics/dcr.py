@@ -84,6 +84,7 @@ class DCRMetric:
             Goal.MINIMIZE,
             "copying",
             "share of synthetic rows nearer a training row than an unseen row (0.5 = no leak)",
+            no_leak=0.5,
             bounds=(0, 1),
         ),
         privacy(

@@ -10,11 +10,13 @@ wins. `compare` exits 1 when something got worse.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import traceback
 import warnings
 from collections.abc import Sequence
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -182,12 +184,19 @@ def _verify(scorecard: Path, file: Path) -> int:
 
 def _plan(path: Path) -> int:
     """The null release's interval for every gated privacy measurement; exit 0 (a plan is advice)."""
-    from suite.power import null_release, render
+    from suite.power import MAX_HOLDOUT, null_release, refine, render
     from suite.runner import prepare_data
 
     plan = _load(path)
+    sc = plan.scenario
     rows = null_release(plan, prepare_data(plan))
-    print(render(rows, f"{path} (holdout {plan.scenario.split.holdout:g})"))
+    weak = {r.measurement for r in rows if not r.certifiable}
+    if weak and sc.split.holdout < MAX_HOLDOUT:  # measure the advice: the same null at the largest holdout
+        split = sc.split.model_copy(update={"holdout": MAX_HOLDOUT})
+        larger = dataclasses.replace(plan, scenario=sc.model_copy(update={"split": split}))
+        more = null_release(larger, prepare_data(larger), only=lambda name: any(fnmatchcase(w, name) for w in weak))
+        rows = refine(rows, more, sc.split.holdout, MAX_HOLDOUT, sc.confidence)
+    print(render(rows, f"{path} (holdout {sc.split.holdout:g})"))
     return OK
 
 

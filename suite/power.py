@@ -13,10 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+from scipy.stats import norm
+
 from suite.dataset import PreparedData
-from suite.declarations import declared, is_privacy
+from suite.declarations import declared, is_privacy, spec_of
 from suite.plan import Plan
-from suite.policy import Judgement, Status, Threshold, bounds, holdout_factor, judge  # holdout_factor: re-exported
+from suite.policy import Judgement, Status, Threshold, bounds, judge
 from suite.types import Measurement
 
 if TYPE_CHECKING:
@@ -24,6 +27,8 @@ if TYPE_CHECKING:
 
 #: A holdout larger than this leaves too little to train on; advice never suggests more.
 MAX_HOLDOUT = 0.5
+#: The share of releases without leakage a certifiable gate passes (the calibration study's bar: 18 of 20 seeds).
+TARGET_PASS_RATE = 0.9
 
 
 @dataclass(frozen=True)
@@ -34,10 +39,13 @@ class Power:
     value: float | None
     ci: tuple[float, float] | None
     threshold: Threshold
-    certifiable: bool  # the null release's unfavourable bound is inside the threshold
-    bound: float | None  # that bound: the tightest threshold this table certifies for a clean release
-    holdout_needed: float | None  # the holdout fraction that would certify the threshold (None: no interval)
+    certifiable: bool  # a release without leakage passes this gate at least TARGET_PASS_RATE of the time
+    bound: float | None  # the tightest threshold a release without leakage passes TARGET_PASS_RATE of the time
+    holdout_needed: float | None  # the holdout fraction that would certify the threshold (None: none would)
     note: str
+    pass_rate: float | None = None  # the predicted share of releases without leakage that pass, at this size
+    spread: float | None = None  # the standard error the null's interval implies
+    center: float | None = None  # where a release without leakage scores in expectation (`_center`)
 
 
 def null_release(
@@ -45,9 +53,11 @@ def null_release(
     data: PreparedData,
     evaluate: Callable[..., list[Measurement]] | None = None,
     neighbours: NeighbourCache | None = None,
+    only: Callable[[str], bool] | None = None,
 ) -> list[Power]:
     """Run the plan's privacy checks on the reference rows as the release and judge them against the policy.
-    `neighbours`: the run's `NeighbourCache`, so the searches the tasks repeat are done once."""
+    `neighbours`: the run's `NeighbourCache`, so the searches the tasks repeat are done once; `only`: run just
+    the checks that declare a measurement it accepts."""
     from suite.runner import _evaluate, make_context
 
     run_check = evaluate or _evaluate
@@ -63,7 +73,10 @@ def null_release(
     ctx = dataclasses.replace(ctx, fit_generator=None)  # nothing is fitted: refitting checks are not applicable
     measurements: list[Measurement] = []
     for check in plan.checks:
-        if any(spec.kind == "privacy" for spec in declared(check.cls)):  # as the check declares
+        specs = declared(check.cls)
+        if any(spec.kind == "privacy" for spec in specs):  # as the check declares
+            if only is not None and not any(only(spec.name) for spec in specs if spec.kind == "privacy"):
+                continue
             measurements += run_check(check, ctx, check.spec.timeout or sc.check_timeout)
     policy = {k: t for k, t in plan.policy.items() if is_privacy(k)}
     by_name = {m.name: m for m in measurements}
@@ -72,36 +85,104 @@ def null_release(
         m = by_name.get(j.measurement)
         if j.threshold is None or not j.threshold.gates or m is None or j.status is Status.NOT_APPLICABLE:
             continue
-        out.append(_power(m, j, sc.split.holdout))
+        out.append(_power(m, j, sc.split.holdout, sc.confidence))
     return out
 
 
-def _power(m: Measurement, j: Judgement, holdout: float) -> Power:
-    """What the policy's judgement of the null release says about this table."""
+def _power(m: Measurement, j: Judgement, holdout: float, confidence: float) -> Power:
+    """What the policy's judgement of the null release says about this table.
+
+    The interval's unfavourable half-width over the one-sided z of `confidence` is the measurement's
+    standard error on this table. A release without leakage scores the measurement's declared no-leak
+    value in expectation (the null's own value where its interval excludes that: the table's floor), so
+    it passes with probability Phi(margin / se - z). One null draw passing or failing is luck; this rate
+    is not. The holdout that would reach `TARGET_PASS_RATE` assumes the standard error shrinks as
+    1 / sqrt(holdout) (`refine` replaces it with a second measured size)."""
     threshold = j.threshold
     assert threshold is not None
     if j.status is Status.ERROR:
         return Power(m.name, None, None, threshold, False, None, None, "the check could not run on the null release")
     low, high = bounds(m.value, m.ci)
-    limit, bound = (threshold.max, high) if threshold.max is not None else (threshold.min, low)
-    certifiable = j.status is Status.PASS
-    needed: float | None = None
-    if certifiable:
-        note = "certifiable at this size"
-    elif m.ci is None:
-        note = "not certifiable: the null release itself is past the threshold"
-    else:
-        factor = holdout_factor(m.value, bound, float(limit))  # type: ignore[arg-type]
-        if factor is None:
-            note = f"not certifiable at any holdout: a clean release scores {m.value:.3g} here; {bound:.3g} is"
-            note += " the tightest threshold this table certifies"
+    side = 1.0 if threshold.max is not None else -1.0
+    limit = float(threshold.max if threshold.max is not None else threshold.min)  # type: ignore[arg-type]
+    z = float(norm.ppf(confidence))
+    se = ((high - m.value) if side > 0 else (m.value - low)) / z
+    center = _center(m, se * z, side)
+    margin = (limit - center) * side
+    if se <= 0:
+        rate = 1.0 if j.status is Status.PASS else 0.0
+        note = _note(rate, None, None)
+        return Power(m.name, m.value, m.ci, threshold, rate == 1.0, m.value, None, note, rate, 0.0, center)
+    rate = float(norm.cdf(margin / se - z))
+    bound = center + side * se * (z + _Z_TARGET)
+    needed = holdout * (se * (z + _Z_TARGET) / margin) ** 2 if margin > 0 else None
+    note = _note(rate, needed, bound)
+    return Power(m.name, m.value, m.ci, threshold, rate >= TARGET_PASS_RATE, bound, needed, note, rate, se, center)
+
+
+_Z_TARGET = float(norm.ppf(TARGET_PASS_RATE))
+
+
+def _center(m: Measurement, half: float, side: float) -> float:
+    """Where a release without leakage scores in expectation: the declared no-leak value, or the null's own
+    value when its interval lies wholly on the unsafe side of it (the table's floor)."""
+    no_leak = spec_of(m.name).no_leak
+    if no_leak is None or (m.value - no_leak) * side > half:
+        return float(m.value)
+    return float(no_leak)
+
+
+def _note(rate: float, needed: float | None, bound: float | None) -> str:
+    """The plan's advice for one gate, in words."""
+    passes = f"a clean release passes about {rate:.0%} of the time at this size"
+    if rate >= TARGET_PASS_RATE:
+        return passes
+    if needed is not None and needed <= MAX_HOLDOUT:
+        return f"{passes}; a holdout of about {needed:.2f} would make it {TARGET_PASS_RATE:.0%}"
+    if bound is None:
+        return passes
+    up_to = "" if needed is None else f" up to {MAX_HOLDOUT:g}"
+    return (
+        f"{passes}; not certifiable at any holdout{up_to}: {bound:.3g} is the tightest threshold passed"
+        f" {TARGET_PASS_RATE:.0%} of the time at this size"
+    )
+
+
+def refine(
+    rows: list[Power], larger: list[Power], holdout: float, larger_holdout: float, confidence: float
+) -> list[Power]:
+    """The advice of `rows` (measured at `holdout`) remade from a second null release at `larger_holdout`.
+
+    Two sizes give each gate its own law, se = a * holdout^b, instead of the 1 / sqrt(holdout) guess: an
+    excess scaled by the control's share (collisions) shrinks much faster than that."""
+    z = float(norm.ppf(confidence))
+    at = {r.measurement: r for r in larger}
+    out = []
+    for r in rows:
+        big = at.get(r.measurement)
+        if r.certifiable or not r.spread or big is None or not big.spread:
+            out.append(r)
+            continue
+        if big.center is None or big.pass_rate is None or big.bound is None:
+            out.append(r)
+            continue
+        side = 1.0 if r.threshold.max is not None else -1.0
+        limit = float(r.threshold.max if r.threshold.max is not None else r.threshold.min)  # type: ignore[arg-type]
+        margin = (limit - big.center) * side
+        slope = float(np.log(big.spread / r.spread) / np.log(larger_holdout / holdout))
+        needed = None
+        if margin > 0 and slope < 0:
+            needed = float(holdout * (margin / (z + _Z_TARGET) / r.spread) ** (1.0 / slope))
+        note = f"a clean release passes about {r.pass_rate:.0%} of the time at this size"
+        note += f", {big.pass_rate:.0%} at holdout {larger_holdout:g} (measured)"
+        if needed is not None and needed <= MAX_HOLDOUT:
+            note += f"; a holdout of about {needed:.2f} would make it {TARGET_PASS_RATE:.0%}"
         else:
-            needed = holdout * factor
-            if needed <= MAX_HOLDOUT:
-                note = f"not certifiable at holdout {holdout:g}: a holdout of about {needed:.2f} would certify it"
-            else:
-                note = f"not certifiable at any holdout up to {MAX_HOLDOUT:g}; the tightest certifiable is {bound:.3g}"
-    return Power(m.name, m.value, m.ci, threshold, certifiable, bound, needed, note)
+            needed = None
+            note += f"; not certifiable at any holdout up to {MAX_HOLDOUT:g}: {big.bound:.3g} is the tightest threshold"
+            note += f" passed {TARGET_PASS_RATE:.0%} of the time at holdout {larger_holdout:g}"
+        out.append(dataclasses.replace(r, holdout_needed=needed, note=note))
+    return out
 
 
 def render(rows: list[Power], name: str) -> str:
@@ -115,4 +196,11 @@ def render(rows: list[Power], name: str) -> str:
         value = "error" if r.value is None else f"{r.value:.3f}"
         mark = "ok  " if r.certifiable else "WARN"
         lines.append(f"  {mark} {r.measurement:<{width}}  {value:>7} {interval:<17} {str(r.threshold):<10} {r.note}")
+    rates = [r.pass_rate for r in rows]
+    if all(rate is not None for rate in rates):
+        joint = float(np.prod(rates))
+        lines.append(
+            f"  jointly, a clean release passes every gate above about {joint:.0%} of the time at this size "
+            "(the gates taken as independent)"
+        )
     return "\n".join(lines)

@@ -84,6 +84,8 @@ class MeasurementSpec:
     (`suite.informative`). `self_audited`: the gate holds a generator to its own promise (a DP audit's
     bound against the claimed epsilon), not to an attacker's success; its positive control is a
     generator with its promise broken, not a leak canary of the run, so the informative rule skips it.
+    `no_leak`: what a release without leakage scores in expectation (0 for an excess, 0.5 for an AUC);
+    `suite plan` predicts a clean release's pass rate from it and the interval's width.
     """
 
     name: str
@@ -97,6 +99,7 @@ class MeasurementSpec:
     attack: str | None = None
     worst_case: bool = False
     self_audited: bool = False
+    no_leak: float | None = None
 
     def matches(self, measurement: str) -> bool:
         return fnmatch.fnmatchcase(measurement, self.name)
