@@ -117,6 +117,12 @@ def _power(m: Measurement, j: Judgement, holdout: float, confidence: float) -> P
     bound = center + side * se * (z + _Z_TARGET)
     needed = holdout * (se * (z + _Z_TARGET) / margin) ** 2 if margin > 0 else None
     note = _note(rate, needed, bound)
+    declared_range = spec_of(m.name).bounds
+    if declared_range is not None and not declared_range[0] < bound < declared_range[1]:
+        bound = float(np.clip(bound, *declared_range))  # e.g. an excess whose interval is every possible value
+        if needed is None or needed > MAX_HOLDOUT:
+            note = f"a clean release passes about {rate:.0%} of the time at this size; no threshold inside the "
+            note += f"measurement's range {list(declared_range)} is passed {TARGET_PASS_RATE:.0%} of the time"
     return Power(m.name, m.value, m.ci, threshold, rate >= TARGET_PASS_RATE, bound, needed, note, rate, se, center)
 
 
