@@ -21,23 +21,6 @@ from suite.stats import bootstrap_weights
 ROC_GRID = np.unique(np.concatenate([[0.0], np.logspace(-3, 0, 50), np.linspace(0.0, 1.0, 51)]))
 _BOOT_CELLS = 1_000_000  # resamples x candidates held at once by the bootstrap
 
-#: False-positive rates the excess exposure may be read at, finest first (10%: the MIDST
-#: challenge's operating point); a coarser one is used when a finer one cannot be estimated.
-FPR_CANDIDATES = (0.001, 0.01, 0.05, 0.1)
-#: Non-members that must sit above the threshold for a rate to be estimated (1,000 at 1%).
-MIN_ABOVE_THRESHOLD = 10
-
-
-def estimable_fpr(n_non_members: int, wanted: float) -> float | None:
-    """The lowest false-positive rate, `wanted` or a coarser one of FPR_CANDIDATES, at which at
-    least MIN_ABOVE_THRESHOLD of `n_non_members` sit above the threshold; None when none is
-    (fewer than 100 non-members)."""
-    for rate in sorted({wanted, *(c for c in FPR_CANDIDATES if c > wanted)}):
-        if n_non_members * rate >= MIN_ABOVE_THRESHOLD - 1e-9:
-            return rate
-    return None
-
-
 # --------------------------------------------------------------------------- empirical epsilon
 
 #: False-positive rates whose non-member quantiles are the thresholds searched for the epsilon bound
@@ -57,7 +40,7 @@ def clopper_pearson(successes: int, trials: int, confidence: float) -> tuple[flo
 def tail_excess(scores: np.ndarray, labels: np.ndarray, fpr: float, confidence: float) -> dict:
     """The excess exposure TPR - FPR at the threshold of the non-members' k-th highest score, k = max(1,
     floor(fpr x (n + 1))) of n non-members, with bounds that need no bootstrap of the tail, so a rate
-    can be read where too few non-members sit above it for a bootstrap quantile (`estimable_fpr`).
+    can be read where too few non-members sit above it for a bootstrap quantile (10 above it, 1,000 at 1%).
 
     The false-positive rate of the k-th highest of n exchangeable non-member scores is distributed
     Beta(k, n - k + 1), whatever the scores' distribution; the members above that threshold are
@@ -284,6 +267,57 @@ def _ranking(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, np.flatnonzero(np.r_[s[1:] != s[:-1], True])
 
 
+def delong_auc(scores: np.ndarray, labels: np.ndarray, confidence: float) -> tuple[float, tuple[float, float]]:
+    """The Mann-Whitney AUC (ties count 1/2) and its interval from DeLong's variance, two-sided at `confidence`.
+
+    Each member's share of non-members ranked below it, and each non-member's share of members ranked above
+    it, are the AUC's structural components; its variance is var(members' components) / members +
+    var(non-members') / non-members. Both sides are samples, so the interval holds the variance of the
+    members and of the non-members (the control), as a bootstrap resampling both jointly does, in one
+    sort (DeLong, DeLong and Clarke-Pearson 1988)."""
+    from scipy.stats import norm, rankdata
+
+    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels).astype(bool)
+    pos, neg = scores[labels], scores[~labels]
+    m, n = len(pos), len(neg)
+    if not m or not n:
+        raise ValueError(f"the attack needs members and non-members, got {m} and {n}")
+    ranks = rankdata(scores)  # midranks: a tie counts half
+    below = (ranks[labels] - rankdata(pos)) / n  # per member: non-members ranked below it
+    above = 1.0 - (ranks[~labels] - rankdata(neg)) / m  # per non-member: members ranked above it
+    value = float(below.mean())
+    var = (below.var(ddof=1) / m if m > 1 else 0.25) + (above.var(ddof=1) / n if n > 1 else 0.25)
+    half = float(norm.ppf(0.5 + confidence / 2.0)) * math.sqrt(var)
+    return value, (max(0.0, value - half), min(1.0, value + half))
+
+
+def auc_summary(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    confidence: float,
+    n_boot: int,
+    rescore: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> dict:
+    """An attacker's AUC with its interval, and its ROC curve on ROC_GRID: DeLong's interval (`delong_auc`) for
+    scores fixed before any resample, the joint bootstrap (`roc_summary`) for scores that depend on the
+    non-members themselves (`rescore`), which no closed form covers."""
+    if rescore is not None:
+        summary = roc_summary(scores, labels, alphas=(), rng=rng, confidence=confidence, n_boot=n_boot, rescore=rescore)
+        return {**summary, "interval": f"percentile bootstrap, {n_boot} joint resamples, each rescored"}
+    value, ci = delong_auc(scores, labels, confidence)
+    return {"point": {"auc": value}, "ci": {"auc": ci}, "roc": point_roc(scores, labels), "interval": "DeLong"}
+
+
+def point_roc(scores: np.ndarray, labels: np.ndarray) -> dict:
+    """The ROC curve of the scores, read at the false-positive rates of ROC_GRID."""
+    labels = np.asarray(labels).astype(bool)
+    order, ends = _ranking(np.asarray(scores, dtype=float))
+    fpr, tpr = roc_curves(order, ends, labels[None, :].astype(float), (~labels)[None, :].astype(float))
+    return {"fpr": ROC_GRID.tolist(), "tpr": [float(tpr_at(fpr, tpr, a)[0]) for a in ROC_GRID]}
+
+
 def roc_summary(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -345,8 +379,7 @@ def roc_summary(
     for key, values in boot.items():
         low, high = np.quantile(values, [tail, 1.0 - tail])
         cis[key] = (float(min(low, point[key])), float(max(high, point[key])))
-    grid_tpr = [float(tpr_at(fpr, tpr, a)[0]) for a in ROC_GRID]
-    return {"point": point, "ci": cis, "roc": {"fpr": ROC_GRID.tolist(), "tpr": grid_tpr}}
+    return {"point": point, "ci": cis, "roc": point_roc(scores, labels)}
 
 
 # --------------------------------------------------------------------------- DOMIAS encoding

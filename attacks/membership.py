@@ -33,12 +33,9 @@ import numpy as np
 import pandas as pd
 
 from suite.attacks._membership_features import (
-    FPR_CANDIDATES,
-    MIN_ABOVE_THRESHOLD,
     DensityEncoding,
-    estimable_fpr,
+    auc_summary,
     kde_log_density,
-    roc_summary,
     split_epsilon,
     tail_excess,
 )
@@ -52,6 +49,8 @@ from suite.types import Context, Goal, Measurement, MeasurementSpec, names, priv
 ATTACKERS = ("distance", "density", "local", "isolated")
 #: The finer false-positive rate also read (into the excess's details) where the non-members allow it.
 LOW_FPR = 0.001
+#: The coarsest false-positive rate the excess may be read at (the MIDST challenge's operating point).
+MAX_FPR = 0.1
 #: Added to both distances of the local attacker (Gower units): an exact copy scores finitely.
 LOCAL_EPS = 1e-6
 #: Control neighbours the local attacker keeps past a person's own rows, for the bootstrap that resamples the control.
@@ -199,19 +198,18 @@ class MembershipAttack:
     non-member (0.5 = no better than a coin, 1 = every member exposed). `excess_at_fpr` is the
     share of members the attacker finds while wrongly accusing a share `fpr` of non-members,
     minus `fpr` (0 = chance, whatever the rate): the number that matters for the few most
-    exposed people. It is read at `fpr` (1%) when at least 10 non-members sit above the
-    threshold, else at the lowest estimable rate of 0.1%, 1%, 5%, 10% (said in `details`);
-    with fewer than 100 non-members its interval is every possible value (`not shown safe`).
-    The `local` and `isolated` attackers read it at `fpr` whatever the number of non-members, at their
-    k-th highest score (k >= 1), with exact bounds instead of a bootstrap (`tail_excess`).
+    exposed people. It is read at `fpr` (1%) whatever the number of non-members, at their k-th highest
+    score (k >= 1), with exact bounds (`tail_excess`): the false-positive rate of that order statistic is
+    Beta-distributed, the members above it binomial, so no bootstrap quantile is needed.
     `epsilon_lower` (not gated) is the empirical epsilon lower bound the attack shows, from
     Clopper-Pearson bounds of TPR and FPR at a threshold chosen on a separate half (0 = nothing shown).
 
     What they do not prove: an AUC near 0.5 says these attackers fail on this data, not that
     every attacker would; a stronger or better informed one may still succeed, and a
     score near 0.5 can hide a few exposed outliers (read the excess at low FPR and the `shadow`
-    check). Intervals are bootstraps over the people scored, members and non-members
-    resampled jointly.
+    check). An AUC's interval is DeLong's for scores fixed before any resample (distance, density), a
+    bootstrap resampling members and non-members jointly for the local attackers, whose scores depend on
+    the control itself.
     """
 
     name: ClassVar[str] = "membership"
@@ -277,8 +275,8 @@ class MembershipAttack:
         unknown = [a for a in attackers if a not in ATTACKERS]
         if unknown or not attackers:
             raise ValueError(f"membership: unknown attacker(s) {unknown}; choose among {list(ATTACKERS)}")
-        if not 0.0 < self.fpr <= max(FPR_CANDIDATES):
-            raise ValueError(f"membership: fpr must be in (0, {max(FPR_CANDIDATES)}], got {self.fpr}")
+        if not 0.0 < self.fpr <= MAX_FPR:
+            raise ValueError(f"membership: fpr must be in (0, {MAX_FPR}], got {self.fpr}")
         if min(self.max_members, self.max_non_members) < 1:
             raise ValueError("membership: max_members and max_non_members must be >= 1")
         if ctx.neighbours is None:  # the attackers' common search (candidates to synthetic rows) is done once
@@ -348,22 +346,17 @@ class MembershipAttack:
             rescore = local.rescorer(cands, self._rng(ctx, f"bootstrap.{attacker}.control"))
         elif attacker == "density":
             rows = self._density_scores(ctx, cands, reference, details)
-        n_non = int(len(cands.labels) - cands.labels.sum())
-        fpr = estimable_fpr(n_non, self.fpr)
         scores = unit_max(rows, cands.unit, len(cands.labels))
-        fine = estimable_fpr(n_non, LOW_FPR) == LOW_FPR and fpr != LOW_FPR  # the 0.1% reading, in details
-        exact = attacker in ("local", "isolated")  # their excess has exact bounds: the bootstrap gives the AUC
-        summary = roc_summary(
+        summary = auc_summary(
             scores,
             cands.labels,
-            alphas=() if fpr is None or exact else (fpr, LOW_FPR) if fine else (fpr,),
             rng=self._rng(ctx, f"bootstrap.{attacker}"),
             confidence=ctx.confidence,
             n_boot=N_BOOTSTRAP,
             rescore=rescore,
         )
         details.update(cands.details())
-        details["bootstrap_unit"] = "person" if cands.entity_level else "record"
+        details["interval_unit"] = "person" if cands.entity_level else "record"
         details["seconds"] = round(time.perf_counter() - start, 3)
         unit = "people" if cands.entity_level else "records"
         prefix = f"membership.{attacker}"
@@ -373,25 +366,18 @@ class MembershipAttack:
             Goal.MINIMIZE,
             ci=summary["ci"]["auc"],
             baseline=0.5,
-            details={**details, "roc": summary["roc"]},
+            details={**details, "roc": summary["roc"], "interval": summary["interval"]},
             meaning=(
                 f"ROC AUC of the {attacker} attacker telling training {unit} from unseen ones "
                 "(0.5 = chance, 1 = every member exposed)"
             ),
         )
+        among = "the most isolated " if attacker == "isolated" else ""
         meaning = (
-            f"share of training {unit} the {attacker} attacker finds beyond its false-alarm rate "
-            "(TPR - FPR at a low FPR; 0 = chance, 1 = every member exposed)"
+            f"share of {among}training {unit} the {'local' if among else attacker} attacker finds beyond its "
+            f"false-alarm rate among {among}unseen {unit} (TPR - FPR at a low FPR; 0 = chance, 1 = all exposed)"
         )
-        if exact:  # the rate is read at `fpr` whatever the control's size
-            among = "the most isolated " if attacker == "isolated" else ""
-            meaning = (
-                f"share of {among}training {unit} the local attacker finds beyond its false-alarm rate among "
-                f"{among}unseen {unit} (TPR - FPR at a low FPR; 0 = chance, 1 = all of them exposed)"
-            )
-            excess = exact_excess(f"{prefix}.excess_at_fpr", scores, cands, self.fpr, ctx, details, meaning)
-        else:
-            excess = excess_measurement(f"{prefix}.excess_at_fpr", fpr, self.fpr, summary, details, meaning)
+        excess = exact_excess(f"{prefix}.excess_at_fpr", scores, cands, self.fpr, ctx, details, meaning)
         return [auc, excess, self._epsilon(prefix, scores, cands, ctx, details)]
 
     def _epsilon(self, prefix: str, scores: np.ndarray, cands: Candidates, ctx: Context, details: dict) -> Measurement:
@@ -570,11 +556,16 @@ def isolated_units(local: LocalScores, cands: Candidates, details: dict) -> np.n
 def exact_excess(
     name: str, scores: np.ndarray, cands: Candidates, fpr: float, ctx: Context, details: dict, meaning: str
 ) -> Measurement:
-    """The local attackers' excess exposure: TPR - FPR at the non-members' `fpr` quantile (their k-th highest
-    score, k >= 1), bounded exactly (`tail_excess`) rather than by a bootstrap quantile, which needs 10
-    non-members above the threshold (1,000 at 1%): a clinic's control of a few hundred or thousand people, or
-    the isolated attacker's group, can be read at 1% this way. With the people exposed (`exposed_summary`)."""
+    """An attacker's excess exposure: TPR - FPR at the non-members' `fpr` quantile (their k-th highest score,
+    k >= 1), bounded exactly (`tail_excess`) rather than by a bootstrap quantile, which needs 10 non-members
+    above the threshold (1,000 at 1%): a clinic's control of a few hundred or thousand people, or the isolated
+    attacker's group, is read at 1% this way. The reading at LOW_FPR goes into the details where the
+    non-members hold a k-th highest for it (999 of them at 0.1%). With the people exposed (`exposed_summary`)."""
     found = tail_excess(scores, cands.labels, fpr, ctx.confidence)
+    n_non = int(len(cands.labels) - np.asarray(cands.labels).astype(bool).sum())
+    if fpr > LOW_FPR and LOW_FPR * (n_non + 1) >= 1:
+        fine = tail_excess(scores, cands.labels, LOW_FPR, ctx.confidence)
+        details = {**details, "excess_at_0_1pct": {k: fine[k] for k in ("fpr", "tpr", "value", "ci")}}
     details = {
         **details,
         "fpr_requested": fpr,
@@ -597,53 +588,6 @@ def exact_excess(
         baseline=0.0,
         details=details,
         meaning=meaning,
-    )
-
-
-def excess_measurement(
-    name: str, fpr: float | None, requested: float, summary: dict, details: dict, meaning: str
-) -> Measurement:
-    """The excess exposure TPR - FPR at `fpr` (from `estimable_fpr`) as a gated measurement, its interval
-    the TPR's joint bootstrap from `roc_summary`; an error measurement (it blocks) when `fpr` is None.
-    `details` must give the numbers of `members` and `non_members`."""
-    n_non = details["non_members"]
-    details = {**details, "fpr_requested": requested, "min_non_members_above_threshold": MIN_ABOVE_THRESHOLD}
-    if fpr is None:  # too few non-members to estimate any rate: the data cannot certify the gate
-        worst = max(FPR_CANDIDATES)
-        point = summary.get("point", {}).get(worst)
-        details["fpr_note"] = (
-            f"{n_non} non-members cannot estimate a true-positive rate at any false-positive rate up to "
-            f"{worst:.0%}: it needs {MIN_ABOVE_THRESHOLD / worst:.0f} ({MIN_ABOVE_THRESHOLD} above the threshold); "
-            "the interval is every possible value, so the gate is `not shown safe`: give the split a larger holdout"
-        )
-        details.update(fpr=worst, tpr=point)
-        value = (point - worst) if point is not None and np.isfinite(point) else 0.0
-        return Measurement(
-            name, value, Goal.MINIMIZE, ci=(-worst, 1.0 - worst), baseline=0.0, details=details, meaning=meaning
-        )
-    tpr, (low, high) = summary["point"][fpr], summary["ci"][fpr]
-    details.update(
-        fpr=fpr,
-        tpr=tpr,
-        tpr_ci=[low, high],
-        non_members_above_threshold=fpr * n_non,
-        interval="members and non-members bootstrapped jointly; the threshold re-estimated in each resample",
-    )
-    if LOW_FPR in summary["point"] and fpr != LOW_FPR:
-        t01, (l01, h01) = summary["point"][LOW_FPR], summary["ci"][LOW_FPR]
-        details["excess_at_0_1pct"] = {
-            "fpr": LOW_FPR,
-            "tpr": t01,
-            "value": t01 - LOW_FPR,
-            "ci": [l01 - LOW_FPR, h01 - LOW_FPR],
-        }
-    if fpr != requested:
-        details["fpr_note"] = (
-            f"{n_non} non-members: {requested:g} leaves fewer than {MIN_ABOVE_THRESHOLD} above the threshold; "
-            f"read at {fpr:g}, the lowest estimable rate"
-        )
-    return Measurement(
-        name, tpr - fpr, Goal.MINIMIZE, ci=(low - fpr, high - fpr), baseline=0.0, details=details, meaning=meaning
     )
 
 
