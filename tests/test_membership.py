@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 
@@ -11,16 +12,8 @@ import pytest
 
 import suite.attacks.membership  # noqa: F401  (registers the check until attacks/__init__ imports it)
 import suite.neighbors
-from suite.attacks._membership_features import (
-    delong_auc,
-    roc_summary,
-    split_epsilon,
-)
-from suite.attacks.membership import (
-    MembershipAttack,
-    select_candidates,
-    unit_max,
-)
+from suite.attacks._membership_features import ROC_GRID, delong_auc, epsilon_lower_bound, roc_summary, split_epsilon
+from suite.attacks.membership import LOCAL_EPS, LocalScores, MembershipAttack, select_candidates, unit_max
 from suite.dataset import prepare
 from suite.metadata import Roles
 from suite.neighbors import NeighbourCache
@@ -142,7 +135,119 @@ def test_fewer_than_100_non_members_still_bound_the_rate_exactly(small):
     assert ms["membership.distance.auc"].error is None
 
 
-def test_split_epsilon_shows_nothing_on_random_scores():
+def test_density_attacker_exposes_identity_and_not_the_holdout(copies, unseen):
+    identity = copies["identity"]["membership.density.auc"]
+    assert identity.ci[0] > 0.7, identity
+    holdout = unseen["holdout"]["membership.density.auc"]
+    assert abs(holdout.value - 0.5) <= 0.05 and holdout.ci[0] <= 0.5 <= holdout.ci[1], holdout
+    assert unseen["holdout"]["membership.density.auc"].details["reference"].startswith("the reference half")
+
+
+def test_intervals_contain_the_value_and_names_are_declared(copies, unseen):
+    for per_generator in (*copies.values(), *unseen.values()):
+        assert set(per_generator) == {
+            f"membership.{a}.{q}"
+            for a in ("distance", "density", "local", "isolated")
+            for q in ("auc", "excess_at_fpr", "epsilon_lower")
+        }
+        for m in per_generator.values():
+            assert m.ci is None if m.name.endswith("epsilon_lower") else m.ci[0] <= m.value <= m.ci[1], m
+            assert m.goal == "minimize" and m.baseline in (0.5, 0.0)
+
+
+def test_details_hold_a_small_roc_curve_and_counts_never_rows(copies):
+    m = copies["identity"]["membership.distance.auc"]
+    roc = m.details["roc"]
+    assert len(roc["fpr"]) == len(roc["tpr"]) <= 101 and len(ROC_GRID) <= 101
+    assert np.all(np.diff(roc["fpr"]) > 0) and np.all(np.diff(roc["tpr"]) >= 0)
+    assert roc["fpr"][0] == 0.0 and roc["fpr"][-1] == 1.0 and roc["tpr"][-1] == 1.0
+    d = m.details
+    assert d["level"] == "entity" and d["entities"] == d["members"] + d["non_members"]
+    assert d["interval_unit"] == "person" and d["interval"] == "DeLong"
+    text = json.dumps([d, copies["identity"]["membership.distance.excess_at_fpr"].details])  # numbers and words only
+    assert "female" not in text and "clinical lab" not in text
+
+
+def test_local_scores_take_the_next_control_neighbour_when_a_resample_drops_the_nearest():
+    # two records: the first's nearest control record is its own person's (-1), then person 2, then person 3
+    local = LocalScores(
+        d_syn=np.array([0.01, 0.02]),
+        dist=np.array([[0.0, 0.1, 0.3], [0.2, 0.4, 0.5]]),
+        person=np.array([[-1, 2, 3], [3, 2, -1]]),
+        own=np.array([0, 1]),
+        n_codes=4,
+    )
+    whole = local.scores()
+    eps = LOCAL_EPS
+    assert whole == pytest.approx([np.log(0.1 + eps) - np.log(0.01 + eps), np.log(0.2 + eps) - np.log(0.02 + eps)])
+    present = np.array([[True, True, True, True], [True, True, False, True], [True, True, False, False]])
+    again = local.scores(present)
+    assert again[0] == pytest.approx(whole)  # everyone present: the point scores
+    assert again[1, 0] == pytest.approx(np.log(0.3 + eps) - np.log(0.01 + eps))  # person 2 dropped: the next one
+    assert again[1, 1] == pytest.approx(whole[1])
+    assert again[2, 0] == pytest.approx(np.log(0.3 + eps) - np.log(0.01 + eps))  # all dropped: the farthest kept
+    assert again[2, 1] == pytest.approx(np.log(0.5 + eps) - np.log(0.02 + eps))
+
+
+def test_local_interval_resamples_the_control_and_is_wider_than_one_that_holds_it_fixed(full):
+    """The local score reads the control (the non-members' own pool): a bootstrap that resamples only the
+    candidates misses that variance (over 27 covid_testing split seeds the null's TPR at 1% varied with SD
+    0.0023, while the fixed-pool bootstrap implied about 0.0018). The AUC's bootstrap resamples it; the excess
+    now has exact bounds (`tail_excess`), which hold it too."""
+    ctx = _context(full, "holdout", seed=1)
+    m = _by_name(MembershipAttack(attackers=("local",)).evaluate(ctx))["membership.local.excess_at_fpr"]
+    assert "resamples the control with the non-members" in m.details["interval_real_side"]
+    cands = select_candidates(
+        ctx.train, ctx.holdout, np.random.default_rng(0), ctx.train_entities, ctx.holdout_entities
+    )
+    local = MembershipAttack()._local_scores(replace(ctx, neighbours=NeighbourCache()), cands, {})
+    scores = unit_max(local.scores(), cands.unit, len(cands.labels))
+    common = dict(alphas=(0.01,), confidence=0.95, n_boot=400)
+    fixed = roc_summary(scores, cands.labels, rng=np.random.default_rng(3), **common)
+    moving = roc_summary(
+        scores,
+        cands.labels,
+        rng=np.random.default_rng(3),
+        rescore=local.rescorer(cands, np.random.default_rng(4)),
+        **common,
+    )
+    assert moving["point"] == fixed["point"]
+    width = {k: s["ci"][0.01][1] - s["ci"][0.01][0] for k, s in (("fixed", fixed), ("moving", moving))}
+    assert width["moving"] > 1.1 * width["fixed"], width
+    assert m.ci[0] <= m.value <= m.ci[1] and m.ci[1] >= 0.0, m
+
+
+# --------------------------------------------------------------------------- empirical epsilon
+
+
+@pytest.mark.parametrize("attacker", ["distance", "density", "local"])
+def test_identity_shows_a_clearly_positive_epsilon_and_the_holdout_none(copies, unseen, attacker):
+    shown = copies["identity"][f"membership.{attacker}.epsilon_lower"]
+    assert shown.value > 1.0, shown
+    e = shown.details["epsilon"]
+    assert e["members"] + e["selection_half"]["members"] == shown.details["members"]  # two disjoint halves
+    assert e["non_members"] + e["selection_half"]["non_members"] == shown.details["non_members"]
+    assert "other half" in e["method"] and "one-sided at 0.95" in e["method"]
+    none = unseen["holdout"][f"membership.{attacker}.epsilon_lower"]
+    assert 0.0 <= none.value < 0.5, none
+
+
+def test_epsilon_bound_matches_hand_computed_clopper_pearson():
+    # 10 of 10 members and 0 of 10 non-members above: the one-sided 95% bounds are closed-form,
+    # TPR_lo = 0.05 ** (1/10) and FPR_hi = 1 - 0.05 ** (1/10); both terms of the bound agree
+    lo = 0.05 ** (1 / 10)
+    assert epsilon_lower_bound(10, 10, 0, 10, 0.90) == pytest.approx(math.log(lo / (1 - lo)), rel=1e-9)
+    # 20 of 20 members, 10 of 20 non-members: the second term wins; FPR_hi is the beta(11, 10) 95% quantile
+    from scipy.stats import beta
+
+    lo, hi = 0.05 ** (1 / 20), beta.ppf(0.95, 11, 10)
+    assert epsilon_lower_bound(20, 20, 10, 20, 0.90) == pytest.approx(math.log((1 - hi) / (1 - lo)), rel=1e-9)
+    assert math.log((1 - hi) / (1 - lo)) > math.log(lo / hi) > 0
+    assert epsilon_lower_bound(0, 50, 0, 50, 0.90) == 0.0  # nothing shown: 0, never negative
+    assert epsilon_lower_bound(5, 50, 5, 50, 0.90) == 0.0  # the same rate on both sides
+
+
+def test_epsilon_threshold_search_does_not_inflate_the_bound_of_random_scores():
     rng = np.random.default_rng(0)
     values = [split_epsilon(rng.random(600), np.r_[np.ones(300), np.zeros(300)], rng, 0.90)["value"] for _ in range(20)]
     assert max(values) < 0.5 and np.mean(np.array(values) == 0.0) >= 0.9
