@@ -82,6 +82,11 @@ COVID_ROLES = {
     "target": "result",
     "entity": "subject_id",
 }
+CENSUS_ROLES = {
+    "quasi_identifiers": ["age", "sex", "race", "education", "marital_stat"],
+    "secrets": ["income_gt_50k", "major_occupation_code"],
+    "target": "income_gt_50k",
+}
 FLCHAIN_ROLES = {"quasi_identifiers": ["age", "sex", "sample.yr"], "secrets": ["death", "chapter"], "target": "death"}
 COVID_LINKS = {
     "linkability": {
@@ -132,11 +137,7 @@ TABLES = {
         Table(
             "census_20k",
             DATA / "census_kdd.parquet",
-            {
-                "quasi_identifiers": ["age", "sex", "race", "education", "marital_stat"],
-                "secrets": ["income_gt_50k", "major_occupation_code"],
-                "target": "income_gt_50k",
-            },
+            CENSUS_ROLES,
             rows=20_000,
             drop=("split", "instance_weight"),
         ),
@@ -145,11 +146,7 @@ TABLES = {
         Table(
             "census_20k_h50",
             DATA / "census_kdd.parquet",
-            {
-                "quasi_identifiers": ["age", "sex", "race", "education", "marital_stat"],
-                "secrets": ["income_gt_50k", "major_occupation_code"],
-                "target": "income_gt_50k",
-            },
+            CENSUS_ROLES,
             rows=20_000,
             drop=("split", "instance_weight"),
             holdout=0.5,
