@@ -37,7 +37,13 @@ def clopper_pearson(successes: int, trials: int, confidence: float) -> tuple[flo
     return float(ci.low), float(ci.high)
 
 
-def tail_excess(scores: np.ndarray, labels: np.ndarray, fpr: float, confidence: float) -> dict:
+def tail_excess(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    fpr: float,
+    confidence: float,
+    rng: np.random.Generator | None = None,
+) -> dict:
     """The excess exposure TPR - FPR at the threshold of the non-members' k-th highest score, k = max(1,
     floor(fpr x (n + 1))) of n non-members, with bounds that need no bootstrap of the tail, so a rate
     can be read where too few non-members sit above it for a bootstrap quantile (10 above it, 1,000 at 1%).
@@ -46,10 +52,21 @@ def tail_excess(scores: np.ndarray, labels: np.ndarray, fpr: float, confidence: 
     Beta(k, n - k + 1), whatever the scores' distribution; the members above that threshold are
     binomial given it (Clopper-Pearson). Each bound of the interval (two-sided at `confidence`) is
     one-sided at (1 + confidence) / 2, split over the two rates (Bonferroni): upper = TPR_hi -
-    FPR_lo, lower = TPR_lo - FPR_hi. A member tied with the threshold counts for the upper bound,
-    not for the lower, and half for the value."""
+    FPR_lo, lower = TPR_lo - FPR_hi. Tied scores are ordered at random (`rng`; a fixed one when None)
+    before anything is counted, so the scores are continuous as the theory asks: a table whose people
+    share their exact rows puts many members and non-members at one score (distance 0 to a synthetic
+    row), and the threshold then takes the tied group's members in the non-members' proportion, as a
+    random tie-break on the ROC curve does."""
     from scipy.stats import beta
 
+    scores = np.asarray(scores, dtype=float)
+    tied_at = None
+    if len(np.unique(scores)) < len(scores):  # rank with a random tie-break: distinct, exchangeable scores
+        generator = np.random.default_rng(0) if rng is None else rng
+        order = np.lexsort((generator.random(len(scores)), scores))
+        tied_at = scores
+        scores = np.empty(len(order))
+        scores[order] = np.arange(len(order), dtype=float)
     labels = np.asarray(labels).astype(bool)
     pos, neg = scores[labels], np.sort(scores[~labels])[::-1]
     m, n = len(pos), len(neg)
@@ -57,15 +74,16 @@ def tail_excess(scores: np.ndarray, labels: np.ndarray, fpr: float, confidence: 
         raise ValueError(f"the attack needs members and non-members, got {m} and {n}")
     k = max(1, int(math.floor(fpr * (n + 1))))
     k = min(k, n)
-    threshold = neg[k - 1]
-    above, tied = int((pos > threshold).sum()), int((pos == threshold).sum())
+    above = int((pos > neg[k - 1]).sum())  # the scores are distinct: no member ties the threshold
+    tied = 0  # members that shared the threshold's own score before the tie-break
+    if tied_at is not None:
+        tied = int((tied_at[labels] == np.sort(tied_at[~labels])[::-1][k - 1]).sum())
     level = 1.0 - (1.0 - confidence) / 2.0  # two-sided `confidence` -> each end one-sided at this level
     # each rate's bound one-sided at 1 - (1 - level) / 2: Clopper-Pearson's two-sided interval at `level`
-    tpr_lo = clopper_pearson(above, m, level)[0]
-    tpr_hi = clopper_pearson(above + tied, m, level)[1]
+    tpr_lo, tpr_hi = clopper_pearson(above, m, level)
     tail = (1.0 - level) / 2.0
     fpr_lo, fpr_hi = (float(beta.ppf(q, k, n - k + 1)) for q in (tail, 1.0 - tail))
-    tpr = (above + tied / 2.0) / m
+    tpr = above / m
     expected_fpr = k / (n + 1)
     return {
         "value": tpr - expected_fpr,
@@ -77,6 +95,7 @@ def tail_excess(scores: np.ndarray, labels: np.ndarray, fpr: float, confidence: 
         "rank": k,
         "members_above": above,
         "members_tied": tied,
+        "ties": "broken at random" if tied_at is not None else "none",
     }
 
 

@@ -561,10 +561,11 @@ def exact_excess(
     above the threshold (1,000 at 1%): a clinic's control of a few hundred or thousand people, or the isolated
     attacker's group, is read at 1% this way. The reading at LOW_FPR goes into the details where the
     non-members hold a k-th highest for it (999 of them at 0.1%). With the people exposed (`exposed_summary`)."""
-    found = tail_excess(scores, cands.labels, fpr, ctx.confidence)
+    ties = np.random.default_rng(derive_seed(ctx.seed, "membership", name, "ties"))
+    found = tail_excess(scores, cands.labels, fpr, ctx.confidence, ties)
     n_non = int(len(cands.labels) - np.asarray(cands.labels).astype(bool).sum())
     if fpr > LOW_FPR and LOW_FPR * (n_non + 1) >= 1:
-        fine = tail_excess(scores, cands.labels, LOW_FPR, ctx.confidence)
+        fine = tail_excess(scores, cands.labels, LOW_FPR, ctx.confidence, ties)
         details = {**details, "excess_at_0_1pct": {k: fine[k] for k in ("fpr", "tpr", "value", "ci")}}
     details = {
         **details,
@@ -574,6 +575,8 @@ def exact_excess(
         "tpr_ci": found["tpr_ci"],
         "fpr_ci": found["fpr_ci"],
         "threshold_rank": found["rank"],
+        "ties": found["ties"],
+        "members_tied_with_threshold": found["members_tied"],
         "interval": (
             "exact: the false-positive rate of the non-members' k-th highest score is Beta(k, n - k + 1), the "
             "members above it binomial (Clopper-Pearson); each bound one-sided, split over the two rates"
