@@ -58,7 +58,9 @@ def test_the_pass_rate_comes_from_the_width_not_from_the_luck_of_one_null_draw()
     assert lucky.pass_rate == pytest.approx(expected) and unlucky.pass_rate == pytest.approx(expected)
     assert 0.3 < expected < 0.36 and not lucky.certifiable  # the lucky draw passes its own gate, the plan warns
     assert lucky.bound == pytest.approx(se * (norm.ppf(0.95) + norm.ppf(TARGET_PASS_RATE)))
-    # a null whose interval lies wholly past the no-leak value shows the table's floor: the plan starts from it
+    # a null past the no-leak value by twice its half-width shows the table's floor: the plan starts from it;
+    # past it by less (a valid bound's 1-in-20 draw) it does not
+    assert _null(0.015, 0.01, limit=0.05).center == 0.0
     floor = _null(0.03, 0.01, limit=0.05)
     assert floor.center == pytest.approx(0.03) and floor.pass_rate == pytest.approx(
         norm.cdf(0.02 / floor.spread - 1.645), abs=1e-3
