@@ -68,7 +68,8 @@ def tail_excess(
         scores = np.empty(len(order))
         scores[order] = np.arange(len(order), dtype=float)
     labels = np.asarray(labels).astype(bool)
-    pos, neg = scores[labels], np.sort(scores[~labels])[::-1]
+    by_score = np.argsort(-scores[~labels], kind="stable")  # the non-members, highest first
+    pos, neg = scores[labels], scores[~labels][by_score]
     m, n = len(pos), len(neg)
     if not m or not n:
         raise ValueError(f"the attack needs members and non-members, got {m} and {n}")
@@ -77,7 +78,7 @@ def tail_excess(
     above = int((pos > neg[k - 1]).sum())  # the scores are distinct: no member ties the threshold
     tied = 0  # members that shared the threshold's own score before the tie-break
     if tied_at is not None:
-        tied = int((tied_at[labels] == np.sort(tied_at[~labels])[::-1][k - 1]).sum())
+        tied = int((tied_at[labels] == tied_at[~labels][by_score[k - 1]]).sum())  # the ranking keeps the order
     level = 1.0 - (1.0 - confidence) / 2.0  # two-sided `confidence` -> each end one-sided at this level
     # each rate's bound one-sided at 1 - (1 - level) / 2: Clopper-Pearson's two-sided interval at `level`
     tpr_lo, tpr_hi = clopper_pearson(above, m, level)
@@ -333,7 +334,11 @@ def point_roc(scores: np.ndarray, labels: np.ndarray) -> dict:
     """The ROC curve of the scores, read at the false-positive rates of ROC_GRID."""
     labels = np.asarray(labels).astype(bool)
     order, ends = _ranking(np.asarray(scores, dtype=float))
-    fpr, tpr = roc_curves(order, ends, labels[None, :].astype(float), (~labels)[None, :].astype(float))
+    return _on_grid(*roc_curves(order, ends, labels[None, :].astype(float), (~labels)[None, :].astype(float)))
+
+
+def _on_grid(fpr: np.ndarray, tpr: np.ndarray) -> dict:
+    """One ROC curve (the first row of `roc_curves`' output) read at the false-positive rates of ROC_GRID."""
     return {"fpr": ROC_GRID.tolist(), "tpr": [float(tpr_at(fpr, tpr, a)[0]) for a in ROC_GRID]}
 
 
@@ -398,7 +403,7 @@ def roc_summary(
     for key, values in boot.items():
         low, high = np.quantile(values, [tail, 1.0 - tail])
         cis[key] = (float(min(low, point[key])), float(max(high, point[key])))
-    return {"point": point, "ci": cis, "roc": point_roc(scores, labels)}
+    return {"point": point, "ci": cis, "roc": _on_grid(fpr, tpr)}  # the point curve above, not a second sort
 
 
 # --------------------------------------------------------------------------- DOMIAS encoding
