@@ -39,13 +39,17 @@ class Power:
     value: float | None
     ci: tuple[float, float] | None
     threshold: Threshold
-    certifiable: bool  # a release without leakage passes this gate at least TARGET_PASS_RATE of the time
     bound: float | None  # the tightest threshold a release without leakage passes TARGET_PASS_RATE of the time
     holdout_needed: float | None  # the holdout fraction that would certify the threshold (None: none would)
     note: str
     pass_rate: float | None = None  # the predicted share of releases without leakage that pass, at this size
     spread: float | None = None  # the standard error the null's interval implies
     center: float | None = None  # where a release without leakage scores in expectation (`_center`)
+
+    @property
+    def certifiable(self) -> bool:
+        """A release without leakage passes this gate at least TARGET_PASS_RATE of the time."""
+        return self.pass_rate is not None and self.pass_rate >= TARGET_PASS_RATE
 
 
 def null_release(
@@ -101,10 +105,9 @@ def _power(m: Measurement, j: Judgement, holdout: float, confidence: float) -> P
     threshold = j.threshold
     assert threshold is not None
     if j.status is Status.ERROR:
-        return Power(m.name, None, None, threshold, False, None, None, "the check could not run on the null release")
+        return Power(m.name, None, None, threshold, None, None, "the check could not run on the null release")
     low, high = bounds(m.value, m.ci)
-    side = 1.0 if threshold.max is not None else -1.0
-    limit = float(threshold.max if threshold.max is not None else threshold.min)  # type: ignore[arg-type]
+    side, limit = _side(threshold)
     z = float(norm.ppf(confidence))
     se = ((high - m.value) if side > 0 else (m.value - low)) / z
     center = _center(m, se * z, side)
@@ -112,7 +115,7 @@ def _power(m: Measurement, j: Judgement, holdout: float, confidence: float) -> P
     if se <= 0:
         rate = 1.0 if j.status is Status.PASS else 0.0
         note = _note(rate, None, None)
-        return Power(m.name, m.value, m.ci, threshold, rate == 1.0, m.value, None, note, rate, 0.0, center)
+        return Power(m.name, m.value, m.ci, threshold, m.value, None, note, rate, 0.0, center)
     rate = float(norm.cdf(margin / se - z))
     bound = center + side * se * (z + _Z_TARGET)
     needed = holdout * (se * (z + _Z_TARGET) / margin) ** 2 if margin > 0 else None
@@ -123,10 +126,17 @@ def _power(m: Measurement, j: Judgement, holdout: float, confidence: float) -> P
         if needed is None or needed > MAX_HOLDOUT:
             note = f"a clean release passes about {rate:.0%} of the time at this size; no threshold inside the "
             note += f"measurement's range {list(declared_range)} is passed {TARGET_PASS_RATE:.0%} of the time"
-    return Power(m.name, m.value, m.ci, threshold, rate >= TARGET_PASS_RATE, bound, needed, note, rate, se, center)
+    return Power(m.name, m.value, m.ci, threshold, bound, needed, note, rate, se, center)
 
 
 _Z_TARGET = float(norm.ppf(TARGET_PASS_RATE))
+
+
+def _side(threshold: Threshold) -> tuple[float, float]:
+    """+1 and the max for a `max` gate, -1 and the min for a `min` one: margins times the side are safe when > 0."""
+    if threshold.max is not None:
+        return 1.0, float(threshold.max)
+    return -1.0, float(threshold.min)  # type: ignore[arg-type]
 
 
 def _center(m: Measurement, half: float, side: float) -> float:
@@ -168,14 +178,11 @@ def refine(
     out = []
     for r in rows:
         big = at.get(r.measurement)
-        if r.certifiable or not r.spread or big is None or not big.spread:
+        if r.certifiable or not r.spread or big is None or not big.spread:  # a spread comes with a rate and bound
             out.append(r)
             continue
-        if big.center is None or big.pass_rate is None or big.bound is None:
-            out.append(r)
-            continue
-        side = 1.0 if r.threshold.max is not None else -1.0
-        limit = float(r.threshold.max if r.threshold.max is not None else r.threshold.min)  # type: ignore[arg-type]
+        assert big.center is not None and big.bound is not None and big.pass_rate is not None
+        side, limit = _side(r.threshold)
         margin = (limit - big.center) * side
         slope = float(np.log(big.spread / r.spread) / np.log(larger_holdout / holdout))
         needed = None
