@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from statistics import NormalDist
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
@@ -227,30 +228,39 @@ def finite(value: float, ci: tuple[float, float] | None) -> bool:
         return False
 
 
-def holdout_factor(value: float, bound: float, limit: float) -> float | None:
-    """How many times more control people would certify `limit`, when interval half-widths shrink as
-    1/sqrt(n): (half-width / margin)^2. None when the estimate itself is on the wrong side of `limit`
-    (no holdout certifies it)."""
-    half, margin = abs(bound - value), abs(limit - value)
-    if (bound - value) * (limit - value) <= 0 or margin == 0:
+#: The share of releases without leakage a certifiable gate passes (the calibration study's bar: 18 of 20 seeds).
+TARGET_PASS_RATE = 0.9
+
+
+def holdout_factor(half: float, margin: float, confidence: float) -> float | None:
+    """How many times the holdout would certify a threshold `margin` past the centre, `TARGET_PASS_RATE` of the
+    time, when today's bound is `half` past it and the standard error (half / z) shrinks as 1/sqrt(holdout):
+    ((z + z_target) * se / margin)^2. None when the margin is not positive (the centre itself is past the
+    threshold: no holdout certifies it). The plan (suite.power) and a blocked generator's advice both read it."""
+    if margin <= 0 or half < 0:
         return None
-    return (half / margin) ** 2
+    z = NormalDist().inv_cdf(confidence)
+    return ((z + NormalDist().inv_cdf(TARGET_PASS_RATE)) * half / z / margin) ** 2
 
 
-def certify_advice(value: float, ci: tuple[float, float], threshold: Threshold) -> str:
-    """For a `not shown safe` gate: the tightest threshold this data certifies (its unfavourable bound)
-    and roughly how many times the holdout rows would certify the current one (`holdout_factor`)."""
+def certify_advice(value: float, ci: tuple[float, float], threshold: Threshold, confidence: float) -> str:
+    """For a `not shown safe` gate: the tightest threshold this data certifies (its unfavourable bound) and
+    roughly how many times the holdout rows would certify the current one `TARGET_PASS_RATE` of the time if
+    the estimate held (`holdout_factor`, the plan's rule)."""
     low, high = bounds(value, ci)
     parts = []
     for side, limit, bound in (("max", threshold.max, high), ("min", threshold.min, low)):
         if limit is None or (bound <= limit if side == "max" else bound >= limit):
             continue
         certify = f"the tightest {side} this data certifies is {bound:.4g}"
-        factor = holdout_factor(value, bound, limit)
+        factor = holdout_factor(abs(bound - value), (limit - value) * (1 if side == "max" else -1), confidence)
         if factor is None:
             parts.append(f"{certify}; cannot certify {side} {limit:g}: the estimate itself is past the threshold")
         else:
-            parts.append(f"{certify}; about {factor:.3g}x the holdout rows would certify {side} {limit:g}")
+            parts.append(
+                f"{certify}; about {factor:.3g}x the holdout rows would certify {side} {limit:g} "
+                f"{TARGET_PASS_RATE:.0%} of the time if the estimate held"
+            )
     return "; ".join(parts)
 
 

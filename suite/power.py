@@ -19,16 +19,15 @@ from scipy.stats import norm
 from suite.dataset import PreparedData
 from suite.declarations import declared, is_privacy, spec_of
 from suite.plan import Plan
-from suite.policy import Judgement, Status, Threshold, bounds, judge
+from suite.policy import TARGET_PASS_RATE, Judgement, Status, Threshold, bounds, holdout_factor, judge
 from suite.types import Measurement
 
 if TYPE_CHECKING:
     from suite.neighbors import NeighbourCache
 
-#: A holdout larger than this leaves too little to train on; advice never suggests more.
-MAX_HOLDOUT = 0.5
-#: The share of releases without leakage a certifiable gate passes (the calibration study's bar: 18 of 20 seeds).
-TARGET_PASS_RATE = 0.9
+#: The largest holdout advice suggests: an even three-way split (train, control and reference a third each). Past
+#: it the release is fitted on fewer people than either real half it is judged against.
+MAX_HOLDOUT = 2 / 3
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,8 @@ def _power(m: Measurement, j: Judgement, holdout: float, confidence: float) -> P
         return Power(m.name, m.value, m.ci, threshold, m.value, None, note, rate, 0.0, center)
     rate = float(norm.cdf(margin / se - z))
     bound = center + side * se * (z + _Z_TARGET)
-    needed = holdout * (se * (z + _Z_TARGET) / margin) ** 2 if margin > 0 else None
+    factor = holdout_factor(se * z, margin, confidence)
+    needed = None if factor is None else holdout * factor
     note = _note(rate, needed, bound)
     declared_range = spec_of(m.name).bounds
     if declared_range is not None and not declared_range[0] < bound < declared_range[1]:
@@ -159,11 +159,17 @@ def _note(rate: float, needed: float | None, bound: float | None) -> str:
         return f"{passes}; a holdout of about {needed:.2f} would make it {TARGET_PASS_RATE:.0%}"
     if bound is None:
         return passes
-    up_to = "" if needed is None else f" up to {MAX_HOLDOUT:g}"
+    up_to = "" if needed is None else f" up to {MAX_HOLDOUT:.2g}"
     return (
         f"{passes}; not certifiable at any holdout{up_to}: {bound:.3g} is the tightest threshold passed"
         f" {TARGET_PASS_RATE:.0%} of the time at this size"
     )
+
+
+def _law(r: Power, big: Power, holdout: float, larger_holdout: float) -> float:
+    """The exponent b of se = a * holdout^b through a gate's two measured spreads."""
+    assert r.spread and big.spread
+    return float(np.log(big.spread / r.spread) / np.log(larger_holdout / holdout))
 
 
 def refine(
@@ -184,24 +190,65 @@ def refine(
         assert big.center is not None and big.bound is not None and big.pass_rate is not None
         side, limit = _side(r.threshold)
         margin = (limit - big.center) * side
-        slope = float(np.log(big.spread / r.spread) / np.log(larger_holdout / holdout))
+        slope = _law(r, big, holdout, larger_holdout)
         needed = None
         if margin > 0 and slope < 0:
             needed = float(holdout * (margin / (z + _Z_TARGET) / r.spread) ** (1.0 / slope))
         note = f"a clean release passes about {r.pass_rate:.0%} of the time at this size"
-        note += f", {big.pass_rate:.0%} at holdout {larger_holdout:g} (measured)"
+        note += f", {big.pass_rate:.0%} at holdout {larger_holdout:.2g} (measured)"
         if needed is not None and needed <= MAX_HOLDOUT:
             note += f"; a holdout of about {needed:.2f} would make it {TARGET_PASS_RATE:.0%}"
         else:
             needed = None
-            note += f"; not certifiable at any holdout up to {MAX_HOLDOUT:g}: {big.bound:.3g} is the tightest threshold"
-            note += f" passed {TARGET_PASS_RATE:.0%} of the time at holdout {larger_holdout:g}"
+            note += f"; not certifiable at any holdout up to {MAX_HOLDOUT:.2g}: {big.bound:.3g} is the tightest "
+            note += f"threshold passed {TARGET_PASS_RATE:.0%} of the time at holdout {larger_holdout:.2g}"
         out.append(dataclasses.replace(r, holdout_needed=needed, note=note))
     return out
 
 
-def render(rows: list[Power], name: str) -> str:
-    """The plan as a text table: one line per gated privacy measurement."""
+def joint_rate(rows: list[Power]) -> float | None:
+    """The share of releases without leakage that pass every gate, the gates taken as independent (None when a
+    gate has no rate: it could not run)."""
+    rates = [r.pass_rate for r in rows]
+    return None if any(rate is None for rate in rates) else float(np.prod(rates))
+
+
+def joint_advice(
+    rows: list[Power], larger: list[Power], holdout: float, larger_holdout: float, confidence: float
+) -> str | None:
+    """When a clean release would pass every gate less than `TARGET_PASS_RATE` of the time: that rate at
+    `larger_holdout` (measured: `larger` is the null release there, for the gates that fall short of
+    certain) and the smallest holdout up to MAX_HOLDOUT at which each gate's two-size law (`refine`) brings
+    the product to the target. Every gate can be certifiable alone while the table still blocks a clean
+    release too often: ten gates at 95% pass together 60% of the time."""
+    now = joint_rate(rows)
+    if now is None or now >= TARGET_PASS_RATE or not larger:
+        return None
+    z = float(norm.ppf(confidence))
+    at = {r.measurement: r for r in larger}
+    grid = np.linspace(holdout, larger_holdout, 201)
+    log_rate = np.zeros_like(grid)
+    measured = 1.0
+    for r in rows:
+        big = at.get(r.measurement)
+        if not r.spread or big is None or not big.spread or big.center is None:  # no law: its rate stays
+            log_rate += np.log(max(r.pass_rate or 0.0, 1e-300))
+            measured *= r.pass_rate or 0.0
+            continue
+        measured *= big.pass_rate or 0.0
+        side, limit = _side(r.threshold)
+        spread = r.spread * (grid / holdout) ** _law(r, big, holdout, larger_holdout)  # may grow: fewer trained on
+        log_rate += norm.logcdf((limit - big.center) * side / spread - z)
+    text = f"{measured:.0%} at holdout {larger_holdout:.2g} (measured)"
+    reached = np.flatnonzero(np.exp(log_rate) >= TARGET_PASS_RATE)
+    if len(reached):
+        return f"{text}; a holdout of about {grid[reached[0]]:.2f} would make it {TARGET_PASS_RATE:.0%}"
+    return f"{text}; no holdout up to {MAX_HOLDOUT:.2g} makes it {TARGET_PASS_RATE:.0%}"
+
+
+def render(rows: list[Power], name: str, advice: str | None = None) -> str:
+    """The plan as a text table: one line per gated privacy measurement, and the joint rate (with the joint
+    `advice` of `joint_advice`, if any)."""
     if not rows:
         return f"{name}: no gated privacy measurement to plan"
     width = max(len(r.measurement) for r in rows)
@@ -211,11 +258,10 @@ def render(rows: list[Power], name: str) -> str:
         value = "error" if r.value is None else f"{r.value:.3f}"
         mark = "ok  " if r.certifiable else "WARN"
         lines.append(f"  {mark} {r.measurement:<{width}}  {value:>7} {interval:<17} {str(r.threshold):<10} {r.note}")
-    rates = [r.pass_rate for r in rows]
-    if all(rate is not None for rate in rates):
-        joint = float(np.prod(rates))
+    joint = joint_rate(rows)
+    if joint is not None:
         lines.append(
             f"  jointly, a clean release passes every gate above about {joint:.0%} of the time at this size "
-            "(the gates taken as independent)"
+            "(the gates taken as independent)" + (f"; {advice}" if advice else "")
         )
     return "\n".join(lines)

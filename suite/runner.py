@@ -550,7 +550,7 @@ def _record(plan: Plan, index: int, outputs: list[_TaskOutput], say: Progress) -
                 blocking.append(record)
         reasons += [prefix(repeat) + reason for reason in _reasons(blocking)]
     reasons = list(dict.fromkeys(reasons))
-    why, records = explain(records)
+    why, records = explain(records, sc.confidence)
     verdict = "block" if any(r.status.blocks for r in records) else "release"
     say(f"[{sc.name}] {key}: {verdict}" + (f" ({len(reasons)} reason(s))" if reasons else ""))
     return GeneratorRecord(

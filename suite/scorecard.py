@@ -104,16 +104,17 @@ class GeneratorRecord(_Model):
     fit_info: list[dict[str, Any]] = []
 
 
-def explain(records: list[MeasurementRecord]) -> tuple[list[str], list[MeasurementRecord]]:
+def explain(records: list[MeasurementRecord], confidence: float) -> tuple[list[str], list[MeasurementRecord]]:
     """The classes that block a generator (its `why`) and its records, with `advice` on each
-    `not shown safe` gate when nothing else blocks it (more holdout, or the threshold it certifies)."""
+    `not shown safe` gate when nothing else blocks it (more holdout, or the threshold it certifies), for bounds
+    one-sided at `confidence`."""
     why = [s.value for s in BLOCKING if any(r.status is s for r in records)]
     if why != [Status.NOT_SHOWN_SAFE.value]:
         return why, records
     out = []
     for r in records:
         if r.status is Status.NOT_SHOWN_SAFE and r.value is not None and r.ci is not None and r.threshold is not None:
-            r = r.model_copy(update={"advice": certify_advice(r.value, r.ci, r.threshold)})
+            r = r.model_copy(update={"advice": certify_advice(r.value, r.ci, r.threshold, confidence)})
         out.append(r)
     return why, out
 

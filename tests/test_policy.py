@@ -137,11 +137,15 @@ def test_a_non_finite_threshold_is_refused(bad, side):
 
 
 def test_advice_names_the_threshold_this_data_certifies_and_the_holdout_it_would_need():
-    # half-width 0.07 on the unfavourable side, 0.05 of room below the max: (0.07 / 0.05)^2 = 1.96x the rows
-    advice = certify_advice(0.55, (0.48, 0.62), Threshold(max=0.6))
-    assert advice == "the tightest max this data certifies is 0.62; about 1.96x the holdout rows would certify max 0.6"
-    assert "about 4x" in certify_advice(0.82, (0.78, 0.85), Threshold(min=0.8))
-    past = certify_advice(0.65, (0.55, 0.72), Threshold(max=0.6))
+    # half-width 0.07 on the unfavourable side, 0.05 of room below the max: ((1.645 + 1.282) / 1.645 * 0.07 /
+    # 0.05)^2 = 6.2x the rows put the max 0.6 where the bound stays inside it 90% of the time (the plan's rule)
+    advice = certify_advice(0.55, (0.48, 0.62), Threshold(max=0.6), 0.95)
+    assert advice == (
+        "the tightest max this data certifies is 0.62; about 6.2x the holdout rows would certify max 0.6 "
+        "90% of the time if the estimate held"
+    )
+    assert "about 12.7x" in certify_advice(0.82, (0.78, 0.85), Threshold(min=0.8), 0.95)
+    past = certify_advice(0.65, (0.55, 0.72), Threshold(max=0.6), 0.95)
     assert past.endswith("cannot certify max 0.6: the estimate itself is past the threshold")
     assert "0.72" in past
 
@@ -156,12 +160,12 @@ def test_why_lists_the_blocking_classes_and_advice_comes_only_when_power_alone_b
     )
     passes = _record(Measurement("collisions.excess", 0.0, Goal.MINIMIZE, ci=(0.0, 0.001)), Threshold(max=0.01))
     leak = _record(Measurement("collisions.rate", 0.2, Goal.MINIMIZE), Threshold(max=0.1))
-    why, records = explain([straddles, passes])
+    why, records = explain([straddles, passes], 0.95)
     assert why == ["not shown safe"]
-    assert records[0].advice and "1.96x" in records[0].advice and records[1].advice is None
-    why, records = explain([leak, straddles])
+    assert records[0].advice and "6.2x" in records[0].advice and records[1].advice is None
+    why, records = explain([leak, straddles], 0.95)
     assert why == ["risk shown", "not shown safe"] and all(r.advice is None for r in records)
-    assert explain([passes]) == ([], [passes])
+    assert explain([passes], 0.95) == ([], [passes])
 
 
 def test_a_scorecard_before_1_3_reads_fail_as_a_blocking_status():

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import norm
 
 from suite.cli import main
-from suite.policy import Threshold, holdout_factor, judge
-from suite.power import MAX_HOLDOUT, TARGET_PASS_RATE, Power, _power, refine
+from suite.policy import Threshold, certify_advice, holdout_factor, judge
+from suite.power import MAX_HOLDOUT, TARGET_PASS_RATE, Power, _power, joint_advice, joint_rate, refine
 from suite.types import Goal, Measurement
 from tests.conftest import write_scenario
 
 
-def test_holdout_factor_is_the_squared_ratio_of_half_width_to_margin() -> None:
-    # estimate 0.55, upper bound 0.63 (half-width 0.08), threshold 0.6 (margin 0.05): 2.56 x the control
-    assert holdout_factor(0.55, 0.63, 0.6) == pytest.approx((0.08 / 0.05) ** 2)
-    # a lower bound for a `min` gate works the same way round
-    assert holdout_factor(0.8, 0.7, 0.75) == pytest.approx(4.0)
-    # an estimate already past the threshold cannot be certified by any holdout
-    assert holdout_factor(0.65, 0.7, 0.6) is None
+def test_holdout_factor_certifies_at_the_target_pass_rate() -> None:
+    # bound 0.08 past the centre at 95% (se 0.08 / 1.645), threshold 0.05 past it: the holdout that puts the
+    # threshold (z + z_target) standard errors away, ((1.645 + 1.282) / 1.645 * 0.08 / 0.05)^2 = 8.1x
+    z, z_t = norm.ppf(0.95), norm.ppf(TARGET_PASS_RATE)
+    assert holdout_factor(0.08, 0.05, 0.95) == pytest.approx(((z + z_t) / z * 0.08 / 0.05) ** 2)
+    assert holdout_factor(0.08, 0.05, 0.95) == pytest.approx(8.1, abs=0.05)
+    # a centre already past the threshold cannot be certified by any holdout
+    assert holdout_factor(0.05, -0.05, 0.95) is None and holdout_factor(0.05, 0.0, 0.95) is None
+
+
+def test_a_blocked_gate_and_the_plan_give_the_same_holdout_advice() -> None:
+    # one rule for both: the plan's holdout needed, over its holdout, is the advice's factor for the same spread
+    plan = _null(0.0, 0.008 * norm.ppf(0.95))
+    advice = certify_advice(0.0, (-0.0132, 0.008 * norm.ppf(0.95)), Threshold(max=0.01), 0.95)
+    assert f"about {plan.holdout_needed / 0.3:.3g}x the holdout rows" in advice
 
 
 def test_plan_certifies_a_large_table_and_warns_on_a_small_one(tmp_path, small_csv, capsys) -> None:
@@ -78,4 +88,25 @@ def test_refine_reads_the_holdout_needed_off_two_measured_sizes() -> None:
     assert "95% at holdout 0.5 (measured)" in advice.note
     # a spread that shrinks too slowly: no holdout up to MAX_HOLDOUT certifies it, and the note says what would
     (stuck,) = refine([small], [_null(0.0, 0.006 * norm.ppf(0.95), holdout=0.5)], 0.3, 0.5, 0.95)
-    assert stuck.holdout_needed is None and f"not certifiable at any holdout up to {MAX_HOLDOUT:g}" in stuck.note
+    assert stuck.holdout_needed is None and f"not certifiable at any holdout up to {MAX_HOLDOUT:.2g}" in stuck.note
+
+
+def test_joint_advice_finds_the_holdout_where_every_gate_passes_together() -> None:
+    # two gates each certifiable alone (93%) pass together 86%: the joint advice reads each gate's two-size
+    # law; a gate whose spread grows with the holdout (fewer people trained on) can forbid any holdout
+    z, z_t = norm.ppf(0.95), norm.ppf(0.93)
+    se = 0.01 / (z + z_t)  # a 93% gate at max 0.01
+    a = _null(0.0, se * z)
+    b = dataclasses.replace(a, measurement="inference.max.excess")
+    assert a.pass_rate == pytest.approx(0.93) and joint_rate([a, b]) == pytest.approx(0.8649)
+    shrinks = [
+        _null(0.0, se * z * 0.6, holdout=0.5),
+        dataclasses.replace(_null(0.0, se * z * 0.6, holdout=0.5), measurement=b.measurement),
+    ]
+    text = joint_advice([a, a], shrinks[:1], 0.3, 0.5, 0.95)  # same gate twice: both follow the measured law
+    assert text is not None and text.startswith("100% at holdout 0.5 (measured); a holdout of about 0.3")
+    assert 0.3 < float(text.split("about ")[1].split()[0]) < 0.4 and text.endswith("would make it 90%")
+    grows = dataclasses.replace(_null(0.0, se * z * 1.3, holdout=0.5), measurement=b.measurement)
+    stuck = joint_advice([a, b], [shrinks[0], grows], 0.3, 0.5, 0.95)
+    assert stuck is not None and "no holdout up to" in stuck
+    assert joint_advice([_null(0.0, 0.001)], [], 0.3, 0.5, 0.95) is None  # certain already: nothing to advise
