@@ -37,12 +37,27 @@ def clopper_pearson(successes: int, trials: int, confidence: float) -> tuple[flo
     return float(ci.low), float(ci.high)
 
 
+def break_ties(scores: np.ndarray, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Distinct scores (ranks) in the order of `scores`, ties ordered at random (`rng`; a fixed one when None), and
+    the original scores where there were ties to break (else None: the scores are returned as they are)."""
+    scores = np.asarray(scores, dtype=float)
+    if len(np.unique(scores)) == len(scores):
+        return scores, None
+    generator = np.random.default_rng(0) if rng is None else rng
+    order = np.lexsort((generator.random(len(scores)), scores))
+    ranks = np.empty(len(order))
+    ranks[order] = np.arange(len(order), dtype=float)
+    return ranks, scores
+
+
 def tail_excess(
     scores: np.ndarray,
     labels: np.ndarray,
     fpr: float,
     confidence: float,
     rng: np.random.Generator | None = None,
+    *,
+    tied_at: np.ndarray | None = None,
 ) -> dict:
     """The excess exposure TPR - FPR at the threshold of the non-members' k-th highest score, k = max(1,
     floor(fpr x (n + 1))) of n non-members, with bounds that need no bootstrap of the tail, so a rate
@@ -56,17 +71,13 @@ def tail_excess(
     before anything is counted, so the scores are continuous as the theory asks: a table whose people
     share their exact rows puts many members and non-members at one score (distance 0 to a synthetic
     row), and the threshold then takes the tied group's members in the non-members' proportion, as a
-    random tie-break on the ROC curve does."""
+    random tie-break on the ROC curve does. Scores already untied by `break_ties` pass the original ones as
+    `tied_at`, so several rates read one tie-break."""
     from scipy.stats import beta
 
+    if tied_at is None:  # rank with a random tie-break: distinct, exchangeable scores
+        scores, tied_at = break_ties(scores, rng)
     scores = np.asarray(scores, dtype=float)
-    tied_at = None
-    if len(np.unique(scores)) < len(scores):  # rank with a random tie-break: distinct, exchangeable scores
-        generator = np.random.default_rng(0) if rng is None else rng
-        order = np.lexsort((generator.random(len(scores)), scores))
-        tied_at = scores
-        scores = np.empty(len(order))
-        scores[order] = np.arange(len(order), dtype=float)
     labels = np.asarray(labels).astype(bool)
     by_score = np.argsort(-scores[~labels], kind="stable")  # the non-members, highest first
     pos, neg = scores[labels], scores[~labels][by_score]

@@ -35,6 +35,7 @@ import pandas as pd
 from suite.attacks._membership_features import (
     DensityEncoding,
     auc_summary,
+    break_ties,
     kde_log_density,
     split_epsilon,
     tail_excess,
@@ -562,10 +563,11 @@ def exact_excess(
     attacker's group, is read at 1% this way. The reading at LOW_FPR goes into the details where the
     non-members hold a k-th highest for it (999 of them at 0.1%). With the people exposed (`exposed_summary`)."""
     ties = np.random.default_rng(derive_seed(ctx.seed, "membership", name, "ties"))
-    found = tail_excess(scores, cands.labels, fpr, ctx.confidence, ties)
+    ranked, tied_at = break_ties(scores, ties)  # one tie-break for both rates
+    found = tail_excess(ranked, cands.labels, fpr, ctx.confidence, tied_at=tied_at)
     n_non = int(len(cands.labels) - np.asarray(cands.labels).astype(bool).sum())
     if fpr > LOW_FPR and LOW_FPR * (n_non + 1) >= 1:
-        fine = tail_excess(scores, cands.labels, LOW_FPR, ctx.confidence, ties)
+        fine = tail_excess(ranked, cands.labels, LOW_FPR, ctx.confidence, tied_at=tied_at)
         details = {**details, "excess_at_0_1pct": {k: fine[k] for k in ("fpr", "tpr", "value", "ci")}}
     details = {
         **details,
