@@ -81,12 +81,21 @@ def null_release(
             if only is not None and not any(only(spec.name) for spec in specs if spec.kind == "privacy"):
                 continue
             measurements += run_check(check, ctx, check.spec.timeout or sc.check_timeout)
+    return powers(plan, measurements)
+
+
+def powers(plan: Plan, measurements: list[Measurement]) -> list[Power]:
+    """What the measurements of a release without leakage (the null release, or the `holdout` yardstick's own
+    task, which is one) say about each gated privacy threshold of the plan."""
+    sc = plan.scenario
     policy = {k: t for k, t in plan.policy.items() if is_privacy(k)}
     by_name = {m.name: m for m in measurements}
     out = []
     for j in judge(measurements, policy, plan.defaults):
         m = by_name.get(j.measurement)
         if j.threshold is None or not j.threshold.gates or m is None or j.status is Status.NOT_APPLICABLE:
+            continue
+        if not is_privacy(j.measurement):  # the yardstick's task measures utility too
             continue
         out.append(_power(m, j, sc.split.holdout, sc.confidence))
     return out

@@ -110,3 +110,25 @@ def test_joint_advice_finds_the_holdout_where_every_gate_passes_together() -> No
     stuck = joint_advice([a, b], [shrinks[0], grows], 0.3, 0.5, 0.95)
     assert stuck is not None and "no holdout up to" in stuck
     assert joint_advice([_null(0.0, 0.001)], [], 0.3, 0.5, 0.95) is None  # certain already: nothing to advise
+
+
+def test_a_run_with_the_yardstick_warns_from_its_task_without_a_second_null_release(
+    tmp_path, small_csv, capsys, monkeypatch
+) -> None:
+    # the `holdout` yardstick's first task is a null release: the run judges it first, warns from it before any
+    # other generator is fitted, and does not measure the null release besides
+    import suite.runner as runner
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the yardstick's task is the null release: no second one")
+
+    monkeypatch.setattr(runner, "null_release", forbidden)
+    tight = {"dcr.share_closer_to_train": {"max": 0.3}}  # below what unseen real people score
+    path = write_scenario(
+        tmp_path, small_csv, policy=tight, checks=["dcr"], generators=[{"name": "uniform"}, {"name": "holdout"}]
+    )
+    main(["run", str(path), "--out", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    warning = err.index("warning: thresholds this table may not certify")
+    assert "WARN dcr.share_closer_to_train" in err[warning:]
+    assert warning < err.index("uniform")  # before the other generator's task
