@@ -255,9 +255,9 @@ def joint_advice(
     return f"{text}; no holdout up to {MAX_HOLDOUT:.2g} makes it {TARGET_PASS_RATE:.0%}"
 
 
-def render(rows: list[Power], name: str, advice: str | None = None) -> str:
-    """The plan as a text table: one line per gated privacy measurement, and the joint rate (with the joint
-    `advice` of `joint_advice`, if any)."""
+def render(rows: list[Power], name: str, advice: str | None = None, everyone: list[Power] | None = None) -> str:
+    """The plan as a text table: one line per gated privacy measurement, and the joint rate of `everyone` (by
+    default the rows; with the joint `advice` of `joint_advice`, if any)."""
     if not rows:
         return f"{name}: no gated privacy measurement to plan"
     width = max(len(r.measurement) for r in rows)
@@ -267,7 +267,7 @@ def render(rows: list[Power], name: str, advice: str | None = None) -> str:
         value = "error" if r.value is None else f"{r.value:.3f}"
         mark = "ok  " if r.certifiable else "WARN"
         lines.append(f"  {mark} {r.measurement:<{width}}  {value:>7} {interval:<17} {str(r.threshold):<10} {r.note}")
-    joint = joint_rate(rows)
+    joint = joint_rate(rows if everyone is None else everyone)
     if joint is not None:
         lines.append(
             f"  jointly, a clean release passes every gate above about {joint:.0%} of the time at this size "
