@@ -132,3 +132,16 @@ def test_a_run_with_the_yardstick_warns_from_its_task_without_a_second_null_rele
     warning = err.index("warning: thresholds this table may not certify")
     assert "WARN dcr.share_closer_to_train" in err[warning:]
     assert warning < err.index("uniform")  # before the other generator's task
+
+
+def test_the_run_warns_when_gates_that_pass_alone_fail_together() -> None:
+    from suite.runner import _warn_weak
+
+    se = 0.01 / (norm.ppf(0.95) + norm.ppf(0.93))
+    a = _null(0.0, se * norm.ppf(0.95))  # 93% alone: certifiable
+    said: list[str] = []
+    _warn_weak([a, dataclasses.replace(a, measurement="inference.max.excess")], "t", said.append)
+    assert a.certifiable and len(said) == 1 and "passes every gate above about 86%" in said[0]
+    said.clear()
+    _warn_weak([a], "t", said.append)  # one gate at 93%: nothing to say
+    assert said == []
