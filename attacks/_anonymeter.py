@@ -216,6 +216,72 @@ def _category_text(values: pd.Series) -> pd.Series:
     return pd.Series(text, dtype=object)
 
 
+def _text_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """`_category_text(values)` as codes into its distinct texts: the same text for every row, without a
+    text object (or a frame of them) per row. Texts are keyed by the text itself, so two rows share a code
+    exactly when `_category_text` gives them the same text."""
+    missing = values.isna().to_numpy()
+    index: dict[str, int] = {}
+    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
+        # one text per distinct float (bit pattern), then one code per distinct text (NaN payloads share 'nan')
+        bits, inverse = np.unique(as_float(values).view(np.int64), return_inverse=True)
+        texts = (repr(float(v)) for v in bits.view(np.float64))
+        codes = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=len(bits))
+        codes = codes[inverse.reshape(-1)]
+    else:
+        cells = (index.setdefault(str(v), len(index)) for v in values.to_numpy(dtype=object))
+        codes = np.fromiter(cells, dtype=np.int64, count=len(values))
+    if missing.any():
+        codes[missing] = index.setdefault(MISSING, len(index))
+    return codes, list(index)
+
+
+def unique_polars(frame: pd.DataFrame, metadata: Metadata) -> Any:
+    """What anonymeter's singling out makes of `to_anonymeter(frame, metadata)`: a polars frame with its safe
+    column names, duplicate rows dropped (the first of each kept, in the frame's order), equal to
+    `pl.DataFrame(_safe_column_names(to_anonymeter(frame, metadata))).unique(maintain_order=True)`.
+
+    Built column by column from codes, without the text frame or the polars copy of every row: at 100k x 41
+    those cost about 250 MB a frame, which set the run's peak memory. Rows are deduplicated on the codes
+    (equal codes, equal texts) and on the numbers as polars compares them (the same float column).
+    """
+    import polars as pl
+    from anonymeter.evaluators.singling_out_evaluator import _safe_column_names
+
+    missing = [c for c in metadata.columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the frame lacks the metadata's column(s) {missing}")
+    columns = list(metadata.columns)
+    names = list(_safe_column_names(pd.DataFrame(columns=columns)).columns)
+    continuous = set(metadata.continuous)
+    parts: list[Any] = []
+    keys: dict[str, Any] = {}
+    for i, c in enumerate(columns):
+        if c in continuous:
+            # NaN as missing (null), as pl.DataFrame(a pandas frame) reads it
+            part: Any = pl.Series(names[i], as_float(frame[c], c), nan_to_null=True)
+            keys[f"k{i}"] = part
+        else:
+            codes, texts = _text_codes(frame[c])
+            part = (codes, texts)
+            small = next(t for t in (np.uint8, np.uint16, np.uint32, np.int64) if len(texts) <= np.iinfo(t).max)
+            keys[f"k{i}"] = pl.Series(codes.astype(small))  # the narrowest codes: less for `unique` to encode
+        parts.append(part)
+    if not keys:
+        return pl.DataFrame(_safe_column_names(to_anonymeter(frame, metadata))).unique(maintain_order=True)
+    kept = pl.DataFrame(keys).with_row_index("row").unique(subset=list(keys), maintain_order=True)["row"]
+    rows = kept.to_numpy()
+    del keys
+    out = []
+    for name, part in zip(names, parts):
+        if isinstance(part, tuple):
+            codes, texts = part
+            out.append(pl.Series(name, texts, dtype=pl.String).gather(codes[rows]))
+        else:
+            out.append(part.gather(kept))
+    return pl.DataFrame(out)
+
+
 def to_anonymeter(frame: pd.DataFrame, metadata: Metadata) -> pd.DataFrame:
     """A new frame of the metadata's columns that anonymeter reads as the metadata says.
 
@@ -273,11 +339,12 @@ class AttackData:
         }
 
 
-def attack_data(ctx: Context) -> AttackData:
+def attack_data(ctx: Context, *, convert: bool = True) -> AttackData:
     """The context's frames as anonymeter's ori, control and syn, one row per entity when there are entities.
 
     The entity reduction uses a seed derived from `ctx.seed` (the same for all three
-    attacks, so they attack the same people).
+    attacks, so they attack the same people). `convert=False` leaves the frames as the context has
+    them (only reduced to one row per entity), for a caller that converts them itself (`unique_polars`).
     """
     train, control = ctx.train, ctx.holdout
     entity_level = ctx.train_entities is not None
@@ -287,10 +354,11 @@ def attack_data(ctx: Context) -> AttackData:
         if ctx.holdout_entities is not None:
             control = one_row_per_entity(control, ctx.holdout_entities, rng)
     md = ctx.metadata
+    as_anonymeter = (lambda frame: to_anonymeter(frame, md)) if convert else (lambda frame: frame)
     return AttackData(
-        train=to_anonymeter(train, md),
-        control=to_anonymeter(control, md),
-        synthetic=to_anonymeter(ctx.synthetic, md),
+        train=as_anonymeter(train),
+        control=as_anonymeter(control),
+        synthetic=as_anonymeter(ctx.synthetic),
         entity_level=entity_level,
         train_rows=int(len(ctx.train)),
         control_rows=int(len(ctx.holdout)),

@@ -9,7 +9,13 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from suite.attacks._anonymeter import attack_data, attack_measurements, captured_notes, pinned_randomness
+from suite.attacks._anonymeter import (
+    attack_data,
+    attack_measurements,
+    captured_notes,
+    pinned_randomness,
+    unique_polars,
+)
 from suite.registry import checks
 from suite.seeding import derive_seed
 from suite.types import Context, Goal, Measurement, MeasurementSpec, privacy
@@ -42,6 +48,19 @@ def _unique(frame: pd.DataFrame) -> Any:
     from anonymeter.evaluators import singling_out_evaluator as soe
 
     return pl.DataFrame(soe._safe_column_names(frame)).unique(maintain_order=True)
+
+
+def _evaluator(train: Any, synthetic: Any, **kwargs: Any) -> Any:
+    """anonymeter's `SinglingOutEvaluator` on train and synthetic frames already as it would make them
+    (`unique_polars`): built on empty frames, then handed the prepared ones, so it holds no copy of its own."""
+    import polars as pl
+    from anonymeter.evaluators import SinglingOutEvaluator
+
+    evaluator = SinglingOutEvaluator(ori=pd.DataFrame(), syn=pd.DataFrame(), **kwargs)
+    if not all(isinstance(getattr(evaluator, a, None), pl.DataFrame) for a in ("_ori", "_syn")):
+        raise RuntimeError("this anonymeter's SinglingOutEvaluator keeps its frames elsewhere (not _ori, _syn)")
+    evaluator._ori, evaluator._syn = train, synthetic
+    return evaluator
 
 
 def _matches(frame: Any, queries: list[Any]) -> np.ndarray:
@@ -143,7 +162,6 @@ class SinglingOutAttack:
         self.max_attempts = max_attempts
 
     def evaluate(self, ctx: Context) -> list[Measurement]:
-        from anonymeter.evaluators import SinglingOutEvaluator
         from anonymeter.stats.confidence import EvaluationResults
 
         modes = [self.modes] if isinstance(self.modes, str) else list(self.modes)
@@ -153,17 +171,18 @@ class SinglingOutAttack:
         n_columns = len(ctx.metadata.columns)
         if "multivariate" in modes and not 1 <= self.n_cols <= n_columns:
             raise ValueError(f"singling_out: n_cols must be between 1 and the {n_columns} columns, got {self.n_cols}")
-        data = attack_data(ctx)
+        data = attack_data(ctx, convert=False)  # converted once, straight to anonymeter's deduplicated frames
         n_attacks, cap = data.capped(self.n_attacks)
-        control = _unique(data.control)
+        train, control = unique_polars(data.train, ctx.metadata), unique_polars(data.control, ctx.metadata)
+        synthetic = unique_polars(data.synthetic, ctx.metadata)
         out: list[Measurement] = []
         for mode in modes:
             seed = derive_seed(ctx.seed, self.name, mode)
             generated: list[list[Any]] = []
             with pinned_randomness(seed), captured_notes() as notes, _keeping_queries(generated):
-                evaluator = SinglingOutEvaluator(
-                    ori=data.train,
-                    syn=data.synthetic,
+                evaluator = _evaluator(
+                    train,
+                    synthetic,
                     n_attacks=n_attacks,
                     n_cols=self.n_cols,
                     max_attempts=self.max_attempts,
@@ -171,11 +190,6 @@ class SinglingOutAttack:
                 )
                 evaluator.evaluate(mode=mode)
                 queries = generated[0] if generated else []
-                # anonymeter's own deduplicated training rows (`_unique` of the same frame): a second copy of
-                # them cost 100-200 MB at 100k rows
-                train = getattr(evaluator, "_ori", None)
-                if train is None:
-                    train = _unique(data.train)
                 in_train, in_control = _matches(train, queries), _matches(control, queries)
                 chance = chance_singled_out(in_train, in_control, len(train), len(control))
                 results = EvaluationResults(

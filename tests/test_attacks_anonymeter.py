@@ -22,6 +22,7 @@ from suite.attacks._anonymeter import (
     one_row_per_entity,
     pinned_randomness,
     to_anonymeter,
+    unique_polars,
 )
 from suite.attacks.inference import InferenceAttack, correct_guesses, nearest_secrets, tolerance_for
 from suite.attacks.linkability import LinkabilityAttack, default_aux_cols
@@ -527,10 +528,37 @@ def test_a_dominant_secret_does_not_inflate_the_excess(contexts):
     assert m.ci[1] - m.ci[0] < 0.1
 
 
-def test_singling_out_reads_anonymeters_own_deduplicated_training_rows(contexts):
-    """The check matches queries on the evaluator's `_ori` instead of a second copy: it must be `_unique(train)`."""
-    from anonymeter.evaluators import SinglingOutEvaluator
-
-    data = attack_data(contexts["identity"])
-    evaluator = SinglingOutEvaluator(ori=data.train, syn=data.synthetic, n_attacks=10)
-    assert evaluator._ori.equals(_unique(data.train))
+def test_unique_polars_is_anonymeters_own_deduplicated_frame(contexts):
+    """The check builds anonymeter's deduplicated polars frames from codes; they must equal what anonymeter makes
+    of `to_anonymeter` (`_unique`), row for row, on the shipped data and on awkward values."""
+    data = attack_data(contexts["identity"], convert=False)
+    md = contexts["identity"].metadata
+    for frame in (data.train, data.control, data.synthetic):
+        old, new = _unique(to_anonymeter(frame, md)), unique_polars(frame, md)
+        assert new.schema == old.schema and new.equals(old)
+    nan = float("nan")
+    awkward = pd.DataFrame(
+        {
+            "mixed": pd.Series([1, True, 1.0, "1", None, 1, nan, "x"], dtype=object),  # 1 == True == 1.0, texts differ
+            "flag": pd.Series([True, False, None, True, True, False, None, True], dtype="boolean"),
+            "code": [0, -0.0, 0.0, 2.5, float("inf"), 0, nan, 2.5],  # a numeric category
+            "x": [0.0, -0.0, 0.0, nan, float("inf"), 0.0, nan, 1.0],
+            "class": pd.Categorical(["a", "b", "a", None, "a", "a", None, "b"]),
+            "miss": ["\x00missing", None, "a", "a", "a", "\x00missing", None, "a"],
+        }
+    )
+    awkward["when"] = pd.to_datetime(["2020-01-01", None, "2020-01-01", "2021-05-03"] * 2)
+    awkward_md = Metadata(
+        columns={
+            "mixed": {"sdtype": "categorical"},
+            "flag": {"sdtype": "boolean"},
+            "code": {"sdtype": "categorical"},
+            "x": {"sdtype": "numerical"},
+            "class": {"sdtype": "categorical"},  # a Python keyword: anonymeter's safe names
+            "miss": {"sdtype": "categorical"},
+            "when": {"sdtype": "datetime"},
+        }
+    )
+    for rows in (awkward, pd.concat([awkward] * 3, ignore_index=True), awkward.iloc[:0]):
+        old, new = _unique(to_anonymeter(rows, awkward_md)), unique_polars(rows, awkward_md)
+        assert new.schema == old.schema and new.equals(old)
