@@ -512,6 +512,7 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
             synthetic = _conform(drawn, data.train, _rows_expected(component, drawn, n))
             seconds["sample"] += time.perf_counter() - start
             fit_info = {**_fit_info(generator), **fit_on_info}
+            del generator  # a copying generator holds the training rows: not kept through the checks
         except BaseException as exc:  # SystemExit included: the generator failed, its checks error, the gate blocks
             _reraise_interrupt(exc)
             failure = f"generator {key} failed during {stage}: {_describe(exc)}; check its params and the metadata"
