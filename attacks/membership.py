@@ -561,6 +561,8 @@ class Rescorer:
         non-member counts) each, whole numbers), as `resampled_roc` gives them on the rescored scores (the AUC up
         to the order of the trapezoids' sum), a few hundred resamples at a time (`rescored_roc_stats` runs them
         in parallel, LANES to a thread). The random draws are those of `present`, batch by batch."""
+        from concurrent.futures import Future, ThreadPoolExecutor
+
         import numba
 
         kernel = importlib.import_module("suite.attacks._roc_numba")
@@ -570,23 +572,31 @@ class Rescorer:
         n_pos = self._sizes[0]
         counts = drawn = np.empty((0, 0))
         filled = 0
-        for counts_pos, counts_neg in batches:
-            b = len(counts_pos)
-            if not len(counts):  # room for `size` resamples and one batch more
-                counts = np.empty((size + b, n_pos + counts_neg.shape[1]), dtype=np.uint8)
-                drawn = np.empty((size + b, len(self.undrawn)), dtype=bool)
-            if counts.dtype == np.uint8 and max(counts_pos.max(initial=0), counts_neg.max(initial=0)) > 255:
-                counts = counts.astype(float)  # a unit drawn over 255 times: whole numbers all the same
-            counts[filled : filled + b, :n_pos] = counts_pos
-            counts[filled : filled + b, n_pos:] = counts_neg
-            if len(self.undrawn):
-                drawn[filled : filled + b] = self.chance(b)
-            filled += b
-            if filled >= size:
+        running: Future | None = None
+        # one chunk rescored in a second thread (the kernel holds no GIL) while this one draws the next
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            for counts_pos, counts_neg in batches:
+                b = len(counts_pos)
+                if not len(counts):  # room for `size` resamples and one batch more
+                    counts = np.empty((size + b, n_pos + counts_neg.shape[1]), dtype=np.uint8)
+                    drawn = np.empty((size + b, len(self.undrawn)), dtype=bool)
+                if counts.dtype == np.uint8 and max(counts_pos.max(initial=0), counts_neg.max(initial=0)) > 255:
+                    counts = counts.astype(float)  # a unit drawn over 255 times: whole numbers all the same
+                counts[filled : filled + b, :n_pos] = counts_pos
+                counts[filled : filled + b, n_pos:] = counts_neg
+                if len(self.undrawn):
+                    drawn[filled : filled + b] = self.chance(b)
+                filled += b
+                if filled >= size:
+                    if running is not None:
+                        yield running.result()
+                    chunk = (counts[:filled], drawn[:filled])
+                    running = pool.submit(kernel.rescored_roc_stats, *listed, *chunk, *self._sizes, alphas_)
+                    counts, filled = np.empty((0, 0)), 0
+            if running is not None:
+                yield running.result()
+            if filled:
                 yield kernel.rescored_roc_stats(*listed, counts[:filled], drawn[:filled], *self._sizes, alphas_)
-                counts, filled = np.empty((0, 0)), 0
-        if filled:
-            yield kernel.rescored_roc_stats(*listed, counts[:filled], drawn[:filled], *self._sizes, alphas_)
 
     def _entries(self, kernel: Any) -> tuple[np.ndarray, ...]:
         """Once: every (record, neighbour) a resample can pick, by descending score, and where each control
