@@ -6,6 +6,10 @@ cumulative weights read at the end of every group of tied scores, divided by the
 and the TPR at each FPR interpolated on the segment that holds it. The numpy path sums the trapezoids
 pairwise and this one in order, so the AUCs agree to about 1e-15; the TPRs are the same numbers.
 Resamples run in parallel threads (``prange``); no (resamples x candidates) array is built.
+
+``rescored_roc_stats`` does the same for the local attackers' rescored bootstrap, whose scores change with
+every resample: each record's score is one of the few its kept control neighbours give, so all of them are
+sorted once and every resample reads its own in that order (the reference ranks each resample's scores).
 """
 
 from __future__ import annotations
