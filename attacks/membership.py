@@ -24,10 +24,11 @@ The shadow-model attack, which refits the generator, is the `shadow` check (atta
 
 from __future__ import annotations
 
+import importlib
 import time
-from collections.abc import Callable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,7 @@ from suite.attacks._membership_features import (
     auc_summary,
     break_ties,
     kde_log_density,
+    label_slots,
     split_epsilon,
     tail_excess,
 )
@@ -496,35 +498,136 @@ class LocalScores:
         """The distances of the candidate records `rows` (a boolean mask) alone."""
         return LocalScores(self.d_syn[rows], self.dist[rows], self.person[rows], self.own[rows], self.n_codes)
 
-    def rescorer(self, cands: Candidates, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
+    def rescorer(self, cands: Candidates, rng: np.random.Generator) -> Rescorer:
         """The `rescore` of `roc_summary`: the non-members are the control people, so a control person is in a
         resample when drawn as a non-member; control people not among the candidates (`max_non_members`, or
         outside the isolated attacker's group) are kept with the bootstrap's chance, 1 - 1/e."""
+        return Rescorer(self, cands, rng)
+
+    def values(self) -> np.ndarray:
+        """Every score a record can take (records, k): against each of its kept control neighbours, as `scores`
+        computes it (the same numbers)."""
+        return np.log(self.dist + LOCAL_EPS) - np.log(self.d_syn + LOCAL_EPS)[:, None]
+
+
+class Rescorer:
+    """The local attacker's scores in a resample of the control (`LocalScores.rescorer`).
+
+    Called with a batch of non-member counts (b, non-members), it returns every candidate's score in each
+    resample (b, candidates): the reference. `roc` gives the same resamples' AUC and TPRs directly: a record's
+    score in a resample is one of its k precomputed `LocalScores.values`, so all of them are sorted once and each
+    resample walks that order (`suite.attacks._roc_numba.rescored_roc_stats`), with no per-resample sort. Both
+    draw the same random numbers (the control people outside the candidates), so either gives the same interval.
+    """
+
+    def __init__(self, local: LocalScores, cands: Candidates, rng: np.random.Generator) -> None:
+        self.local, self.cands, self.rng = local, cands, rng
         neg_units = np.flatnonzero(cands.labels == 0)
         row_of_unit = np.full(len(cands.labels), -1)
         row_of_unit[cands.unit] = np.arange(len(cands.unit))
-        slot = np.full(self.n_codes, -1)
-        slot[self.own[row_of_unit[neg_units]]] = np.arange(len(neg_units))
-        drawn_as = np.flatnonzero(slot >= 0)
-        pool = np.unique(self.person[self.person >= 0])
-        undrawn = pool[slot[pool] < 0]
-        by_unit = np.argsort(cands.unit, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(cands.unit[by_unit]) != 0])
-        one_row_each = len(starts) == len(cands.unit)
+        self.slot = np.full(local.n_codes, -1)
+        self.slot[local.own[row_of_unit[neg_units]]] = np.arange(len(neg_units))
+        self.drawn_as = np.flatnonzero(self.slot >= 0)
+        pool = np.unique(local.person[local.person >= 0])
+        self.undrawn = pool[self.slot[pool] < 0]
+        self.by_unit = np.argsort(cands.unit, kind="stable")
+        self.starts = np.flatnonzero(np.r_[True, np.diff(cands.unit[self.by_unit]) != 0])
+        self._listed: tuple[np.ndarray, ...] | None = None  # built by the first `roc`
+        self._sizes: tuple[int, int, bool] = (0, 0, True)
 
-        def rescore(counts_neg: np.ndarray) -> np.ndarray:
-            present = np.zeros((len(counts_neg), self.n_codes), dtype=bool)
-            present[:, drawn_as] = counts_neg[:, slot[drawn_as]] > 0
-            if len(undrawn):
-                present[:, undrawn] = rng.random((len(counts_neg), len(undrawn))) < 1.0 - np.exp(-1.0)
-            rows = self.scores(present)
-            if one_row_each:
-                out = np.empty_like(rows)
-                out[:, cands.unit] = rows
-                return out
-            return np.maximum.reduceat(rows[:, by_unit], starts, axis=1)  # units are 0..n-1, each with a row
+    def present(self, counts_neg: np.ndarray) -> np.ndarray:
+        """Which control people (b, codes) each resample holds (draws the undrawn people's chances)."""
+        present = np.zeros((len(counts_neg), self.local.n_codes), dtype=bool)
+        present[:, self.drawn_as] = counts_neg[:, self.slot[self.drawn_as]] > 0
+        if len(self.undrawn):
+            present[:, self.undrawn] = self.chance(len(counts_neg))
+        return present
 
-        return rescore
+    def chance(self, b: int) -> np.ndarray:
+        """Which of the control people outside the candidates (b, undrawn) each of b resamples holds."""
+        return self.rng.random((b, len(self.undrawn))) < 1.0 - np.exp(-1.0)
+
+    def __call__(self, counts_neg: np.ndarray) -> np.ndarray:
+        rows = self.local.scores(self.present(counts_neg))
+        if len(self.starts) == len(self.cands.unit):  # one row each
+            out = np.empty_like(rows)
+            out[:, self.cands.unit] = rows
+            return out
+        return np.maximum.reduceat(rows[:, self.by_unit], self.starts, axis=1)  # units are 0..n-1, each with a row
+
+    def roc(
+        self, batches: Iterable[tuple[np.ndarray, np.ndarray]], alphas: tuple[float, ...]
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """AUC (b,) and TPR at each of `alphas` (b, len(alphas)) of the resamples of `batches` ((member counts,
+        non-member counts) each, whole numbers), as `resampled_roc` gives them on the rescored scores (the AUC up
+        to the order of the trapezoids' sum), a few hundred resamples at a time (`rescored_roc_stats` runs them
+        in parallel, LANES to a thread). The random draws are those of `present`, batch by batch."""
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        import numba
+
+        kernel = importlib.import_module("suite.attacks._roc_numba")
+        listed = self._entries(kernel)
+        size = kernel.LANES * max(1, min(numba.get_num_threads(), 4))
+        alphas_ = np.asarray(alphas, dtype=float)
+        n_pos = self._sizes[0]
+        counts = drawn = np.empty((0, 0))
+        filled = 0
+        running: Future | None = None
+        # one chunk rescored in a second thread (the kernel holds no GIL) while this one draws the next
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            for counts_pos, counts_neg in batches:
+                b = len(counts_pos)
+                if not len(counts):  # room for `size` resamples and one batch more
+                    counts = np.empty((size + b, n_pos + counts_neg.shape[1]), dtype=np.uint8)
+                    drawn = np.empty((size + b, len(self.undrawn)), dtype=bool)
+                if counts.dtype == np.uint8 and max(counts_pos.max(initial=0), counts_neg.max(initial=0)) > 255:
+                    counts = counts.astype(float)  # a unit drawn over 255 times: whole numbers all the same
+                counts[filled : filled + b, :n_pos] = counts_pos
+                counts[filled : filled + b, n_pos:] = counts_neg
+                if len(self.undrawn):
+                    drawn[filled : filled + b] = self.chance(b)
+                filled += b
+                if filled >= size:
+                    if running is not None:
+                        yield running.result()
+                    chunk = (counts[:filled], drawn[:filled])
+                    running = pool.submit(kernel.rescored_roc_stats, *listed, *chunk, *self._sizes, alphas_)
+                    counts, filled = np.empty((0, 0)), 0
+            if running is not None:
+                yield running.result()
+            if filled:
+                yield kernel.rescored_roc_stats(*listed, counts[:filled], drawn[:filled], *self._sizes, alphas_)
+
+    def _entries(self, kernel: Any) -> tuple[np.ndarray, ...]:
+        """Once: every (record, neighbour) a resample can pick, by descending score, and where each control
+        person's presence is read (`rescored_roc_stats`)."""
+        if self._listed is None:
+            owner = np.ascontiguousarray(self.local.person, dtype=np.int32)
+            keep = kernel.choosable(owner)
+            values = self.local.values()[keep]
+            order = np.argsort(-values)
+            ranked = values[order]
+            rank = np.full(owner.shape, -1, dtype=np.int32)
+            rank[keep] = np.argsort(order)  # each listed entry's position in the order
+            unit = self.cands.unit[np.nonzero(keep)[0]][order]
+            labels = np.asarray(self.cands.labels).astype(bool)
+            n_pos, n_cols = int(labels.sum()), len(labels)
+            col = np.where(labels, label_slots(labels), n_pos + label_slots(labels))  # members first
+            src = np.full(self.local.n_codes, n_cols + len(self.undrawn), dtype=np.int64)  # never held
+            src[self.drawn_as] = n_pos + self.slot[self.drawn_as]
+            src[self.undrawn] = n_cols + np.arange(len(self.undrawn))
+            self._listed = (
+                rank,
+                unit.astype(np.int32),
+                col[unit].astype(np.int32),
+                labels[unit],
+                np.cumsum(np.r_[False, ranked[1:] != ranked[:-1]]).astype(np.int32),
+                owner,
+                src,
+            )
+            self._sizes = (n_pos, n_cols, len(self.starts) == len(self.cands.unit))
+        return self._listed
 
 
 def isolated_units(local: LocalScores, cands: Candidates, details: dict) -> np.ndarray:

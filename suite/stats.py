@@ -99,16 +99,17 @@ def bootstrap_weights(
     """
     codes = [np.asarray(c, dtype=np.int64) for c in clusters]
     sizes = [int(c.max()) + 1 if len(c) else 0 for c in codes]
+    own = [len(c) == g and np.array_equal(c, np.arange(g)) for c, g in zip(codes, sizes, strict=True)]  # unit = cluster
     for start in range(0, n_boot, batch):
         b = min(n_boot, start + batch) - start
         weights = []
-        for c, g in zip(codes, sizes, strict=True):
+        for c, g, alone in zip(codes, sizes, own, strict=True):
             if not g:  # an empty sample: nothing to draw
                 weights.append(np.zeros((b, 0)))
                 continue
             drawn = rng.integers(0, g, size=(b, g)) + g * np.arange(b)[:, None]
             counts = np.bincount(drawn.ravel(), minlength=b * g).reshape(b, g)
-            weights.append(counts[:, c].astype(float))
+            weights.append((counts if alone else counts[:, c]).astype(float))
         yield start, weights
 
 

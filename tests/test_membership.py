@@ -546,3 +546,110 @@ def test_the_compiled_roc_pass_gives_the_numpy_paths_numbers():
             mf._roc_kernel = original
     assert summaries[0]["ci"][0.01] == summaries[1]["ci"][0.01]
     assert summaries[0]["ci"]["auc"] == pytest.approx(summaries[1]["ci"]["auc"], abs=1e-12)
+
+
+# --------------------------------------------------------------------------- the rescored bootstrap's compiled pass
+
+
+def _rescored_boot(local, cands, fast: bool, *, n_boot: int = 150, batch: int = 7, alphas=(0.01, 0.1, 0.5)):
+    """The bootstrap AUCs and TPRs of the local attacker's rescored resamples, as `roc_summary` draws them: the
+    compiled pass (`Rescorer.roc`) or the reference (each resample's scores ranked and passed to resampled_roc)."""
+    from suite.attacks import _membership_features as mf
+    from suite.stats import bootstrap_weights
+
+    labels = np.asarray(cands.labels).astype(bool)
+    batches = bootstrap_weights(
+        np.arange(labels.sum()), np.arange((~labels).sum()), rng=np.random.default_rng(0), n_boot=n_boot, batch=batch
+    )
+    rescore = local.rescorer(cands, np.random.default_rng(1))
+    if fast:
+        out = list(rescore.roc((w for _, w in batches), alphas))
+    else:
+        out = [
+            mf.resampled_roc(*mf._ranking(row), labels, cp[i : i + 1], cn[i : i + 1], alphas)
+            for _, (cp, cn) in batches
+            for i, row in enumerate(rescore(cn))
+        ]
+    return np.concatenate([a for a, _ in out]), np.concatenate([t for _, t in out])
+
+
+def _same_boot(local, cands) -> None:
+    from suite.attacks import _membership_features as mf
+
+    fast, slow = _rescored_boot(local, cands, True), _rescored_boot(local, cands, False)
+    np.testing.assert_allclose(fast[0], slow[0], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(fast[1], slow[1])
+    scores = unit_max(local.scores(), cands.unit, len(cands.labels))
+    common = dict(alphas=(0.01,), confidence=0.9, n_boot=130)
+    summaries = [
+        mf.roc_summary(
+            scores,
+            cands.labels,
+            rng=np.random.default_rng(2),
+            rescore=local.rescorer(cands, np.random.default_rng(3)),
+            backend=backend,
+            **common,
+        )
+        for backend in ("auto", "reference")
+    ]
+    assert summaries[0]["ci"][0.01] == summaries[1]["ci"][0.01] and summaries[0]["point"] == summaries[1]["point"]
+    assert summaries[0]["ci"]["auc"] == pytest.approx(summaries[1]["ci"]["auc"], abs=1e-12)
+
+
+@pytest.mark.parametrize("entities", [True, False])
+def test_the_rescored_bootstrap_compiled_pass_gives_the_reference_numbers_on_real_data(small, entities, monkeypatch):
+    """The local and isolated attackers' rescored bootstrap on the 3,000-row covid slice, by person (several records
+    to a candidate: its score their highest) and by record: the compiled pass (`Rescorer.roc`: the candidates'
+    precomputed scores sorted once) gives each resample the AUC and TPRs of ranking its rescored scores, and the
+    check's measurements (points, intervals, details) are the reference path's."""
+    from suite.attacks.membership import Rescorer
+
+    ctx = _context(small, "holdout", seed=3, entities=entities)
+    cands = select_candidates(
+        ctx.train,
+        ctx.holdout,
+        np.random.default_rng(0),
+        ctx.train_entities,
+        ctx.holdout_entities,
+    )
+    local = MembershipAttack()._local_scores(replace(ctx, neighbours=NeighbourCache()), cands, {})
+    assert (len(np.unique(cands.unit)) < len(cands.unit)) == entities
+    _same_boot(local, cands)
+
+    def measured() -> dict:
+        found = MembershipAttack(attackers=("local", "isolated")).evaluate(ctx)
+        return {m.name: (m.value, m.ci, {k: v for k, v in m.details.items() if k != "seconds"}) for m in found}
+
+    fast = measured()
+    monkeypatch.setattr(Rescorer, "roc", None)  # roc_summary then ranks every resample (the reference)
+    assert measured() == fast
+
+
+def test_the_rescored_bootstrap_compiled_pass_holds_with_ties_and_every_neighbour_dropped():
+    """Scores on a coarse grid (many ties across records and candidates), three kept neighbours of a small control
+    (a resample drops all three for about 5% of the records: the third stands in), neighbours that share a person
+    or are the record's own, candidates of one to three records, and control people outside the candidates."""
+    from suite.attacks.membership import Candidates
+
+    rng = np.random.default_rng(7)
+    n_pos, n_neg, n_out = 150, 60, 25
+    per_unit = rng.integers(1, 4, n_pos + n_neg)
+    unit = np.repeat(np.arange(n_pos + n_neg), per_unit)
+    own = unit.copy()  # person codes: members 0..149, non-members 150..209, control people outside 210..234
+    pool = np.arange(n_pos, n_pos + n_neg + n_out)
+    person = rng.choice(pool, size=(len(unit), 3))
+    person[person == own[:, None]] = -1
+    person[rng.random(len(unit)) < 0.1, 0] = -1
+    dist = np.sort(np.round(rng.random((len(unit), 3)), 1), axis=1)
+    local = LocalScores(np.round(rng.random(len(unit)), 1), dist, person, own, n_pos + n_neg + n_out)
+    labels = np.r_[np.ones(n_pos, dtype=np.int8), np.zeros(n_neg, dtype=np.int8)]
+    cands = Candidates(pd.DataFrame(index=range(len(unit))), unit, labels, np.arange(len(labels)), 0)
+    scores = local.scores()
+    assert len(np.unique(scores)) < len(scores) / 4  # heavy ties
+    held = local.rescorer(cands, np.random.default_rng(1)).present(rng.poisson(1.0, (20, n_neg)).astype(float))
+    usable = (person >= 0) & held[:, np.maximum(person, 0)]  # (resamples, records, neighbours)
+    assert (~usable.any(axis=2)).sum() > 0.02 * usable.shape[0] * usable.shape[1]  # all three dropped
+    _same_boot(local, cands)
+    # every record its own candidate (members' records first, as the units are)
+    record_labels = (unit < n_pos).astype(np.int8)
+    _same_boot(local, Candidates(pd.DataFrame(index=range(len(unit))), np.arange(len(unit)), record_labels, None, 0))
