@@ -208,10 +208,16 @@ def _category_text(values: pd.Series) -> pd.Series:
     """Values as text, equal whatever the dtype that carries them (1, 1.0 and True agree); missing -> MISSING."""
     missing = values.isna().to_numpy()
     if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
-        numbers = as_float(values)
-        text = np.array([repr(float(v)) for v in numbers], dtype=object)
+        numbers = np.ascontiguousarray(as_float(values), dtype=np.float64)
+        # repr once per distinct bit pattern (0.0 and -0.0 apart, as repr tells them), not once per cell
+        patterns, where = np.unique(numbers.view(np.int64), return_inverse=True)
+        text = np.array([repr(float(v)) for v in patterns.view(np.float64)], dtype=object)[where]
     else:
-        text = np.array([str(v) for v in values.to_numpy(dtype=object)], dtype=object)
+        objects = values.to_numpy(dtype=object)
+        if all(type(v) is str for v in objects[~missing]):
+            text = objects.copy()  # str(v) is v: no per-cell call
+        else:
+            text = np.array([str(v) for v in objects], dtype=object)
     text[missing] = MISSING
     return pd.Series(text, dtype=object)
 
