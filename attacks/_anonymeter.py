@@ -214,7 +214,7 @@ def _category_text(values: pd.Series) -> pd.Series:
         text = np.array([repr(float(v)) for v in patterns.view(np.float64)], dtype=object)[where]
     else:
         objects = values.to_numpy(dtype=object)
-        if all(type(v) is str for v in objects[~missing]):
+        if set(map(type, objects[~missing])) <= {str}:  # plain strings only (a subclass prints otherwise)
             text = objects.copy()  # str(v) is v: no per-cell call
         else:
             text = np.array([str(v) for v in objects], dtype=object)
