@@ -206,20 +206,15 @@ def one_row_per_entity(frame: pd.DataFrame, entities: pd.Series, rng: np.random.
 
 def _category_text(values: pd.Series) -> pd.Series:
     """Values as text, equal whatever the dtype that carries them (1, 1.0 and True agree); missing -> MISSING."""
-    missing = values.isna().to_numpy()
-    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
-        numbers = as_float(values)
-        text = np.array([repr(float(v)) for v in numbers], dtype=object)
-    else:
-        text = np.array([str(v) for v in values.to_numpy(dtype=object)], dtype=object)
-    text[missing] = MISSING
-    return pd.Series(text, dtype=object)
+    codes, texts = _text_codes(values)
+    return pd.Series(np.array(texts, dtype=object)[codes] if len(codes) else [], dtype=object)
 
 
 def _text_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """`_category_text(values)` as codes into its distinct texts: the same text for every row, without a
-    text object (or a frame of them) per row. Texts are keyed by the text itself, so two rows share a code
-    exactly when `_category_text` gives them the same text."""
+    """Each value's code into its distinct texts (`_category_text` is texts[codes]): numbers and booleans as
+    repr(float) once per distinct bit pattern (0.0 and -0.0 apart, as repr tells them), plain strings as they
+    are, anything else as str(value); missing -> MISSING. Two rows share a code exactly when their texts are
+    equal, without a text object (or a frame of them) per row."""
     missing = values.isna().to_numpy()
     index: dict[str, int] = {}
     if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
@@ -229,7 +224,11 @@ def _text_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
         codes = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=len(bits))
         codes = codes[inverse.reshape(-1)]
     else:
-        cells = (index.setdefault(str(v), len(index)) for v in values.to_numpy(dtype=object))
+        objects = values.to_numpy(dtype=object)
+        if set(map(type, objects[~missing])) <= {str}:  # plain strings are their own text: hashed, not called
+            codes, uniques = pd.factorize(np.where(missing, MISSING, objects), use_na_sentinel=False)
+            return codes.astype(np.int64), [str(u) for u in uniques]
+        cells = (index.setdefault(str(v), len(index)) for v in objects)
         codes = np.fromiter(cells, dtype=np.int64, count=len(values))
     if missing.any():
         codes[missing] = index.setdefault(MISSING, len(index))

@@ -36,7 +36,7 @@ from suite.attacks.inference import correct_guesses, success_share, tolerance_fo
 from suite.metadata import Metadata
 from suite.registry import checks
 from suite.seeding import derive_seed
-from suite.stats import cluster_bootstrap_ci, cluster_codes, newcombe_difference_ci
+from suite.stats import batch_size, cluster_bootstrap_ci, cluster_codes, newcombe_difference_ci
 from suite.types import Context, Goal, Measurement, MeasurementSpec, Need, names, privacy, worst_of
 
 #: A categorical quasi-identifier with more levels than this enters the model as an ordinal code.
@@ -246,14 +246,31 @@ def excess_with_ci(
     width, which no table of 2,000 control people could certify at 0.05)."""
     h_t, h_c = hits_train.astype(float), hits_control.astype(float)
     n_t = len(h_t)
-
-    def stat(w: np.ndarray) -> np.ndarray:
-        w_t, w_c = w[:, :n_t], w[:, n_t:]
-        return (w_t @ h_t) / np.maximum(w_t.sum(1), 1e-12) - (w_c @ h_c) / np.maximum(w_c.sum(1), 1e-12)
-
     point = float(h_t.mean() - h_c.mean())
     joint = cluster_codes(np.concatenate([np.asarray(c) for c in clusters]), n_t + len(h_c))
-    low, high = cluster_bootstrap_ci(stat, joint, rng=rng, confidence=confidence, cost=2)
+    if np.all((h_t == 0) | (h_t == 1)) and np.all((h_c == 0) | (h_c == 1)):
+        # Hits of 0 or 1 and draw counts are integers, so every weighted sum is an exact integer whatever
+        # the order of the additions: summed per cluster up front (people and hits per side), the statistic
+        # runs on a few thousand clusters instead of every person, with the same draws (the batches people
+        # would have had) and the same values to the last bit.
+        t_codes, c_codes = joint[:n_t], joint[n_t:]
+        g = int(joint.max()) + 1 if len(joint) else 0
+        people_t, hits_t = np.bincount(t_codes, minlength=g).astype(float), np.bincount(t_codes, h_t, minlength=g)
+        people_c, hits_c = np.bincount(c_codes, minlength=g).astype(float), np.bincount(c_codes, h_c, minlength=g)
+
+        def by_cluster(w: np.ndarray) -> np.ndarray:
+            return (w @ hits_t) / np.maximum(w @ people_t, 1e-12) - (w @ hits_c) / np.maximum(w @ people_c, 1e-12)
+
+        low, high = cluster_bootstrap_ci(
+            by_cluster, np.arange(g), rng=rng, confidence=confidence, batch=batch_size(len(joint), cost=2)
+        )
+    else:
+
+        def stat(w: np.ndarray) -> np.ndarray:
+            w_t, w_c = w[:, :n_t], w[:, n_t:]
+            return (w_t @ h_t) / np.maximum(w_t.sum(1), 1e-12) - (w_c @ h_c) / np.maximum(w_c.sum(1), 1e-12)
+
+        low, high = cluster_bootstrap_ci(stat, joint, rng=rng, confidence=confidence, cost=2)
     # never narrower than Newcombe's interval for independent people: a bootstrap of shares of 0 (or 1)
     # on both sides has no spread at all, which is no evidence of a small excess
     n_low, n_high = newcombe_difference_ci(h_t.sum(), len(h_t), h_c.sum(), len(h_c), confidence)

@@ -29,6 +29,10 @@ def row_keys(frame: pd.DataFrame, metadata: Metadata) -> np.ndarray:
             numbers = as_float(values, column) + 0.0  # -0.0 + 0.0 is 0.0
             canonical[column] = np.where(np.isnan(numbers), np.nan, numbers)  # one NaN bit pattern
             continue
+        if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iub":  # never missing: text per distinct value
+            distinct, where = np.unique(values.to_numpy(), return_inverse=True)
+            canonical[column] = np.array([_text(v) for v in distinct.tolist()], dtype=object)[where]
+            continue
         text = values.astype(object).where(values.notna(), None)
         if pd.api.types.infer_dtype(text, skipna=True) != "string":  # text is its own _text: no per-cell call
             text = text.map(lambda v: None if v is None else _text(v))

@@ -63,6 +63,51 @@ def train_credit(
     return np.where(full, prior, tied_t / np.maximum(tied_t + tied_c, 1))
 
 
+class BootstrapCredit:
+    """`train_credit` for many resamples of the control, from tables built once.
+
+    A resample changes only which control neighbours are present. With each row's control
+    distances ascending, the nearest present one is the first present: every quantity
+    `train_credit` derives from that distance (the tie edge, the tied training records, whether
+    every kept neighbour ties) is tabulated per row for each possible first present neighbour
+    (or none), and the tied present control records are those among the first `within` ones, a
+    bit count of the present neighbours' mask. Same integers, same division: the same credits to
+    the last bit. Rows whose distances are not ascending (or over 16 neighbours) use `train_credit`.
+    """
+
+    def __init__(self, d_train: np.ndarray, d_control: np.ndarray, i_control: np.ndarray) -> None:
+        self.d_train, self.d_control, self.i_control = d_train, d_control, i_control
+        n, k = d_control.shape
+        self.tabulated = 0 < k <= 16 and bool(np.all(np.diff(d_control, axis=1) >= 0))
+        if not self.tabulated:
+            return
+        rows = np.arange(n)
+        self.rows = rows[:, None]
+        # first present neighbour f (k: none, the row takes the k-th distance), as `train_credit` finds it
+        nearest = np.column_stack([d_control, d_control[:, -1]])  # (n, k + 1)
+        edge = np.minimum(d_train[:, :1], nearest) + _TIE
+        self.tied_t = (d_train[:, None, :] <= edge[:, :, None]).sum(axis=-1)  # (n, k + 1)
+        self.full = (d_train[:, -1:] <= edge) & (d_control[:, -1:] <= edge)
+        within = (d_control[:, None, :] <= edge[:, :, None]).sum(axis=-1)  # control distances at the edge
+        self.within_mask = (np.int64(1) << within) - 1  # the first `within` neighbours' bits
+        self.lost_tied = (d_control[:, -1] <= edge[:, k]).astype(np.int64)
+        codes = np.arange(1 << k)
+        self.first = np.where(codes > 0, np.log2(np.maximum(codes & -codes, 1)).astype(np.int64), k)
+        self.popcount = np.array([bin(c).count("1") for c in codes], dtype=np.int64)
+
+    def __call__(self, present: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        """Per resample (rows of `present`, (b, control rows) bool) and synthetic row, the training credit."""
+        if not self.tabulated:
+            return train_credit(self.d_train, self.d_control, present[:, self.i_control], prior)
+        bits = np.zeros((present.shape[0], len(self.i_control)), dtype=np.int64)
+        for j in range(self.i_control.shape[1]):
+            bits |= present[:, self.i_control[:, j]].astype(np.int64) << j
+        first = self.first[bits]
+        tied_t = self.tied_t[self.rows.T, first]
+        tied_c = np.where(bits == 0, self.lost_tied, self.popcount[bits & self.within_mask[self.rows.T, first]])
+        return np.where(self.full[self.rows.T, first], prior, tied_t / np.maximum(tied_t + tied_c, 1))
+
+
 @checks.register("dcr")
 class DCRMetric:
     """Share of synthetic rows whose closest real record (Gower distance) is a training record.
@@ -126,13 +171,15 @@ class DCRMetric:
             cluster_codes(ctx.holdout_entities, len(control)),
         )
 
+        credit_of = BootstrapCredit(d_train, d_control, i_control)
+
         def share(w_syn: np.ndarray, w_control: np.ndarray) -> np.ndarray:
             # A resample holds each control record at most once for the search: a record drawn twice
             # is no nearer than once, and the chance level follows the distinct records drawn (a
             # resample holds about 63% of them: the interval is that of a smaller control, wider).
             present = w_control > 0
             prior_b = len(train) / (len(train) + present.sum(axis=1))
-            credit = train_credit(d_train, d_control, present[:, i_control], prior_b[:, None])
+            credit = credit_of(present, prior_b[:, None])
             return size_corrected_share((w_syn * credit).sum(axis=1) / w_syn.sum(axis=1), prior_b)
 
         ci = cluster_bootstrap_ci(share, *units, rng=rng, confidence=ctx.confidence, cost=4 * (_K + k_train))

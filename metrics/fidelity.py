@@ -30,6 +30,51 @@ def sdv_metadata(metadata: Metadata) -> dict[str, Any]:
     return {"tables": {"table": metadata.to_sdv_dict()}, "relationships": []}
 
 
+#: the sdtypes sdmetrics' QualityReport compares as categories (TVComplement, ContingencySimilarity)
+_DISCRETE_SDTYPES = frozenset({"categorical", "ordinal", "boolean"})
+
+
+def _as_ranks(real: pd.Series, synthetic: pd.Series) -> tuple[pd.Series, pd.Series] | None:
+    """Both columns of strings as each value's rank among the sorted distinct values of the two, as
+    floats with missing values NaN; None when either holds anything but strings and missing values.
+
+    sdmetrics groups and counts the category columns hundreds of times (every pair of columns);
+    grouping floats is many times faster than grouping Python strings. The map is one-to-one and
+    keeps the order of values, so groups come out in the same order and every count, share and score
+    is the same to the last bit (tests/test_fidelity.py compares both on real tables).
+    """
+    values = []
+    for column in (real, synthetic):
+        if column.dtype != object:
+            return None
+        present = column[column.notna()].to_numpy()
+        if not all(isinstance(v, str) for v in present):
+            return None
+        values.append(present)
+    levels = np.unique(np.concatenate(values)) if values[0].size + values[1].size else np.array([], dtype=object)
+
+    def ranks(column: pd.Series, present: np.ndarray) -> pd.Series:
+        out = np.full(len(column), np.nan)
+        out[column.notna().to_numpy()] = np.searchsorted(levels, present)
+        return pd.Series(out, index=column.index, name=column.name)
+
+    return ranks(real, values[0]), ranks(synthetic, values[1])
+
+
+def quality_inputs(
+    real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two tables as sdmetrics' QualityReport gets them: category columns of strings as order-keeping
+    float ranks (`_as_ranks`), which leaves every score unchanged and makes the report several times faster."""
+    real, synthetic = real.copy(deep=False), synthetic.copy(deep=False)
+    for column, spec in metadata.columns.items():
+        if spec.get("sdtype") in _DISCRETE_SDTYPES and column in real.columns and column in synthetic.columns:
+            ranked = _as_ranks(real[column], synthetic[column])
+            if ranked is not None:
+                real[column], synthetic[column] = ranked
+    return real, synthetic
+
+
 def _shares(counts: np.ndarray) -> np.ndarray:
     total = counts.sum()
     return counts / total if total > 0 else np.zeros_like(counts, dtype=float)
@@ -245,6 +290,7 @@ class FidelityMetric:
         from sdmetrics.reports import QualityReport
 
         report = QualityReport()
+        train, synthetic = quality_inputs(train, synthetic, metadata)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             report.generate({"table": train}, {"table": synthetic}, sdv_metadata(metadata), verbose=False)

@@ -113,6 +113,11 @@ def bootstrap_weights(
         yield start, weights
 
 
+def batch_size(units: int, cost: int = 8, n_boot: int = N_BOOTSTRAP) -> int:
+    """Resamples per call of a statistic over `units` units holding `cost` floats each (about 4 million floats)."""
+    return max(1, min(n_boot, int(4e6 // max(cost * units, 1))))
+
+
 def cluster_bootstrap_ci(
     statistic: Callable[..., np.ndarray],
     *clusters: np.ndarray,
@@ -120,6 +125,7 @@ def cluster_bootstrap_ci(
     confidence: float = 0.95,
     n_boot: int = N_BOOTSTRAP,
     cost: int = 8,
+    batch: int | None = None,
 ) -> tuple[float, float]:
     """Percentile interval of a statistic over a joint bootstrap of several samples, each resampled by cluster.
 
@@ -130,13 +136,17 @@ def cluster_bootstrap_ci(
     weighted statistic runs vectorised. Resampling the real side too puts the variance of the
     split (which people landed in control) inside the interval; clustering keeps one patient, or
     one row repeated n times, one unit. `cost` (floats per unit and resample the statistic holds)
-    sizes the batches.
+    sizes the batches; `batch` (resamples per call of the statistic) overrides it. The batches
+    decide how the generator's draws are grouped, so a bootstrap reproduced with fewer units
+    (clusters summed up front) keeps its numbers by giving the batch the units would have had.
     """
     codes = [np.asarray(c, dtype=np.int64) for c in clusters]
     if not codes or any(len(c) == 0 for c in codes):
         return (float("nan"), float("nan"))
     values = np.empty(n_boot)
-    batch = max(1, min(n_boot, int(4e6 // max(cost * sum(len(c) for c in codes), 1))))
+    if batch is None:
+        batch = batch_size(sum(len(c) for c in codes), cost, n_boot)
+    batch = max(1, min(n_boot, batch))
     for start, weights in bootstrap_weights(*codes, rng=rng, n_boot=n_boot, batch=batch):
         values[start : start + len(weights[0])] = statistic(*weights)
     alpha = (1.0 - confidence) / 2.0

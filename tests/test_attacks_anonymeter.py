@@ -562,3 +562,36 @@ def test_unique_polars_is_anonymeters_own_deduplicated_frame(contexts):
     for rows in (awkward, pd.concat([awkward] * 3, ignore_index=True), awkward.iloc[:0]):
         old, new = _unique(to_anonymeter(rows, awkward_md)), unique_polars(rows, awkward_md)
         assert new.schema == old.schema and new.equals(old)
+
+
+def test_category_text_is_the_per_cell_text():
+    """`_category_text` formats each distinct value once; the cells are what repr / str of each gives."""
+    import numpy as np
+
+    from suite.attacks._anonymeter import MISSING, _category_text
+    from suite.encoding import as_float
+
+    def per_cell(values: pd.Series) -> list[object]:
+        missing = values.isna().to_numpy()
+        if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
+            text = [repr(float(v)) for v in as_float(values)]
+        else:
+            text = [str(v) for v in values.to_numpy(dtype=object)]
+        return [MISSING if m else t for t, m in zip(text, missing)]
+
+    odd = pd.DataFrame(
+        {
+            "zeros": [0.0, -0.0, np.nan, 1.5, 1e300],
+            "nullable": pd.array([1, None, 3, 3, 0], dtype="Int64"),
+            "flags": [True, False, True, True, False],
+            "mixed": ["x", None, 1, 1.0, True],
+            "categories": pd.Categorical(["a", None, "b", "a", "b"]),
+            "strings": pd.array(["x", None, "y", "x", "x"], dtype="string"),
+        }
+    )
+    adult = pd.read_parquet("data/adult.parquet").head(3_000)
+    for frame in (odd, adult):
+        for column in frame.columns:
+            got = _category_text(frame[column])
+            assert list(got) == per_cell(frame[column]) and got.dtype == object
+            assert all(type(v) is str for v in got)

@@ -199,3 +199,21 @@ def test_found_only_where_copies_and_per_count_give_the_dense_formula_bit_for_bi
     np.testing.assert_array_equal(found(copies, total, draws), dense(copies, total, draws))
     counts, inverse = np.unique(copies[0], return_inverse=True)
     np.testing.assert_array_equal(found(counts, 1_000.0, draws)[:, inverse], found(copies[0], 1_000.0, draws))
+
+
+def test_row_keys_text_integer_categories_once_per_value():
+    """Integer and boolean categories are made text once per distinct value: the same keys as per cell."""
+    from suite.metrics.collisions import _text
+
+    frame = pd.read_parquet("data/adult.parquet").sample(n=2_000, random_state=0)  # a shuffled index
+    frame["flag"] = frame["age"] > 40
+    frame["code"] = (frame["age"] % 7).astype("uint8")
+    metadata = Metadata(columns={c: {"sdtype": "numerical" if c == "fnlwgt" else "categorical"} for c in frame.columns})
+    per_cell = {
+        c: frame[c].to_numpy(dtype=float)
+        if c == "fnlwgt"
+        else frame[c].astype(object).map(lambda v: None if pd.isna(v) else _text(v)).to_numpy()
+        for c in frame.columns
+    }
+    expected = pd.util.hash_pandas_object(pd.DataFrame(per_cell), index=False).to_numpy()
+    np.testing.assert_array_equal(row_keys(frame, metadata), expected)

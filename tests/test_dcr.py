@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from suite.generators.calibration import HoldoutGenerator
-from suite.metrics.dcr import DCRMetric, size_corrected_share, train_credit
+from suite.metrics.dcr import BootstrapCredit, DCRMetric, size_corrected_share, train_credit
 from suite.types import Context
 
 #: columns of the quickstart table that make repeated profiles (many people share every value)
@@ -111,3 +111,28 @@ def test_the_shared_bootstrap_counts_a_repeated_row_once_and_resamples_both_side
         diff, cluster_codes(repeated, 1000), cluster_codes(None, 300), rng=np.random.default_rng(3)
     )
     assert high - low == pytest.approx(2 * 1.96 * np.sqrt(1 / 200 + 1 / 300), rel=0.2)
+
+
+def test_the_tabulated_bootstrap_credit_equals_train_credit_to_the_last_bit():
+    """`BootstrapCredit` (tables per first present neighbour) against `train_credit` on resampled controls,
+    with ties, rows whose every kept neighbour ties, rows a resample loses all of, and unsorted rows."""
+    rng = np.random.default_rng(5)
+    n, m, k, k_train = 400, 300, 5, 6
+    grid = np.arange(8) / 7.0  # few distinct distances: many ties
+    d_train = np.sort(rng.choice(grid, (n, k_train)), axis=1)
+    d_control = np.sort(rng.choice(grid, (n, k)), axis=1)
+    d_control[:20] = d_control[:20, :1]  # every kept control neighbour tied
+    d_train[:10] = d_control[:10, :1]
+    i_control = np.stack([rng.choice(m, k, replace=False) for _ in range(n)])
+    present = rng.random((30, m)) < 0.4
+    present[0] = False  # a resample that loses every control neighbour
+    prior = rng.uniform(0.4, 0.6, (30, 1))
+    expected = train_credit(d_train, d_control, present[:, i_control], prior)
+    credit = BootstrapCredit(d_train, d_control, i_control)
+    assert credit.tabulated
+    np.testing.assert_array_equal(credit(present, prior), expected)
+    unsorted = BootstrapCredit(d_train, d_control[:, ::-1].copy(), i_control)
+    assert not unsorted.tabulated
+    np.testing.assert_array_equal(
+        unsorted(present, prior), train_credit(d_train, d_control[:, ::-1], present[:, i_control], prior)
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,14 @@ from scipy import stats
 
 from suite.metrics._tabular import repeat_design_effect
 from suite.metrics.diagnostic import DiagnosticMetric
-from suite.metrics.fidelity import FidelityMetric, categorical_test, histogram_edges, numeric_test
+from suite.metrics.fidelity import (
+    FidelityMetric,
+    categorical_test,
+    histogram_edges,
+    numeric_test,
+    quality_inputs,
+    sdv_metadata,
+)
 from suite.registry import checks
 from suite.testing import check_check, context_for
 
@@ -149,3 +157,47 @@ def test_histogram_bins_follow_a_long_tail_and_stay_in_the_coded_range():
     assert edges[0] == low and edges[-1] == high and np.all(np.diff(edges) > 0)
     ages = adult["age"].to_numpy(dtype=float)
     assert histogram_edges(ages, *coded_range(ages, 10), 20)[1] == "linear"
+
+
+@pytest.mark.parametrize(
+    ("table", "generator"),
+    [("census", "marginals"), ("census", "holdout"), ("covid", "marginals"), ("covid", "uniform")],
+)
+def test_quality_inputs_leave_every_sdmetrics_score_unchanged(data, table, generator):
+    """Category strings handed to sdmetrics as order-keeping float ranks (`quality_inputs`, several times
+    faster): the QualityReport's score and every column's and pair's score are the same to the last bit,
+    on real tables with missing levels, levels one table lacks and numbers-as-categories."""
+    import warnings
+
+    from sdmetrics.reports import QualityReport
+
+    from suite.dataset import prepare
+    from suite.metadata import Roles
+
+    if table == "census":
+        census = prepare(
+            Path("data/census_kdd.parquet"),
+            metadata_path=Path("data/census_kdd.metadata.json"),
+            roles=Roles(identifiers=["instance_weight", "split"]),
+            holdout=0.5,
+            seed=0,
+        )
+        rows = lambda f: f.sample(n=3_000, random_state=0).reset_index(drop=True)  # noqa: E731
+        data = replace(census, train=rows(census.train), control=rows(census.control), reference=rows(census.reference))
+    ctx = context_for(data, generator, seed=0)
+    real, synthetic = ctx.train.copy(), ctx.synthetic.copy()
+    synthetic.loc[:9, real.select_dtypes("object").columns[0]] = "a level real data lacks"
+
+    def report(r: pd.DataFrame, s: pd.DataFrame) -> QualityReport:
+        out = QualityReport()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out.generate({"table": r}, {"table": s}, sdv_metadata(ctx.metadata), verbose=False)
+        return out
+
+    ranked_real, ranked_synthetic = quality_inputs(real, synthetic, ctx.metadata)
+    assert ranked_real.select_dtypes("object").shape[1] < real.select_dtypes("object").shape[1]  # strings were ranked
+    before, after = report(real, synthetic), report(ranked_real, ranked_synthetic)
+    assert after.get_score() == before.get_score()
+    for name in ("Column Shapes", "Column Pair Trends"):
+        pd.testing.assert_frame_equal(after.get_details(name), before.get_details(name), check_exact=True)
