@@ -1040,8 +1040,10 @@ class NeighbourCache:
     is total, ties by index).  Callers get copies.  ``searches`` and ``hits`` count what it did.
     Kept small: past ``max_mb`` of results the least recently used are dropped.  The runner gives one
     cache to a whole run, so the searches no release changes (control to train, candidates to the
-    control pool) are done once for every task and the null release.  Not shared between processes
-    (pickling gives an empty cache).
+    control pool) are done once for every task and the null release; after each task it calls
+    :meth:`sweep`, which drops what that task did not use (the previous release's own searches), so the
+    cache holds the shared searches and one release's, not every release's.  Not shared between
+    processes (pickling gives an empty cache).
     """
 
     def __init__(self, max_mb: float = 512.0) -> None:
@@ -1049,6 +1051,7 @@ class NeighbourCache:
         self.searches = 0
         self.hits = 0
         self._store: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._used: set[tuple] = set()  # keys searched or read since the last `sweep`
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -1071,6 +1074,7 @@ class NeighbourCache:
         _check_pair(query, reference)
         key = (fingerprint(query), fingerprint(reference), _check_metric(metric), bool(exclude_self))
         with self._lock:
+            self._used.add(key)
             found = self._store.pop(key, None)
             if found is not None:  # the most recently used last: the oldest unused is dropped first
                 self._store[key] = found
@@ -1085,6 +1089,17 @@ class NeighbourCache:
             while len(self._store) > 1 and self._mb() > self.max_mb:
                 del self._store[next(iter(self._store))]
         return dist, idx
+
+    def sweep(self) -> int:
+        """Drop every result not searched or read since the last sweep; return how many were dropped. Every task
+        of a run runs the same checks, so a search no release changes is used by every task: what one task did
+        not use belonged to an earlier release alone."""
+        with self._lock:
+            stale = [key for key in self._store if key not in self._used]
+            for key in stale:
+                del self._store[key]
+            self._used = set()
+        return len(stale)
 
     def _mb(self) -> float:
         return sum(d.nbytes + i.nbytes for d, i in self._store.values()) / 2**20

@@ -224,6 +224,7 @@ def run(
     yardstick = _yardstick(plan) if warn else None
     if warn and yardstick is None:
         _warn_weak(null_release(plan, data, neighbours=neighbours), sc.name, say)
+        neighbours.sweep()  # the first task drops what only the null release used
     scenario_sha256 = sha256_file(plan.path)
     if how.resume is not None:
         run_dir = how.resume
@@ -264,6 +265,8 @@ def run(
         for position, output in done:
             task = todo[position]
             outputs[(task.index, task.repeat)] = replace(output, measurements=[*output.measurements, *unloaded])
+            if output.failure is None:  # a failed generator ran no check: it used nothing, and says nothing
+                neighbours.sweep()  # in one process: keep the shared searches and this release's, not every release's
             if how.workers > 1 or how.executor != "local":
                 say(f"[{sc.name}] done: {sc.generators[task.index].key} repeat {task.repeat + 1}/{sc.repeats}")
         if phase is first and first:

@@ -7,6 +7,7 @@ import pickle
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import suite.neighbors as neighbors
@@ -102,3 +103,20 @@ def test_the_runner_hands_one_cache_to_the_null_release_and_every_task(tmp_path,
     assert len(given) >= 3 and isinstance(given[0], NeighbourCache)  # the null release, then two generators
     assert all(cache is given[0] for cache in given)
     assert given[0].hits >= 2  # control -> train: searched by the null release, read by both generators
+
+
+def test_sweep_keeps_the_searches_every_task_uses_and_drops_the_last_release_s() -> None:
+    """After each task the runner sweeps the run's cache: a search the task did not use (an earlier release's own)
+    is dropped, one it used (shared by every task, or its own release's) stays."""
+    rng = np.random.default_rng(0)
+    enc = GowerEncoder(numerical=["x", "y"], categorical=[])
+    frames = [pd.DataFrame(rng.normal(size=(60, 2)), columns=["x", "y"]) for _ in range(4)]
+    enc.fit(*frames)
+    train, first, second, third = (enc.transform(f) for f in frames)
+    cache = NeighbourCache()
+    for release in (first, second, third):
+        cache.nearest(train, train, exclude_self=True)  # shared: every task asks it
+        cache.nearest(release, train)  # this release's own
+        cache.sweep()
+        assert len(cache._store) == 2  # the shared search and this release's, not the earlier releases'
+    assert cache.searches == 4 and cache.hits == 2  # the shared search was done once
