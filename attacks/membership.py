@@ -740,7 +740,7 @@ def exposed_summary(scores: np.ndarray, cands: Candidates, fpr: float, ctx: Cont
             continue
         counts = _levels(exposed[col]).value_counts()
         diff = (counts / counts.sum()).subtract(_levels(others[col]).value_counts(normalize=True), fill_value=0.0)
-        real_counts = _levels(real[col]).value_counts()
+        real_counts = _level_counts(real[col])
         entry: dict = {"statistic": "total_variation", "value": round(float(diff.abs().sum() / 2.0), 3)}
         shown = [
             v
@@ -757,3 +757,14 @@ def exposed_summary(scores: np.ndarray, cands: Candidates, fpr: float, ctx: Cont
 def _levels(values: pd.Series) -> pd.Series:
     """A column's values as text, missing as a level of its own."""
     return values.astype(str).where(values.notna(), "(missing)")
+
+
+def _level_counts(values: pd.Series) -> pd.Series:
+    """`_levels(values).value_counts()`, by level (its order aside): counted on the values, then each distinct
+    value made text once (values whose texts agree summed), not every row. Objects other than strings are made
+    text one by one: value_counts would take 1, 1.0 and True for one value."""
+    if values.dtype == object and not set(map(type, values.dropna())) <= {str}:
+        return _levels(values).value_counts()
+    counts = values.value_counts(dropna=False)
+    counts = counts[counts > 0]  # a categorical's unused categories
+    return counts.groupby(_levels(pd.Series(counts.index, dtype=values.dtype)).to_numpy()).sum()

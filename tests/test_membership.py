@@ -20,7 +20,7 @@ from suite.neighbors import NeighbourCache
 from suite.registry import checks
 from suite.testing import check_check, context_for
 from suite.types import Context
-from tests.conftest import DATA, METADATA, ROLES
+from tests.conftest import DATA, METADATA, ROLES, ROOT
 
 
 def _prepare(path):
@@ -653,3 +653,15 @@ def test_the_rescored_bootstrap_compiled_pass_holds_with_ties_and_every_neighbou
     # every record its own candidate (members' records first, as the units are)
     record_labels = (unit < n_pos).astype(np.int8)
     _same_boot(local, Candidates(pd.DataFrame(index=range(len(unit))), np.arange(len(unit)), record_labels, None, 0))
+
+
+def test_level_counts_are_the_per_row_text_counts() -> None:
+    """`_level_counts` counts the distinct values and makes each text once; the counts are those of every row made
+    text (`_levels`), on shipped tables and on objects whose texts differ although pandas hashes them alike."""
+    from suite.attacks.membership import _level_counts, _levels
+
+    odd = pd.Series([1, 1.0, True, None, np.nan, "1", "x"], dtype=object)
+    unused = pd.Series(pd.Categorical(["a", None, "a"], categories=["a", "b"]))
+    frames = [pd.read_parquet(ROOT / "data" / f"{name}.parquet") for name in ("adult", "flchain", "pbcseq")]
+    for values in [odd, unused, *(f[c] for f in frames for c in f.columns)]:
+        assert _level_counts(values).to_dict() == _levels(values).value_counts().to_dict()
