@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import fnmatch
 import json
 import numbers
@@ -15,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import partial
+from functools import cache, partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
@@ -332,6 +333,23 @@ def run(
     return RunResult(scorecard=scorecard, run_dir=run_dir)
 
 
+def _trim() -> None:
+    """Hand the heap's free pages back to the system after a check (glibc's malloc_trim): a 100k-row check
+    frees hundreds of MB in pieces the allocator would otherwise keep, and the next check's peak lands on top
+    (census_100k's peak grew by about 50 MB a task). A no-op where the C library has no malloc_trim."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
+
+
 def _yardstick(plan: Plan) -> int | None:
     """The first generator fitted on the reference half with no `fit_on` transform (the `holdout` yardstick: real
     people that no check compares against): its first task is a release without leakage, as `suite plan`'s null
@@ -552,6 +570,7 @@ def _run_task(task: _TaskInput) -> _TaskOutput:
             cache.save_check(check_key, found, spent)
         measurements += found
         seconds[f"check.{check.spec.name}"] += spent
+        _trim()
     return _TaskOutput(measurements, dict(seconds), fit_info)
 
 
