@@ -317,15 +317,18 @@ class MembershipAttack:
             details["reference"] = "the reference half of the holdout"
         key = "candidates.halved" if halved else "candidates"
         if key not in shared:  # the same seed gives every attacker the same candidates: draw them once
-            shared[key] = select_candidates(
-                ctx.train,
-                control,
-                self._rng(ctx, "candidates"),
-                ctx.train_entities,
-                control_ent,
-                self.max_members,
-                self.max_non_members,
-            )
+
+            def draw() -> Candidates:
+                rng = self._rng(ctx, "candidates")
+                return select_candidates(
+                    ctx.train, control, rng, ctx.train_entities, control_ent, self.max_members, self.max_non_members
+                )
+
+            tables = (ctx.train, control, ctx.train_entities, control_ent)
+            # the real tables alone decide the draw: the run's cache keeps it for every release (not when halved:
+            # the halves are new tables each time)
+            memo = ("membership.candidates", *map(id, tables), ctx.seed, self.max_members, self.max_non_members)
+            shared[key] = draw() if ctx.neighbours is None or halved else ctx.neighbours.remember(memo, tables, draw)
         cands = shared[key]
         rescore = None
         if attacker == "distance":
@@ -411,13 +414,16 @@ class MembershipAttack:
         synthetic record. The encodings are made once per evaluation (`shared`); the search goes through
         `ctx.neighbours`, so the distance and local attackers (and any later task that asks the same) share it."""
         if shared.get("encoded_for") is not cands:
-            encoder = self._gower(ctx)
-            shared.update(
-                encoded_for=cands,
-                encoder=encoder,
-                query=encoder.transform(cands.rows),
-                synthetic=encoder.transform(ctx.synthetic),
-            )
+
+            def encode() -> tuple[GowerEncoder, Encoded]:
+                encoder = self._gower(ctx)
+                return encoder, encoder.transform(cands.rows)
+
+            # the encoder is fitted on the real tables and the candidates are real: one encoding for every release
+            real = (cands, ctx.train, ctx.holdout, ctx.reference)
+            memo = ("membership.encoding", *map(id, real))
+            encoder, query = encode() if ctx.neighbours is None else ctx.neighbours.remember(memo, real, encode)
+            shared.update(encoded_for=cands, encoder=encoder, query=query, synthetic=encoder.transform(ctx.synthetic))
         d_syn = cached_nearest(ctx.neighbours, shared["query"], shared["synthetic"], memory_mb=self.memory_mb)[0]
         return shared["encoder"], shared["query"], d_syn[:, 0]
 

@@ -70,12 +70,14 @@ import threading
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from suite.encoding import as_float
+
+T = TypeVar("T")
 
 __all__ = [
     "METRICS",
@@ -1050,8 +1052,10 @@ class NeighbourCache:
         self.max_mb = max_mb
         self.searches = 0
         self.hits = 0
+        self.recalled = 0  # `remember` answered from memory
         self._store: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._used: set[tuple] = set()  # keys searched or read since the last `sweep`
+        self._memo: dict[tuple, tuple[tuple, Any]] = {}  # `remember`: key -> (pinned objects, value)
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -1090,6 +1094,21 @@ class NeighbourCache:
                 del self._store[next(iter(self._store))]
         return dist, idx
 
+    def remember(self, key: tuple, pinned: tuple, make: Callable[[], T]) -> T:
+        """`make()` once per `key`: what a check derives from the real tables alone and would otherwise redo for
+        every release (the membership attack's candidates and their encoding). The key names the tables by
+        identity (`id`), so `pinned` holds them: they stay alive, and no other table takes their id."""
+        with self._lock:
+            self._used.add(key)
+            found = self._memo.get(key)
+        if found is not None:
+            self.recalled += 1
+            return found[1]  # type: ignore[no-any-return]
+        value = make()
+        with self._lock:
+            self._memo[key] = (pinned, value)
+        return value
+
     def sweep(self) -> int:
         """Drop every result not searched or read since the last sweep; return how many were dropped. Every task
         of a run runs the same checks, so a search no release changes is used by every task: what one task did
@@ -1098,8 +1117,11 @@ class NeighbourCache:
             stale = [key for key in self._store if key not in self._used]
             for key in stale:
                 del self._store[key]
+            forgotten = [key for key in self._memo if key not in self._used]
+            for key in forgotten:
+                del self._memo[key]
             self._used = set()
-        return len(stale)
+        return len(stale) + len(forgotten)
 
     def _mb(self) -> float:
         return sum(d.nbytes + i.nbytes for d, i in self._store.values()) / 2**20

@@ -457,6 +457,7 @@ def test_distance_and_local_attackers_share_one_search_and_agree_with_separate_r
     assert (cache.searches, cache.hits) == (2, 1)  # the local attacker read the distance attacker's search
     again = _by_name(MembershipAttack(attackers=("distance", "local")).evaluate(replace(ctx, neighbours=cache)))
     assert (cache.searches, cache.hits) == (2, 4)  # a later task with the same tables searches nothing
+    assert cache.recalled == 2  # nor draws the candidates or encodes them again (`NeighbourCache.remember`)
     assert all((m.value, m.ci) == (together[n].value, together[n].ci) for n, m in again.items())
     assert set(together) == set(alone)
     for name, m in together.items():

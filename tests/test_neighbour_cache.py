@@ -120,3 +120,19 @@ def test_sweep_keeps_the_searches_every_task_uses_and_drops_the_last_release_s()
         cache.sweep()
         assert len(cache._store) == 2  # the shared search and this release's, not the earlier releases'
     assert cache.searches == 4 and cache.hits == 2  # the shared search was done once
+
+
+def test_remember_makes_once_per_key_and_a_sweep_forgets_what_a_task_did_not_use() -> None:
+    cache = NeighbourCache()
+    table = pd.DataFrame({"x": [1.0, 2.0]})
+    made: list[int] = []
+    key = ("encoding", id(table))
+    first = cache.remember(key, (table,), lambda: made.append(1) or table.to_numpy())
+    again = cache.remember(key, (table,), lambda: made.append(1) or table.to_numpy())
+    assert again is first and made == [1] and cache.recalled == 1
+    cache.sweep()  # used since the last sweep: kept
+    assert cache.remember(key, (table,), lambda: made.append(1) or table.to_numpy()) is first
+    cache.sweep()
+    cache.sweep()  # a task that did not use it: forgotten, and made again when asked
+    cache.remember(key, (table,), lambda: made.append(1) or table.to_numpy())
+    assert made == [1, 1]
