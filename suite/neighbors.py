@@ -1043,8 +1043,8 @@ class NeighbourCache:
     Kept small: past ``max_mb`` of results the least recently used are dropped.  The runner gives one
     cache to a whole run, so the searches no release changes (control to train, candidates to the
     control pool) are done once for every task and the null release; after each task it calls
-    :meth:`sweep`, which drops what that task did not use (the previous release's own searches), so the
-    cache holds the shared searches and one release's, not every release's.  Not shared between
+    :meth:`sweep`, which drops what that task did not use and, after the first task, what it made (its
+    release's own searches), so the cache holds the shared searches, not every release's.  Not shared between
     processes (pickling gives an empty cache).
     """
 
@@ -1055,6 +1055,7 @@ class NeighbourCache:
         self.recalled = 0  # `remember` answered from memory
         self._store: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._used: set[tuple] = set()  # keys searched or read since the last `sweep`
+        self._fresh: set[tuple] = set()  # keys first stored since the last `sweep`
         self._memo: dict[tuple, tuple[tuple, Any]] = {}  # `remember`: key -> (pinned objects, value)
         self._lock = threading.Lock()
 
@@ -1088,7 +1089,8 @@ class NeighbourCache:
         dist, idx = nearest(query, reference, k=k, exclude_self=exclude_self, metric=metric, **options)
         with self._lock:
             self.searches += 1
-            self._store.pop(key, None)
+            if self._store.pop(key, None) is None:
+                self._fresh.add(key)
             self._store[key] = (dist.copy(), idx.copy())
             while len(self._store) > 1 and self._mb() > self.max_mb:
                 del self._store[next(iter(self._store))]
@@ -1107,20 +1109,27 @@ class NeighbourCache:
         value = make()
         with self._lock:
             self._memo[key] = (pinned, value)
+            self._fresh.add(key)
         return value
 
-    def sweep(self) -> int:
-        """Drop every result not searched or read since the last sweep; return how many were dropped. Every task
-        of a run runs the same checks, so a search no release changes is used by every task: what one task did
-        not use belonged to an earlier release alone."""
+    def in_use(self) -> bool:
+        """Whether anything was searched, read or remembered since the last sweep."""
+        return bool(self._used)
+
+    def sweep(self, *, keep_fresh: bool = True) -> int:
+        """Drop every result not searched or read since the last sweep, and with `keep_fresh=False` every result
+        first made since then too; return how many were dropped. Every task of a run runs the same checks, so a
+        search no release changes is used by every task, and made by the first (or the null release): what a
+        later task made, or did not use, belonged to one release alone."""
         with self._lock:
-            stale = [key for key in self._store if key not in self._used]
+            drop = lambda key: key not in self._used or (not keep_fresh and key in self._fresh)  # noqa: E731
+            stale = [key for key in self._store if drop(key)]
             for key in stale:
                 del self._store[key]
-            forgotten = [key for key in self._memo if key not in self._used]
+            forgotten = [key for key in self._memo if drop(key)]
             for key in forgotten:
                 del self._memo[key]
-            self._used = set()
+            self._used, self._fresh = set(), set()
         return len(stale) + len(forgotten)
 
     def _mb(self) -> float:

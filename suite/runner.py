@@ -260,6 +260,7 @@ def run(
     outputs: dict[tuple[int, int], _TaskOutput] = {}
     # the yardstick's first task is a null release itself: run first, it gives the warning before any fit
     first = [p for p, t in enumerate(inputs) if (t.index, t.repeat) == (yardstick, 0)]
+    swept = False  # the first task's sweep keeps what it made: the searches every task shares
     for phase in (first, [p for p in range(len(inputs)) if p not in first]):
         todo = [inputs[p] for p in phase]
         done = execute(_run_task, todo, executor=how.executor, workers=how.workers, address=how.address) if todo else ()
@@ -267,7 +268,10 @@ def run(
             task = todo[position]
             outputs[(task.index, task.repeat)] = replace(output, measurements=[*output.measurements, *unloaded])
             if output.failure is None:  # a failed generator ran no check: it used nothing, and says nothing
-                neighbours.sweep()  # in one process: keep the shared searches and this release's, not every release's
+                # in one process: the shared searches stay (the first task made them), a release's own go
+                used = neighbours.in_use()  # a task reused from the run folder ran no check: it made nothing
+                neighbours.sweep(keep_fresh=not swept)
+                swept = swept or used
             if how.workers > 1 or how.executor != "local":
                 say(f"[{sc.name}] done: {sc.generators[task.index].key} repeat {task.repeat + 1}/{sc.repeats}")
         if phase is first and first:

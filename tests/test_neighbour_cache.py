@@ -120,6 +120,12 @@ def test_sweep_keeps_the_searches_every_task_uses_and_drops_the_last_release_s()
         cache.sweep()
         assert len(cache._store) == 2  # the shared search and this release's, not the earlier releases'
     assert cache.searches == 4 and cache.hits == 2  # the shared search was done once
+    # after the first task the runner also drops what a task made: the shared searches were made by the first
+    cache.nearest(train, train, exclude_self=True)
+    cache.nearest(first, train)
+    assert cache.in_use()
+    cache.sweep(keep_fresh=False)
+    assert len(cache._store) == 1 and not cache.in_use()  # the shared search alone
 
 
 def test_remember_makes_once_per_key_and_a_sweep_forgets_what_a_task_did_not_use() -> None:
