@@ -81,8 +81,7 @@ class BootstrapCredit:
         self.tabulated = 0 < k <= 16 and bool(np.all(np.diff(d_control, axis=1) >= 0))
         if not self.tabulated:
             return
-        rows = np.arange(n)
-        self.rows = rows[:, None]
+        self.rows = np.arange(n)[None, :]  # indexes the (resample, row) tables below
         # first present neighbour f (k: none, the row takes the k-th distance), as `train_credit` finds it
         nearest = np.column_stack([d_control, d_control[:, -1]])  # (n, k + 1)
         edge = np.minimum(d_train[:, :1], nearest) + _TIE
@@ -103,9 +102,9 @@ class BootstrapCredit:
         for j in range(self.i_control.shape[1]):
             bits |= present[:, self.i_control[:, j]].astype(np.int64) << j
         first = self.first[bits]
-        tied_t = self.tied_t[self.rows.T, first]
-        tied_c = np.where(bits == 0, self.lost_tied, self.popcount[bits & self.within_mask[self.rows.T, first]])
-        return np.where(self.full[self.rows.T, first], prior, tied_t / np.maximum(tied_t + tied_c, 1))
+        tied_t = self.tied_t[self.rows, first]
+        tied_c = np.where(bits == 0, self.lost_tied, self.popcount[bits & self.within_mask[self.rows, first]])
+        return np.where(self.full[self.rows, first], prior, tied_t / np.maximum(tied_t + tied_c, 1))
 
 
 @checks.register("dcr")

@@ -88,14 +88,13 @@ def powers(plan: Plan, measurements: list[Measurement]) -> list[Power]:
     """What the measurements of a release without leakage (the null release, or the `holdout` yardstick's own
     task, which is one) say about each gated privacy threshold of the plan."""
     sc = plan.scenario
-    policy = {k: t for k, t in plan.policy.items() if is_privacy(k)}
+    # privacy thresholds only, the preset's too: the yardstick's task measures utility as well
+    policy, defaults = ({k: t for k, t in d.items() if is_privacy(k)} for d in (plan.policy, plan.defaults))
     by_name = {m.name: m for m in measurements}
     out = []
-    for j in judge(measurements, policy, plan.defaults):
+    for j in judge(measurements, policy, defaults):
         m = by_name.get(j.measurement)
         if j.threshold is None or not j.threshold.gates or m is None or j.status is Status.NOT_APPLICABLE:
-            continue
-        if not is_privacy(j.measurement):  # the yardstick's task measures utility too
             continue
         out.append(_power(m, j, sc.split.holdout, sc.confidence))
     return out
