@@ -16,15 +16,26 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from suite.attacks._anonymeter import attack_data, check_columns
+from suite.attacks._anonymeter import attack_data, check_columns, to_anonymeter
 from suite.metadata import Metadata
 from suite.neighbors import GowerEncoder, nearest
 from suite.registry import checks
 from suite.seeding import derive_seed
-from suite.stats import newcombe_difference_ci
+from suite.stats import AdjustedDifference, adjusted_difference, newcombe_difference_ci
 from suite.types import Context, Goal, Measurement, MeasurementSpec, Need, names, privacy, worst_of
 
 _NS_PER_DAY = 86_400 * 10**9
+
+#: How many of the reference rows nearest a target the reference attacker reads (the tied nearest ones among them).
+REFERENCE_NEIGHBOURS = 32
+
+
+def tuple_codes(*frames: pd.DataFrame, columns: list[str]) -> list[np.ndarray]:
+    """One code per row of each frame: equal codes for equal tuples of `columns` (missing equals missing)."""
+    joined = pd.concat([f[columns] for f in frames], ignore_index=True)
+    codes = joined.groupby(columns, dropna=False, sort=False).ngroup().to_numpy()
+    bounds = np.cumsum([0, *(len(f) for f in frames)])
+    return [codes[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def tolerance_for(train_secret: pd.Series, fraction: float) -> float:
@@ -66,6 +77,59 @@ def nearest_secrets(
     """The secret of the synthetic row nearest each target on the `aux` columns (ties: the first row)."""
     idx = nearest(encoder.transform(targets[aux]), encoder.transform(synthetic[aux]), memory_mb=memory_mb)[1]
     return synthetic[secret].to_numpy()[idx[:, 0]]
+
+
+def tied_share(
+    targets: pd.DataFrame,
+    rows: pd.DataFrame,
+    encoder: GowerEncoder,
+    aux: list[str],
+    secret: str,
+    tolerance: float | None,
+    k: int = REFERENCE_NEIGHBOURS,
+    memory_mb: float = 256.0,
+) -> np.ndarray:
+    """Each target's chance that the attack guesses right from `rows`: the share of right secrets among the rows
+    nearest it on `aux` (every row at the nearest distance, up to `k` of them in the rows' order)."""
+    k = min(k, len(rows))
+    dist, idx = nearest(encoder.transform(targets[aux]), encoder.transform(rows[aux]), k=k, memory_mb=memory_mb)
+    tied = dist <= dist[:, :1]
+    found = rows[secret].to_numpy()[idx]
+    wanted = np.repeat(targets[secret].to_numpy(), k)
+    right = correct_guesses(found.reshape(-1), wanted, tolerance).reshape(idx.shape)
+    return (right & tied).sum(axis=1) / tied.sum(axis=1)
+
+
+def adjusted_excess(
+    hits: tuple[np.ndarray, np.ndarray],
+    reference_hits: tuple[np.ndarray, np.ndarray] | None,
+    clusters: tuple[np.ndarray, np.ndarray],
+    plain: tuple[float, tuple[float, float]],
+    confidence: float,
+) -> tuple[float, tuple[float, float], dict[str, Any]]:
+    """The excess of training over control successes, adjusted for the reference attacker's (the same attack
+    with the reference rows as its release: real people nobody trained on, so its excess is 0 but for the
+    split's luck, which it shares with the attack's). `plain` is the unadjusted excess and interval, kept
+    where no adjustment can be made (no reference, or too few people: `suite.stats.adjusted_difference`).
+    Returns the value, the interval and the details that say which was used."""
+    adj: AdjustedDifference | None = None
+    if reference_hits is not None:
+        adj = adjusted_difference(hits, reference_hits, clusters, confidence)
+    value, ci = plain
+    details: dict[str, Any] = {"unadjusted": {"value": value, "ci": list(ci)}}
+    if adj is None:
+        details["adjustment"] = "none: " + (
+            "no reference rows" if reference_hits is None else "too few people or clusters, or no spread to use"
+        )
+        return value, ci, details
+    details["adjustment"] = {
+        "covariate": "the same attack's success with the reference rows as the release (real unseen people)",
+        "reference_success": {"train": float(np.mean(reference_hits[0])), "control": float(np.mean(reference_hits[1]))},  # type: ignore[index]
+        "theta": adj.theta,
+        "clusters": adj.clusters,
+        "interval": "normal, cluster-robust standard error (clusters: quasi-identifier tuples)",
+    }
+    return adj.value, adj.ci, details
 
 
 def success_share(hits: np.ndarray) -> dict[str, Any]:
@@ -193,6 +257,38 @@ class InferenceAttack:
                 f"inference: n_attacks must be a positive number of training targets (or null), got {self.n_attacks}"
             )
 
+    def _reference_hits(
+        self,
+        ctx: Context,
+        train: pd.DataFrame,
+        control: pd.DataFrame,
+        encoder: GowerEncoder,
+        aux: list[str],
+        secret: str,
+        tol: float | None,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The reference attacker's chance of a right guess for each training and control target (`tied_share`
+        on the reference rows, in an order drawn from the seed), or None without reference rows. It reads the
+        real tables only, so a run makes it once for all its releases (`NeighbourCache.remember`)."""
+        reference = ctx.reference
+        if reference is None or len(reference) == 0:
+            return None
+
+        def make() -> tuple[np.ndarray, np.ndarray]:
+            rows = to_anonymeter(reference, ctx.metadata)
+            order = np.random.default_rng(derive_seed(ctx.seed, self.name, secret, "reference"))
+            rows = rows.iloc[order.permutation(len(rows))].reset_index(drop=True)
+            return (
+                tied_share(train, rows, encoder, aux, secret, tol, memory_mb=self.memory_mb),
+                tied_share(control, rows, encoder, aux, secret, tol, memory_mb=self.memory_mb),
+            )
+
+        if ctx.neighbours is None:
+            return make()
+        real = (ctx.train, ctx.holdout, reference)
+        key = ("inference.reference", *map(id, real), ctx.seed, secret, tuple(aux), tol, self.n_attacks)
+        return ctx.neighbours.remember(key, real, make)  # type: ignore[no-any-return]
+
     def evaluate(self, ctx: Context) -> list[Measurement]:
         self._check_params()
         md = ctx.metadata
@@ -225,6 +321,8 @@ class InferenceAttack:
                 data.control[secret],
                 tol,
             )
+            reference_hits = self._reference_hits(ctx, train, data.control, encoder, aux, secret, tol)
+            clusters = tuple_codes(train, data.control, columns=aux)
             naive = synthetic[secret].to_numpy()[rng.integers(0, len(synthetic), len(train))]
             hits_naive = correct_guesses(naive, train[secret], tol)
             attack, control, baseline = (
@@ -248,14 +346,18 @@ class InferenceAttack:
                 "confidence": ctx.confidence,
             }
             x_t, n_t, x_c, n_c = attack["n_success"], attack["n_targets"], control["n_success"], control["n_targets"]
+            plain = (_rate(attack) - _rate(control), newcombe_difference_ci(x_t, n_t, x_c, n_c, ctx.confidence))
+            value, ci, adjustment = adjusted_excess(
+                (hits_train, hits_control), reference_hits, clusters, plain, ctx.confidence
+            )
             excess = Measurement(
                 f"inference.{secret}.excess",
-                _rate(attack) - _rate(control),
+                value,
                 Goal.MINIMIZE,
-                ci=newcombe_difference_ci(x_t, n_t, x_c, n_c, ctx.confidence),
+                ci=ci,
                 baseline=0.0,
                 meaning=f"inference of {secret}: success share on training people minus on unseen (control) people",
-                details=details,
+                details={**details, **adjustment},
             )
             advantage = Measurement(
                 f"inference.{secret}.attack_advantage",

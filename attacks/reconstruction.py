@@ -31,8 +31,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from suite.attacks._anonymeter import attack_data, check_columns
-from suite.attacks.inference import correct_guesses, success_share, tolerance_for
+from suite.attacks._anonymeter import attack_data, check_columns, to_anonymeter
+from suite.attacks.inference import adjusted_excess, correct_guesses, success_share, tolerance_for, tuple_codes
 from suite.metadata import Metadata
 from suite.registry import checks
 from suite.seeding import derive_seed
@@ -41,14 +41,6 @@ from suite.types import Context, Goal, Measurement, MeasurementSpec, Need, names
 
 #: A categorical quasi-identifier with more levels than this enters the model as an ordinal code.
 _MAX_CATEGORIES = 250
-
-
-def tuple_codes(*frames: pd.DataFrame, columns: list[str]) -> list[np.ndarray]:
-    """One code per row of each frame: equal codes for equal tuples of `columns` (missing equals missing)."""
-    joined = pd.concat([f[columns] for f in frames], ignore_index=True)
-    codes = joined.groupby(columns, dropna=False, sort=False).ngroup().to_numpy()
-    bounds = np.cumsum([0, *(len(f) for f in frames)])
-    return [codes[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def exact_hits(
@@ -436,6 +428,9 @@ class ReconstructionAttack:
         else:
             fit_rows = synthetic
         continuous = set(md.continuous)
+        # the reference attacker's release: real people nobody trained on (`adjusted_excess`); none without them
+        reference = None if ctx.reference is None or len(ctx.reference) == 0 else to_anonymeter(ctx.reference, md)
+        refs = [] if reference is None else [reference]
         out: list[Measurement] = []
         gated: list[Measurement] = []
         rare_ones: list[Measurement] = []
@@ -448,7 +443,7 @@ class ReconstructionAttack:
             regression = secret in continuous
             tol = tolerance_for(data.train[secret], self.tolerance) if regression else None
             tolerances[secret] = tol
-            c_train, c_control, c_syn = tuple_codes(train, control, synthetic, columns=qi)
+            c_train, c_control, c_syn, *c_ref = tuple_codes(train, control, synthetic, *refs, columns=qi)
             base: dict[str, Any] = {
                 "secret": secret,
                 "quasi_identifiers": qi,
@@ -496,7 +491,14 @@ class ReconstructionAttack:
                 if attacker == "exact":
                     rare = rare_among(c_train, c_control, self.min_rare_control)
                     name = f"reconstruction.{secret}.rare_excess"
-                    m = self._rare(name, (h_t, h_c), (c_train, c_control), rare, details, ctx)
+                    x = None
+                    if reference is not None:
+                        ref_secret = reference[secret].to_numpy()
+                        x = tuple(
+                            exact_hits(c, people[secret].to_numpy(), c_ref[0], ref_secret, tol)
+                            for c, people in ((c_train, train), (c_control, control))
+                        )
+                    m = self._rare(name, (h_t, h_c), (c_train, c_control), rare, details, ctx, x)
                     out.append(m)
                     rare_ones.append(m)
         meaning = "reconstruction: the worst secret and attacker's excess (highest upper bound, its interval)"
@@ -517,7 +519,7 @@ class ReconstructionAttack:
                 summary="measurements",
             )
             out.append(replace(worst, details={"column": worst.details["secret"], **worst.details}))
-            out.append(self._joint(train, control, synthetic, all_qi, tolerances, data.details(), ctx))
+            out.append(self._joint(train, control, synthetic, reference, all_qi, tolerances, data.details(), ctx))
         return out
 
     def _rare(
@@ -528,11 +530,15 @@ class ReconstructionAttack:
         rare: tuple[np.ndarray, np.ndarray, int],
         details: dict[str, Any],
         ctx: Context,
+        reference_hits: tuple[np.ndarray, ...] | None = None,
     ) -> Measurement:
-        """The exact attacker's excess read on the people of rare tuples only (`rare_excess`)."""
+        """The exact attacker's excess read on the people of rare tuples only (`rare_excess`), adjusted for the
+        reference attacker's where there are reference rows (`adjusted_excess`)."""
         (h_t, h_c), (c_t, c_c), (r_t, r_c, rarity) = hits, codes, rare
         rng = np.random.default_rng(derive_seed(ctx.seed, self.name, name))
-        value, ci = rare_excess((h_t[r_t], h_c[r_c]), (c_t[r_t], c_c[r_c]), rng, ctx.confidence)
+        plain = rare_excess((h_t[r_t], h_c[r_c]), (c_t[r_t], c_c[r_c]), rng, ctx.confidence)
+        x = None if reference_hits is None else (reference_hits[0][r_t], reference_hits[1][r_c])
+        value, ci, adjustment = adjusted_excess((h_t[r_t], h_c[r_c]), x, (c_t[r_t], c_c[r_c]), plain, ctx.confidence)
         return Measurement(
             name,
             value,
@@ -541,6 +547,7 @@ class ReconstructionAttack:
             baseline=0.0,
             details={
                 **details,
+                **adjustment,
                 "rarity": rarity,
                 "targets": (
                     f"people whose quasi-identifier tuple is held by at most {rarity} of the training and control "
@@ -560,6 +567,7 @@ class ReconstructionAttack:
         train: pd.DataFrame,
         control: pd.DataFrame,
         synthetic: pd.DataFrame,
+        reference: pd.DataFrame | None,
         all_qi: list[str],
         tolerances: dict[str, float | None],
         data_details: dict[str, Any],
@@ -588,7 +596,8 @@ class ReconstructionAttack:
             "confidence": ctx.confidence,
             "seconds": round(time.perf_counter() - start, 3),
         }
-        m = self._rare("reconstruction.joint.rare_excess", (h_t, h_c), (c_train, c_control), rare, details, ctx)
+        x = None if reference is None else tuple(joint_hits(p, reference, qi, tolerances) for p in (train, control))
+        m = self._rare("reconstruction.joint.rare_excess", (h_t, h_c), (c_train, c_control), rare, details, ctx, x)
         return replace(m, meaning="reconstruction of every secret at once for people with rare quasi-identifiers")
 
 

@@ -108,9 +108,15 @@ def _power(m: Measurement, j: Judgement, holdout: float, confidence: float) -> P
     value in expectation (the null's own value where it is far past that: the table's floor), so
     it passes with probability Phi(margin / se - z). One null draw passing or failing is luck; this rate
     is not. The holdout that would reach `TARGET_PASS_RATE` assumes the standard error shrinks as
-    1 / sqrt(holdout) (`refine` replaces it with a second measured size)."""
+    1 / sqrt(holdout) (`refine` replaces it with a second measured size). A measurement adjusted for a
+    reference attacker is read as it was before the adjustment (details `unadjusted`): the null release is the
+    reference itself, whose excess the adjustment cancels almost exactly, while a fitted release's is narrowed
+    less (docs/attacks.md)."""
     threshold = j.threshold
     assert threshold is not None
+    plain = m.details.get("unadjusted")
+    if isinstance(plain, dict):  # adjusted for a reference attacker: what a release unlike the reference gets
+        m = dataclasses.replace(m, value=float(plain["value"]), ci=tuple(plain["ci"]))
     if j.status is Status.ERROR:
         return Power(m.name, None, None, threshold, None, None, "the check could not run on the null release")
     low, high = bounds(m.value, m.ci)
