@@ -595,3 +595,20 @@ def test_category_text_is_the_per_cell_text():
             got = _category_text(frame[column])
             assert list(got) == per_cell(frame[column]) and got.dtype == object
             assert all(type(v) is str for v in got)
+
+
+def test_inference_adjusts_for_the_reference_attacker_and_still_catches_a_copy(contexts, measured):
+    """The excess is adjusted for the same attack run on the reference rows (real unseen people): on the
+    `holdout` release it is narrower than Newcombe's unadjusted interval and holds 0; a copy of the training
+    rows is still a risk shown; without reference rows the unadjusted excess is reported, as before."""
+    secret = "payor_group"
+    held = measured("holdout", "inference")[f"inference.{secret}.excess"]
+    plain = held.details["unadjusted"]
+    assert isinstance(held.details["adjustment"], dict) and held.details["adjustment"]["clusters"] >= 30
+    assert held.ci[0] <= 0.0 <= held.ci[1]
+    assert held.ci[1] - held.ci[0] < 0.9 * (plain["ci"][1] - plain["ci"][0])
+    copy = measured("identity", "inference")["inference.max.excess"]
+    assert copy.ci[0] > 0.05, copy
+    bare = dataclasses.replace(contexts["holdout"], reference=None)
+    m = {x.name: x for x in InferenceAttack(secrets=[secret]).evaluate(bare)}[f"inference.{secret}.excess"]
+    assert m.details["adjustment"].startswith("none") and (m.value, list(m.ci)) == (plain["value"], plain["ci"])

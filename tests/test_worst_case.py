@@ -129,6 +129,11 @@ def test_rare_people_show_the_partial_copy_as_a_risk_past_the_default_gate(full_
     for name in ("reconstruction.joint.rare_excess", "reconstruction.max.rare_excess"):
         null = full_reconstruction["holdout"][name]
         assert null.ci[1] < PRESETS["default"]["reconstruction.joint.rare_excess"].max, (name, null.value, null.ci)
+        # adjusted for the reference attacker: narrower than the unadjusted interval, and still holding 0
+        plain, adjustment = null.details["unadjusted"], null.details["adjustment"]
+        assert isinstance(adjustment, dict) and adjustment["clusters"] >= 30, adjustment
+        assert null.ci[0] <= 0.0 <= null.ci[1] and null.ci[1] - null.ci[0] < plain["ci"][1] - plain["ci"][0]
+        assert got[name].details["unadjusted"]["ci"][0] > 0.05  # shown either way
 
 
 def test_on_a_table_too_small_to_single_anyone_out_everyone_is_read(reconstruction):
