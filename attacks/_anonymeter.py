@@ -364,6 +364,19 @@ def attack_data(ctx: Context, *, convert: bool = True) -> AttackData:
     )
 
 
+def reference_rows(ctx: Context) -> pd.DataFrame | None:
+    """The context's reference rows (real people in neither training nor the control) as anonymeter's frames, the
+    release of the reference attacker (`suite.attacks.inference.adjusted_excess`); None when there are none. Made
+    once per run when the context has the run's `NeighbourCache`."""
+    reference = ctx.reference
+    if reference is None or len(reference) == 0:
+        return None
+    make = lambda: to_anonymeter(reference, ctx.metadata)  # noqa: E731
+    if ctx.neighbours is None:
+        return make()
+    return ctx.neighbours.remember(("anonymeter.reference", id(reference)), (reference,), make)  # type: ignore[no-any-return]
+
+
 def check_columns(columns: list[str], metadata: Metadata, what: str) -> None:
     unknown = [c for c in columns if c not in metadata.columns]
     if unknown:

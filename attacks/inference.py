@@ -2,7 +2,8 @@
 
 anonymeter's attack (the secret of the nearest synthetic row on the auxiliary columns), run
 on every target with the suite's neighbour search and judged by the absolute excess of the
-success on training people over control people (Newcombe's interval). anonymeter 1.1's own
+success on training people over control people, adjusted for the same attack on the reference rows
+(`adjusted_excess`; Newcombe's interval where it cannot be). anonymeter 1.1's own
 evaluator is not used: it scores a number right within 5% *of the guess* (a date of 2018
 against 2020 is a hit, any negative guess is right), attacks one count of targets on each side
 (so no more training people than control people), and reports a ratio, (attack - control) /
@@ -16,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from suite.attacks._anonymeter import attack_data, check_columns, to_anonymeter
+from suite.attacks._anonymeter import attack_data, check_columns, reference_rows
 from suite.metadata import Metadata
 from suite.neighbors import GowerEncoder, nearest
 from suite.registry import checks
@@ -157,9 +158,12 @@ class InferenceAttack:
 
     The attack runs on every control person (never shown to the generator) and on every
     training person (or `n_attacks` of them, drawn from the seed). `inference.<secret>.excess`
-    is the success share on training people minus that on control people, with Newcombe's
-    interval for the difference of two independent proportions (hybrid Wilson score, method
-    10). Guessing control people well is what any good model of the population does, so only
+    is the success share on training people minus that on control people, adjusted for the
+    reference attacker's (the same attack with the reference rows as its release, whose excess
+    is the split's luck alone: `adjusted_excess`), with a cluster-robust normal interval; without
+    reference rows or with fewer than 30 people a side, Newcombe's interval for the difference of
+    two independent proportions (hybrid Wilson score, method 10), kept in the details as
+    `unadjusted`. Guessing control people well is what any good model of the population does, so only
     the excess on the people the generator was trained on counts. `inference.max.excess` is
     the secret whose excess has the highest upper bound, with that secret's interval (so a
     threshold on it holds for every secret); its details name the column.
@@ -270,14 +274,13 @@ class InferenceAttack:
         """The reference attacker's chance of a right guess for each training and control target (`tied_share`
         on the reference rows, in an order drawn from the seed), or None without reference rows. It reads the
         real tables only, so a run makes it once for all its releases (`NeighbourCache.remember`)."""
-        reference = ctx.reference
-        if reference is None or len(reference) == 0:
+        reference = reference_rows(ctx)
+        if reference is None:
             return None
 
         def make() -> tuple[np.ndarray, np.ndarray]:
-            rows = to_anonymeter(reference, ctx.metadata)
             order = np.random.default_rng(derive_seed(ctx.seed, self.name, secret, "reference"))
-            rows = rows.iloc[order.permutation(len(rows))].reset_index(drop=True)
+            rows = reference.iloc[order.permutation(len(reference))].reset_index(drop=True)
             return (
                 tied_share(train, rows, encoder, aux, secret, tol, memory_mb=self.memory_mb),
                 tied_share(control, rows, encoder, aux, secret, tol, memory_mb=self.memory_mb),
@@ -285,7 +288,7 @@ class InferenceAttack:
 
         if ctx.neighbours is None:
             return make()
-        real = (ctx.train, ctx.holdout, reference)
+        real = (ctx.train, ctx.holdout, ctx.reference)
         key = ("inference.reference", *map(id, real), ctx.seed, secret, tuple(aux), tol, self.n_attacks)
         return ctx.neighbours.remember(key, real, make)  # type: ignore[no-any-return]
 

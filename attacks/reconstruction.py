@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from suite.attacks._anonymeter import attack_data, check_columns, to_anonymeter
+from suite.attacks._anonymeter import attack_data, check_columns, reference_rows
 from suite.attacks.inference import adjusted_excess, correct_guesses, success_share, tolerance_for, tuple_codes
 from suite.metadata import Metadata
 from suite.registry import checks
@@ -287,7 +287,9 @@ class ReconstructionAttack:
     control people (unique, or the rarest level up to 5 that leaves `min_rare_control` control people,
     else everyone; details `rarity`): `reconstruction.<secret>.rare_excess`, their worst,
     `reconstruction.max.rare_excess`, and `reconstruction.joint.rare_excess`, one synthetic row carrying
-    the tuple and every secret at once.
+    the tuple and every secret at once. These are adjusted for the exact attacker on the reference rows
+    (real unseen people: `suite.attacks.inference.adjusted_excess`), the bootstrap interval kept in the
+    details as `unadjusted`.
     A unique person's tuple in the release is about that person; chance matches are rare there, so a
     leak of a few people is shown rather than diluted by the crowds that share common tuples.
 
@@ -429,7 +431,7 @@ class ReconstructionAttack:
             fit_rows = synthetic
         continuous = set(md.continuous)
         # the reference attacker's release: real people nobody trained on (`adjusted_excess`); none without them
-        reference = None if ctx.reference is None or len(ctx.reference) == 0 else to_anonymeter(ctx.reference, md)
+        reference = reference_rows(ctx)
         refs = [] if reference is None else [reference]
         out: list[Measurement] = []
         gated: list[Measurement] = []
