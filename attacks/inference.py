@@ -94,7 +94,7 @@ def tied_share(
     nearest it on `aux` (every row at the nearest distance, up to `k` of them in the rows' order)."""
     k = min(k, len(rows))
     dist, idx = nearest(encoder.transform(targets[aux]), encoder.transform(rows[aux]), k=k, memory_mb=memory_mb)
-    tied = dist <= dist[:, :1]
+    tied = (dist <= dist[:, :1]) | (np.arange(k) == 0)  # the nearest row counts whatever its distance
     found = rows[secret].to_numpy()[idx]
     wanted = np.repeat(targets[secret].to_numpy(), k)
     right = correct_guesses(found.reshape(-1), wanted, tolerance).reshape(idx.shape)

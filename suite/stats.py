@@ -109,12 +109,15 @@ def adjusted_difference(
     quasi-identifier tuple; codes in one space across the two sides, as `cluster_codes` gives), never
     narrower than z^2 * sqrt(1/n_t^2 + 1/n_c^2) (Wilson's half-width at a share of 0: no spread in a
     sample is no evidence of no spread). None when either side has fewer than `MIN_ADJUSTED` units or
-    clusters, or x does not vary within the groups: the caller keeps its unadjusted interval.
+    clusters, x does not vary within the groups, or a value is not finite: the caller keeps its unadjusted
+    interval.
     """
     y_t, y_c = (np.asarray(v, dtype=float) for v in y)
     x_t, x_c = (np.asarray(v, dtype=float) for v in x)
     c_t, c_c = (np.asarray(v) for v in clusters)
     n_t, n_c = len(y_t), len(y_c)
+    if not all(np.isfinite(v).all() for v in (y_t, y_c, x_t, x_c)):
+        return None
     if min(n_t, n_c) < MIN_ADJUSTED or min(len(np.unique(c_t)), len(np.unique(c_c))) < MIN_ADJUSTED:
         return None
     dx = np.concatenate([x_t - x_t.mean(), x_c - x_c.mean()])

@@ -94,6 +94,7 @@ def test_the_adjustment_steps_aside_where_it_cannot_help_and_never_claims_no_spr
     ones = np.ones(200), np.ones(100)
     people = np.arange(200), np.arange(200, 300)
     assert adjusted_difference(y, ones, people) is None  # a covariate without spread carries nothing
+    assert adjusted_difference(y, (np.full(200, np.nan), np.zeros(100)), people) is None  # nor one not measured
     few = (y[0][: MIN_ADJUSTED - 1], y[1]), (y[0][: MIN_ADJUSTED - 1], y[1]), (people[0][: MIN_ADJUSTED - 1], people[1])
     assert adjusted_difference(*few) is None
     one_tuple = np.zeros(200), np.zeros(100)  # everyone shares one quasi-identifier tuple: one cluster
