@@ -14,10 +14,16 @@ scenario goes through jinja2's autoescape, and through `plots.label` before matp
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import math
+import pickle
+import subprocess
+import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -392,7 +398,136 @@ def _method(details: Mapping[str, Any]) -> str:
     return method if isinstance(method, str) else "spearman"
 
 
-def _utility_for(g: GeneratorRecord, index: int, kinds: set[str], min_count: int) -> dict[str, Any]:
+def _distributions(g: GeneratorRecord) -> MeasurementRecord | None:
+    """The measurement whose details hold the per-column distributions (`by_column`) of generator `g`."""
+    name, key, _ = _UTILITY_KINDS["distributions"]
+    return _first_with(g, [name], key)
+
+
+#: Worker processes that draw the per-generator distribution figures ahead while the page is built (0: none).
+FIGURE_WORKERS = 2
+#: Panels (columns drawn, over every generator) below which the figures are drawn in this process only: a
+#: worker's start (about 1 s: Python, numpy, pandas, matplotlib) would cost more than it saves.
+_AHEAD_MIN_PANELS = 60
+#: What a worker runs: the parent's import path first (its first input), then `plots.serve`.
+_WORKER = (
+    "import pickle, sys; sys.path[:0] = pickle.load(sys.stdin.buffer); "
+    "from suite.reports.plots import serve; serve(sys.stdin.buffer, sys.stdout.buffer)"
+)
+#: Seconds the page waits for a worker's figure before drawing it itself.
+_WORKER_WAIT = 600.0
+
+
+class _Ahead:
+    """The per-generator distribution figures (`plots.distribution_overlays`: 1.5-4 s each at census_100k's 30
+    panels, most of the report's time) drawn ahead by worker processes while this one builds the rest of the page.
+    Each worker is a fresh interpreter that imports `suite.reports.plots` alone (`_WORKER`; not multiprocessing,
+    whose spawned children import the caller's main script again) and takes the next figure when done with one. A
+    figure no worker has taken when the page reaches it is drawn here; one whose worker failed (no worker, a worker
+    gone, an error in the drawing) is drawn here again. Each figure is the same function of the same details and
+    settings (`plots.changed_rc`) wherever it is drawn, so the page is the same byte for byte."""
+
+    def __init__(self, jobs: dict[int, tuple[Any, ...]], workers: int) -> None:
+        self._jobs = jobs
+        self._todo: list[int] = []  # figures no worker has taken yet
+        self._taken: dict[int, Future] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        panels = sum(min(len(args[0]), 30) if isinstance(args[0], Mapping) else 0 for args in jobs.values())
+        if workers < 1 or len(jobs) < 2 or panels < _AHEAD_MIN_PANELS or not sys.executable:
+            return
+        self._todo = list(jobs)
+        rc = plots.changed_rc()
+        for _ in range(min(workers, len(jobs))):
+            try:
+                worker = subprocess.Popen(  # noqa: S603 - this interpreter, a fixed command
+                    [sys.executable, "-c", _WORKER],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                )
+            except OSError:  # no worker: the figures not taken are drawn here
+                break
+            thread = threading.Thread(target=self._feed, args=(worker, rc), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _take(self) -> tuple[int, Future] | None:
+        with self._lock:
+            if not self._todo:
+                return None
+            index = self._todo.pop(0)
+            future = self._taken[index] = Future()
+            return index, future
+
+    def _feed(self, worker: subprocess.Popen, rc: dict[str, Any]) -> None:
+        """One worker's figures, one at a time, until none is left."""
+        assert worker.stdin is not None and worker.stdout is not None
+        try:
+            pickle.dump(list(sys.path), worker.stdin)
+            pickle.dump(rc, worker.stdin)
+            worker.stdin.flush()
+            while (taken := self._take()) is not None:
+                index, future = taken
+                try:
+                    pickle.dump(self._jobs[index], worker.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                    worker.stdin.flush()
+                    status, value = pickle.load(worker.stdout)  # noqa: S301 - our own worker's answer
+                except BaseException as exc:  # noqa: BLE001 - the worker is gone: this figure is drawn here
+                    future.set_exception(RuntimeError(f"figure worker failed: {type(exc).__name__}"))
+                    return
+                if status == "ok":
+                    future.set_result(value)
+                else:
+                    future.set_exception(RuntimeError(value))
+        except BaseException:  # noqa: BLE001 - the worker never started: the figures are drawn here
+            return
+        finally:
+            with contextlib.suppress(OSError):
+                worker.stdin.close()  # the worker's input ends: it exits
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+    def overlays(
+        self, index: int, by_column: Mapping[str, Any], rows: int, min_count: int
+    ) -> tuple[str, plots.Suppressed, int]:
+        """Generator `index`'s figure: a worker's, else drawn here."""
+        with self._lock:
+            future = None if index in self._todo else self._taken.get(index)
+            if index in self._todo:
+                self._todo.remove(index)
+        if future is not None:
+            try:
+                return future.result(timeout=_WORKER_WAIT)  # type: ignore[no-any-return]
+            except Exception:  # noqa: BLE001 - drawn here instead: the same figure, or the same error
+                pass
+        return plots.distribution_overlays(by_column, rows, min_count)
+
+    def close(self) -> None:
+        """No further figure is taken; the workers finish the one they draw and exit."""
+        with self._lock:
+            self._todo.clear()
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+
+
+def _ahead(sc: Scorecard, min_count: int, workers: int) -> _Ahead:
+    """The distribution figures of every generator that has them, started in worker processes."""
+    jobs = {}
+    for index, g in enumerate(sc.generators):
+        m = _distributions(g)
+        if m is not None:
+            jobs[index] = (m.details["by_column"], int(m.details.get("rows_per_table") or 0), min_count)
+    return _Ahead(jobs, workers)
+
+
+def _utility_for(
+    g: GeneratorRecord, index: int, kinds: set[str], min_count: int, ahead: _Ahead | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "anchor": f"utility-{index}",
         "name": g.name,
@@ -403,6 +538,8 @@ def _utility_for(g: GeneratorRecord, index: int, kinds: set[str], min_count: int
     }
 
     def get(kind: str) -> MeasurementRecord | None:
+        if kind == "distributions":
+            return _distributions(g)
         name, key, _ = _UTILITY_KINDS[kind]
         names = [name, "propensity.pmse"] if kind == "shap" else [name]
         return _first_with(g, names, key)
@@ -417,7 +554,9 @@ def _utility_for(g: GeneratorRecord, index: int, kinds: set[str], min_count: int
             out["failed"] = [str(c) for c in m.details.get("failed_columns", [])]
 
             def make(m: MeasurementRecord = m, rows: int = rows) -> tuple[str, str]:
-                uri, hidden, left_out = plots.distribution_overlays(m.details["by_column"], rows, min_count)
+                by_column = m.details["by_column"]
+                drawn = ahead.overlays(index, by_column, rows, min_count) if ahead is not None else None
+                uri, hidden, left_out = drawn or plots.distribution_overlays(by_column, rows, min_count)
                 notes = []
                 if hidden.levels:
                     notes.append(
@@ -527,7 +666,7 @@ def _utility_for(g: GeneratorRecord, index: int, kinds: set[str], min_count: int
     return out
 
 
-def _utility(sc: Scorecard, min_count: int) -> dict[str, Any]:
+def _utility(sc: Scorecard, min_count: int, ahead: _Ahead | None = None) -> dict[str, Any]:
     gens = sc.generators
     present = {
         kind
@@ -586,7 +725,7 @@ def _utility(sc: Scorecard, min_count: int) -> dict[str, Any]:
     return {
         "notes": notes,
         "tstr": tstr_plot,
-        "generators": [_utility_for(g, i, present, min_count) for i, g in enumerate(gens)] if present else [],
+        "generators": [_utility_for(g, i, present, min_count, ahead) for i, g in enumerate(gens)] if present else [],
     }
 
 
@@ -704,10 +843,21 @@ def effective_min_count(scorecard: Scorecard, min_count: int) -> int:
     return max(int(min_count), int(disclosure.get("min_count") or 1), 1)
 
 
-def render_html(scorecard: Scorecard, *, min_count: int = 10, allow_records: bool = False) -> str:
-    """The whole report as one HTML string (no external resource)."""
+def render_html(
+    scorecard: Scorecard, *, min_count: int = 10, allow_records: bool = False, workers: int = FIGURE_WORKERS
+) -> str:
+    """The whole report as one HTML string (no external resource). `workers`: processes that draw the distribution
+    figures ahead (`_Ahead`; 0 = all in this process): the same page either way."""
     sc = scorecard
     min_count = effective_min_count(sc, min_count)
+    ahead = _ahead(sc, min_count, workers)
+    try:
+        return _render(sc, min_count, allow_records, ahead)
+    finally:
+        ahead.close()
+
+
+def _render(sc: Scorecard, min_count: int, allow_records: bool, ahead: _Ahead) -> str:
     repeats = int(sc.scenario.get("spec", {}).get("repeats", 1) or 1)
     confidence = sc.scenario.get("spec", {}).get("confidence", 0.95)
     context = {
@@ -723,7 +873,7 @@ def render_html(scorecard: Scorecard, *, min_count: int = 10, allow_records: boo
         "canaries": dict(zip(("header", "rows"), matrix(sc))) | {"any": bool(sc.canaries)},
         "privacy": _privacy(sc),
         "exposure": [(g.name, text) for g in sc.generators if (text := membership_exposure(g))],
-        "utility": _utility(sc, min_count),
+        "utility": _utility(sc, min_count, ahead),
         "by_kind": _by_kind(sc, repeats > 1),
         "tradeoff": _tradeoff(sc),
         "provenance": _provenance(sc, min_count, allow_records),

@@ -16,7 +16,7 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -361,6 +361,44 @@ def distribution_overlays(
             ax.legend(frameon=False, fontsize=7)
     _place(fig, nrows, ncols, left=1.1, wgap=1.15, top=0.3, bottom=0.45, hgap=0.75, right=0.15)
     return to_uri(fig), Suppressed(levels=folded_total, bins=bins_total), left_out
+
+
+def changed_rc() -> dict[str, Any]:
+    """The matplotlib settings this process changed from those it started with: what a worker process applies to
+    draw one of its figures with the same pixels (`overlays_under`)."""
+    import matplotlib
+
+    return {k: v for k, v in matplotlib.rcParams.items() if k != "backend" and matplotlib.rcParamsOrig.get(k) != v}
+
+
+def overlays_under(
+    rc: Mapping[str, Any], by_column: Mapping[str, Mapping[str, Any]], rows: int, min_count: int
+) -> tuple[str, Suppressed, int]:
+    """`distribution_overlays` under the settings `rc` (`changed_rc` of the process the report is built in)."""
+    import matplotlib
+
+    with matplotlib.rc_context(dict(rc)):
+        return distribution_overlays(by_column, rows, min_count)
+
+
+def serve(source: BinaryIO, sink: BinaryIO) -> None:
+    """A figure worker of report.html (reports/html.py, `_Ahead`): reads the settings (`changed_rc`), then jobs
+    (by_column, rows, min_count), each answered by ("ok", `overlays_under`'s figure) or ("error", its text), until
+    the input ends. Every object in and out is pickled, by the report's own process."""
+    import pickle
+
+    rc = pickle.load(source)  # noqa: S301 - written by the parent process that started this one
+    while True:
+        try:
+            job = pickle.load(source)  # noqa: S301 - idem
+        except EOFError:
+            return
+        try:
+            answer: tuple[str, Any] = ("ok", overlays_under(rc, *job))
+        except Exception as exc:  # noqa: BLE001 - the parent draws it again, and meets the error itself
+            answer = ("error", f"{type(exc).__name__}: {exc}")
+        pickle.dump(answer, sink, protocol=pickle.HIGHEST_PROTOCOL)
+        sink.flush()
 
 
 def _matrix(values: Sequence[Sequence[Any]]) -> np.ndarray:

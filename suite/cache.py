@@ -22,7 +22,6 @@ Layout::
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import pickle
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from suite.io import sha256_frame, write_bytes_atomic, write_text_atomic
+from suite.io import parquet_bytes, read_parquet, sha256_frame, write_bytes_atomic, write_text_atomic
 from suite.types import Goal, Measurement
 
 CACHE = "cache"
@@ -80,7 +79,7 @@ class TaskCache:
             return None
         try:
             info = json.loads(info_file.read_text(encoding="utf-8"))
-            frame = pd.read_parquet(sample_file)
+            frame = read_parquet(sample_file)
         except (OSError, ValueError):
             return None
         if sha256_frame(frame) != info.get("synthetic_sha256"):
@@ -111,13 +110,12 @@ class TaskCache:
     def save_sample(self, frame: pd.DataFrame, info: dict[str, Any]) -> None:
         """The sample, then the task facts naming its hash (the task counts as done once both exist)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
         try:
-            frame.to_parquet(buffer, index=False)
+            data = parquet_bytes(frame)
             digest = sha256_frame(frame)
         except Exception:  # noqa: BLE001 - a sample parquet or the hash cannot hold is not cached; resume refits
             return
-        write_bytes_atomic(self.dir / "synthetic.parquet", buffer.getvalue())
+        write_bytes_atomic(self.dir / "synthetic.parquet", data)
         facts = {**info, "synthetic_sha256": digest}
         write_text_atomic(self.dir / "task.json", json.dumps(facts, default=_jsonable, sort_keys=True))
 

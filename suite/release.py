@@ -8,7 +8,6 @@ later tells whether a file is one of them (docs/releasing.md).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from suite.errors import ConfigError
-from suite.io import write_bytes_atomic
+from suite.io import parquet_bytes, write_bytes_atomic
 from suite.scorecard import ReleasedTable
 
 RELEASE = "release"
@@ -43,9 +42,7 @@ def table_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
     """The table as the bytes of a Parquet or CSV file."""
     if fmt == "csv":
         return spreadsheet_safe(frame).to_csv(index=False, lineterminator="\n").encode("utf-8")
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    return buffer.getvalue()
+    return parquet_bytes(frame)
 
 
 def write_table(

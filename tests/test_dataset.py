@@ -133,3 +133,30 @@ def test_metadata_names_are_read_in_nfc_and_personal_sdtypes_are_known(tmp_path)
     assert list(metadata.columns) == ["âge", "mail"]
     assert metadata.roles.quasi_identifiers == ("âge",)
     assert metadata.sdtype("mail") == "email"
+
+
+def test_parquet_bytes_are_pandas_own_and_the_cached_sample_reads_back(tmp_path):
+    """`parquet_bytes` (the task cache's and the released tables' writer, which hands pyarrow's freed pages back)
+    writes the bytes `to_parquet` wrote before, on census rows (text, integers, floats, missing values); the
+    task cache reads its sample back with the same hash."""
+    import io
+
+    import pyarrow as pa
+
+    from suite.cache import TaskCache
+    from suite.io import parquet_bytes, read_parquet, sha256_frame
+    from suite.release import table_bytes
+
+    census = read_parquet(DATA.parent / "census_kdd.parquet").iloc[:20_000].reset_index(drop=True)
+    census.loc[::97, "age"] = np.nan  # a column with missing values too
+    pool = pa.default_memory_pool()
+    for frame in (census, census.sample(frac=1.0, random_state=0).reset_index(drop=True)):
+        old = io.BytesIO()
+        frame.to_parquet(old, index=False)
+        assert parquet_bytes(frame) == old.getvalue() == table_bytes(frame, "parquet")
+        assert pa.default_memory_pool().backend_name == pool.backend_name  # the pool is the one before
+    cache = TaskCache(tmp_path, "k")
+    cache.save_sample(census, {"rows": len(census)})
+    frame, info = cache.load_sample()
+    assert info["synthetic_sha256"] == sha256_frame(census) == sha256_frame(frame)
+    pd.testing.assert_frame_equal(frame, census)

@@ -444,3 +444,74 @@ def test_browser_screenshot_is_kept(quickstart, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 20_000, len(data)
+
+
+# --- figures drawn ahead in worker processes ------------------------------------------------------
+
+
+def _overlay_jobs(scorecard: Scorecard) -> dict[int, tuple]:
+    from suite.reports import html as report
+
+    return {
+        i: (m.details["by_column"], int(m.details.get("rows_per_table") or 0), 10)
+        for i, g in enumerate(scorecard.generators)
+        if (m := report._distributions(g)) is not None
+    }
+
+
+def test_report_with_figures_drawn_by_workers_is_the_one_drawn_here(quickstart):
+    """The quickstart (covid_testing, six generators, 14 columns each) has enough panels for the distribution
+    figures to be drawn by worker processes: the page is the one drawn all in this process, byte for byte."""
+    scorecard, html, _ = quickstart
+    assert len(_overlay_jobs(scorecard)) == 6
+    serial = render_html(scorecard, workers=0)
+    assert render_html(scorecard, workers=2) == serial == html
+
+
+def test_workers_draw_the_figures_and_any_failure_draws_them_here(quickstart, monkeypatch):
+    from suite.reports import html as report
+
+    jobs = _overlay_jobs(quickstart[0])
+    serial = {i: plots.distribution_overlays(*args) for i, args in jobs.items()}
+    here: list[int] = []
+    drawn_here = plots.distribution_overlays
+
+    def counted(*args):  # noqa: ANN002, ANN202
+        here.append(1)
+        return drawn_here(*args)
+
+    monkeypatch.setattr(plots, "distribution_overlays", counted)
+
+    def collect(ahead: report._Ahead, wait: bool) -> dict[int, tuple]:
+        deadline = time.monotonic() + 120
+        while wait and ahead._todo and time.monotonic() < deadline:  # every figure taken by a worker
+            time.sleep(0.05)
+        try:
+            return {i: ahead.overlays(i, *args) for i, args in jobs.items()}
+        finally:
+            ahead.close()
+
+    assert collect(report._Ahead(jobs, 2), wait=True) == serial and not here  # all six drawn by the workers
+    monkeypatch.setattr(report, "_WORKER", "import sys; sys.exit(3)")  # workers that die at once
+    assert collect(report._Ahead(jobs, 2), wait=False) == serial and len(here) == 6
+    monkeypatch.setattr(report.sys, "executable", "")  # no interpreter to start: no worker
+    assert collect(report._Ahead(jobs, 2), wait=False) == serial and len(here) == 12
+
+
+def test_a_figure_that_fails_in_a_worker_fails_here_alike(quickstart, monkeypatch):
+    """A worker's error is not passed on: the figure is drawn here again and meets the same error."""
+    from suite.reports import html as report
+
+    jobs = _overlay_jobs(quickstart[0])
+    jobs[2] = ({"age": {"tvd": 0.1}}, *jobs[2][1:])  # no column carries a distribution: a ValueError
+    ahead = report._Ahead(jobs, 2)
+    deadline = time.monotonic() + 120
+    while ahead._todo and time.monotonic() < deadline:  # every figure taken by a worker, the failing one too
+        time.sleep(0.05)
+    try:
+        assert 2 in ahead._taken
+        with pytest.raises(ValueError, match="no column carries a distribution"):
+            ahead.overlays(2, *jobs[2])
+        assert ahead.overlays(3, *jobs[3]) == plots.distribution_overlays(*jobs[3])
+    finally:
+        ahead.close()

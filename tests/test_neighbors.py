@@ -737,3 +737,44 @@ def test_first_present_numba_and_numpy_agree_and_follow_the_rule() -> None:
         for r in range(n):
             usable = [j for j in range(k) if owner[r, j] >= 0 and present[bb, owner[r, j]]]
             assert slow[bb, r] == dist[r, usable[0] if usable else k - 1]
+
+
+def _compact_codes_before(qc: np.ndarray, rc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_compact_codes` as it was: one (rows x columns) int64 array, then cast."""
+    p = qc.shape[1]
+    if p == 0:
+        return np.empty((len(qc), 0), np.uint8), np.empty((0, len(rc)), np.uint8)
+    n = len(qc)
+    new = np.empty((n + len(rc), p), dtype=np.int64)
+    levels = 1
+    for j in range(p):
+        uniq, inverse = np.unique(np.concatenate((qc[:, j], rc[:, j])), return_inverse=True)
+        new[:, j] = inverse.reshape(-1)
+        levels = max(levels, len(uniq))
+    dtype = np.uint8 if levels <= 0x100 else np.uint16 if levels <= 0x10000 else np.int64
+    new = new.astype(dtype)
+    return np.ascontiguousarray(new[:n]), np.ascontiguousarray(new[n:].T)
+
+
+def test_compact_codes_column_by_column_gives_the_old_codes() -> None:
+    """The search's compacted category codes, now built column by column in their small type (no int64 array of
+    every code): the same codes, type and layout as before, on census_kdd's 34 categorical columns (missing values
+    and unseen levels among them), with a column of over 256 levels (uint16) and of over 65,536 (int64)."""
+    frame = pd.read_parquet(DATA.parent / "census_kdd.parquet").drop(columns=["instance_weight", "split"])
+    categorical = [c for c in frame.columns if frame[c].dtype == object]
+    assert len(categorical) >= 25
+    rows = np.random.default_rng(3).permutation(len(frame))[:75_000]
+    x, y = frame.iloc[rows[:40_000]], frame.iloc[rows[40_000:]]
+    enc = GowerEncoder(categorical=categorical).fit(x.iloc[:2_000])  # the other rows hold unseen levels
+    qc, rc = enc.transform(x).categorical, enc.transform(y).categorical
+    seen = np.array([len(enc.categories_[c]) for c in categorical])
+    assert (qc == -1).any() and (qc >= seen).any() and (rc >= seen).any()
+    wide = np.c_[qc, np.arange(len(qc)) % 300], np.c_[rc, np.arange(len(rc)) % 299]
+    wider = np.c_[qc, np.arange(len(qc))], np.c_[rc, -1 - np.arange(len(rc))]
+    for q, r in ((qc, rc), wide, wider, (qc[:, :0], rc[:, :0]), (qc[:0], rc)):
+        got, want = neighbors._compact_codes(q, r), _compact_codes_before(q, r)
+        for a, b in zip(got, want, strict=True):
+            assert a.dtype == b.dtype and a.shape == b.shape and a.flags.c_contiguous
+            np.testing.assert_array_equal(a, b)
+    assert neighbors._compact_codes(*wide)[0].dtype == np.uint16
+    assert neighbors._compact_codes(*wider)[0].dtype == np.int64
