@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import os
 import sys
 import traceback
@@ -232,7 +233,7 @@ def _run_all(args: argparse.Namespace) -> int:
 
 def _run(path: Path, *, out: Path | None, quiet: bool, execution: Any = None, keep_cache: bool = False) -> int:
     from suite.reports import canary_table, gate_table, verdict_table, write_reports
-    from suite.runner import Progress, run
+    from suite.runner import Progress, run, trim_memory
 
     try:
         plan = _load(path)
@@ -245,6 +246,8 @@ def _run(path: Path, *, out: Path | None, quiet: bool, execution: Any = None, ke
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return BAD_INPUT
+    gc.collect()  # the run's tables and searches are gone: their pages go back before the reports' workers start
+    trim_memory()
     write_reports(result.scorecard, result.run_dir)
     if not keep_cache:  # the run is complete: models and samples (real rows, for identity and holdout) go
         from suite.cache import clear
