@@ -104,17 +104,18 @@ def tied_share(
 def adjusted_excess(
     hits: tuple[np.ndarray, np.ndarray],
     reference_hits: tuple[np.ndarray, np.ndarray] | None,
-    clusters: tuple[np.ndarray, np.ndarray],
+    clusters: tuple[np.ndarray, np.ndarray] | None,
     plain: tuple[float, tuple[float, float]],
     confidence: float,
 ) -> tuple[float, tuple[float, float], dict[str, Any]]:
     """The excess of training over control successes, adjusted for the reference attacker's (the same attack
     with the reference rows as its release: real people nobody trained on, so its excess is 0 but for the
     split's luck, which it shares with the attack's). `plain` is the unadjusted excess and interval, kept
-    where no adjustment can be made (no reference, or too few people: `suite.stats.adjusted_difference`).
+    where no adjustment can be made (no reference, or too few people: `suite.stats.adjusted_difference`);
+    `clusters` are the targets' quasi-identifier tuples, needed with `reference_hits` only.
     Returns the value, the interval and the details that say which was used."""
     adj: AdjustedDifference | None = None
-    if reference_hits is not None:
+    if reference_hits is not None and clusters is not None:
         adj = adjusted_difference(hits, reference_hits, clusters, confidence)
     value, ci = plain
     details: dict[str, Any] = {"unadjusted": {"value": value, "ci": list(ci)}}
@@ -261,7 +262,7 @@ class InferenceAttack:
                 f"inference: n_attacks must be a positive number of training targets (or null), got {self.n_attacks}"
             )
 
-    def _reference_hits(
+    def _reference(
         self,
         ctx: Context,
         train: pd.DataFrame,
@@ -270,21 +271,22 @@ class InferenceAttack:
         aux: list[str],
         secret: str,
         tol: float | None,
-    ) -> tuple[np.ndarray, np.ndarray] | None:
+    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None:
         """The reference attacker's chance of a right guess for each training and control target (`tied_share`
-        on the reference rows, in an order drawn from the seed), or None without reference rows. It reads the
-        real tables only, so a run makes it once for all its releases (`NeighbourCache.remember`)."""
+        on the reference rows, in an order drawn from the seed) and the targets' quasi-identifier clusters
+        (`tuple_codes` on `aux`), or None without reference rows. Both read the real tables only, so a run makes
+        them once for all its releases (`NeighbourCache.remember`)."""
         reference = reference_rows(ctx)
         if reference is None:
             return None
 
-        def make() -> tuple[np.ndarray, np.ndarray]:
+        def make() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
             order = np.random.default_rng(derive_seed(ctx.seed, self.name, secret, "reference"))
             rows = reference.iloc[order.permutation(len(reference))].reset_index(drop=True)
-            return (
-                tied_share(train, rows, encoder, aux, secret, tol, memory_mb=self.memory_mb),
-                tied_share(control, rows, encoder, aux, secret, tol, memory_mb=self.memory_mb),
+            hits = tuple(
+                tied_share(t, rows, encoder, aux, secret, tol, memory_mb=self.memory_mb) for t in (train, control)
             )
+            return hits, tuple(tuple_codes(train, control, columns=aux))  # type: ignore[return-value]
 
         if ctx.neighbours is None:
             return make()
@@ -324,8 +326,8 @@ class InferenceAttack:
                 data.control[secret],
                 tol,
             )
-            reference_hits = self._reference_hits(ctx, train, data.control, encoder, aux, secret, tol)
-            clusters = tuple_codes(train, data.control, columns=aux)
+            reference = self._reference(ctx, train, data.control, encoder, aux, secret, tol)
+            reference_hits, clusters = (None, None) if reference is None else reference
             naive = synthetic[secret].to_numpy()[rng.integers(0, len(synthetic), len(train))]
             hits_naive = correct_guesses(naive, train[secret], tol)
             attack, control, baseline = (
