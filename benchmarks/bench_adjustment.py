@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 from bench_calibration import TABLES, Table, _data_file
-from harness import emit, load_average, log, machine, table
+from bench_reconstruction import over_seeds
+from harness import emit, load_average, machine, table
 
 GENERATORS = ("holdout", "sdv.gaussian_copula", "identity", "partial_copy")
 GATE = 0.05
@@ -72,18 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tables", nargs="*", default=["flchain"], choices=sorted(TABLES))
     parser.add_argument("--seeds", type=int, default=6, help="split seeds 0..N-1 per table")
     args = parser.parse_args(argv)
-    results: dict[tuple[str, str, str], list[Row]] = defaultdict(list)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.tables:
-            t = TABLES[name]
-            if not (t.roles.get("quasi_identifiers") and t.roles.get("secrets")):
-                log(f"[adjustment] {name}: no quasi-identifiers and secrets declared, skipped")
-                continue
-            for seed in range(args.seeds):
-                log(f"[adjustment] {name} seed {seed}")
-                for (g, m), row in measure(t, seed, Path(tmp)).items():
-                    results[(name, g, m)].append(row)
+    results = over_seeds(args.tables, args.seeds, measure, "adjustment")
     rows = []
     for (name, g, m), got in results.items():
         cols = list(zip(*got, strict=True))

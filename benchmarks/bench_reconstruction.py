@@ -22,10 +22,14 @@ import argparse
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from bench_calibration import TABLES, Table, _data_file
 from harness import emit, load_average, log, machine, table
+
+R = TypeVar("R")
 
 GENERATORS = ("holdout", "sdv.gaussian_copula", "partial_copy", "outlier_copy")
 MEASUREMENTS = ("reconstruction.max.excess", "reconstruction.max.rare_excess", "reconstruction.joint.rare_excess")
@@ -54,23 +58,32 @@ def measure(t: Table, seed: int, folder: Path) -> dict[tuple[str, str], tuple[fl
     return out
 
 
+def over_seeds(
+    tables: list[str], seeds: int, measure: Callable[[Table, int, Path], dict[tuple[str, str], R]], tag: str
+) -> dict[tuple[str, str, str], list[R]]:
+    """(table, generator, measurement) -> `measure`'s rows over split seeds 0..seeds-1 of each table that declares
+    quasi-identifiers and secrets (the others are skipped, with a line on stderr)."""
+    results: dict[tuple[str, str, str], list[R]] = defaultdict(list)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in tables:
+            t = TABLES[name]
+            if not (t.roles.get("quasi_identifiers") and t.roles.get("secrets")):
+                log(f"[{tag}] {name}: no quasi-identifiers and secrets declared, skipped")
+                continue
+            for seed in range(seeds):
+                log(f"[{tag}] {name} seed {seed}")
+                for (g, m), row in measure(t, seed, Path(tmp)).items():
+                    results[(name, g, m)].append(row)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tables", nargs="*", default=["covid_testing", "adult"], choices=sorted(TABLES))
     parser.add_argument("--seeds", type=int, default=7, help="split seeds 0..N-1 per table")
     args = parser.parse_args(argv)
-    results: dict[tuple[str, str, str], list[tuple[float, float, float, int]]] = defaultdict(list)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.tables:
-            t = TABLES[name]
-            if not (t.roles.get("quasi_identifiers") and t.roles.get("secrets")):
-                log(f"[reconstruction] {name}: no quasi-identifiers and secrets declared, skipped")
-                continue
-            for seed in range(args.seeds):
-                log(f"[reconstruction] {name} seed {seed}")
-                for (g, m), row in measure(t, seed, Path(tmp)).items():
-                    results[(name, g, m)].append(row)
+    results = over_seeds(args.tables, args.seeds, measure, "reconstruction")
     rows = []
     for (name, g, m), got in results.items():
         lows, highs = [r[1] for r in got], [r[2] for r in got]
